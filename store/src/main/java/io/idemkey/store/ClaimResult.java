@@ -1,0 +1,49 @@
+package io.idemkey.store;
+
+import java.time.Instant;
+import java.util.Objects;
+
+/**
+ * What {@link IdempotencyStore#claim} found for a key. Exactly one caller per key gets
+ * {@link Acquired} or {@link TakenOver}, and with it the fencing token that its later
+ * {@code complete}, {@code release} and {@code renew} calls must present.
+ */
+public sealed interface ClaimResult {
+
+  /** The key was free (new, expired or released): the caller runs the request. */
+  record Acquired(long token) implements ClaimResult {}
+
+  /**
+   * The previous holder's lease ran out: the caller runs the request with a higher token, and the
+   * previous holder's token is no longer accepted.
+   */
+  record TakenOver(long token, long previousToken) implements ClaimResult {
+    /**
+     * @throws IllegalArgumentException if the new token is not higher than the previous one
+     */
+    public TakenOver {
+      if (token <= previousToken) {
+        throw new IllegalArgumentException(
+            "token " + token + " must be higher than previous token " + previousToken);
+      }
+    }
+  }
+
+  /** Another request holds the key until {@code leaseExpiresAt}, unless it renews its lease. */
+  record InProgress(Instant leaseExpiresAt) implements ClaimResult {
+    public InProgress {
+      Objects.requireNonNull(leaseExpiresAt, "leaseExpiresAt");
+    }
+  }
+
+  /** The key is completed: replay {@code response}. */
+  record Completed(StoredResponse response, Instant expiresAt) implements ClaimResult {
+    public Completed {
+      Objects.requireNonNull(response, "response");
+      Objects.requireNonNull(expiresAt, "expiresAt");
+    }
+  }
+
+  /** The key is held or completed for a request with a different fingerprint. */
+  record FingerprintMismatch() implements ClaimResult {}
+}

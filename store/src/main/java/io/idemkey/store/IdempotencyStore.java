@@ -1,0 +1,65 @@
+package io.idemkey.store;
+
+/**
+ * The dedup store: records which request holds each key, and the response of each completed key.
+ *
+ * <p>A key is claimed by exactly one caller at a time, across threads and across every store
+ * instance that shares the same database. The claim returns a fencing token; completing,
+ * releasing or renewing the key succeeds only with the current token, so a caller whose lease ran
+ * out and was taken over can never overwrite the new holder's record.
+ *
+ * <p>Only two states are stored: in progress and completed. A key whose time to live has passed,
+ * or that was released, is free again; that is derived from timestamps.
+ *
+ * <p>Implementations are thread-safe. Every method may throw {@link StoreUnavailableException}
+ * when the backing database cannot be reached.
+ */
+public interface IdempotencyStore extends AutoCloseable {
+
+  /**
+   * Claims {@code key} for a request with {@code fingerprint}.
+   *
+   * @return {@link ClaimResult.Acquired} or {@link ClaimResult.TakenOver} when the caller now
+   *     holds the key; otherwise what holds it
+   * @throws StoreUnavailableException if the store cannot be reached
+   */
+  ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint);
+
+  /**
+   * Completes a key held with {@code token}, recording {@code response} for the time to live.
+   *
+   * @return true if recorded; false if {@code token} is no longer current (the key was taken
+   *     over, released or expired), in which case nothing changes
+   * @throws StoreUnavailableException if the store cannot be reached
+   */
+  boolean complete(IdempotencyKey key, long token, StoredResponse response);
+
+  /**
+   * Releases a key held with {@code token}, so the next claim acquires it.
+   *
+   * @return true if released; false if {@code token} is no longer current
+   * @throws StoreUnavailableException if the store cannot be reached
+   */
+  boolean release(IdempotencyKey key, long token);
+
+  /**
+   * Renews the lease of a key held with {@code token} for another full lease.
+   *
+   * @return true if renewed; false if {@code token} is no longer current
+   * @throws StoreUnavailableException if the store cannot be reached
+   */
+  boolean renew(IdempotencyKey key, long token);
+
+  /**
+   * Deletes expired keys in bounded batches. Across every instance sharing a database, only one
+   * purges at a time; the others return 0 at once.
+   *
+   * @return the number of keys deleted by this call
+   * @throws StoreUnavailableException if the store cannot be reached
+   */
+  int purgeExpired();
+
+  /** Stops background work and releases connections that this store opened itself. */
+  @Override
+  void close();
+}

@@ -1,0 +1,197 @@
+package io.idemkey.store;
+
+import io.idemkey.migrations.TableName;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.Objects;
+import javax.sql.DataSource;
+
+/**
+ * The one builder of {@link IdempotencyStore}s.
+ *
+ * <pre>{@code
+ * IdempotencyStore store = StoreBuilder.postgres("jdbc:postgresql://db/app", "app", secret)
+ *     .ttl(Duration.ofHours(24))
+ *     .build();
+ * }</pre>
+ *
+ * <p>A PostgreSQL store is wrapped in a Caffeine cache of completed responses unless
+ * {@link #cacheMaxBytes(long)} is 0, and purges expired keys every {@link #purgeInterval} unless
+ * that is zero. Not thread-safe; the stores it builds are.
+ */
+public final class StoreBuilder {
+
+  /** Default time to live of a completed key. */
+  public static final Duration DEFAULT_TTL = Duration.ofHours(24);
+  /** Default in-flight lease. */
+  public static final Duration DEFAULT_LEASE = Duration.ofSeconds(30);
+  /** Default pool size when the store opens its own pool. */
+  public static final int DEFAULT_POOL_SIZE = 10;
+  /** Default longest wait for a connection. */
+  public static final Duration DEFAULT_CONNECT_TIMEOUT = Duration.ofSeconds(2);
+  /** Default weight limit of the cache of completed responses. */
+  public static final long DEFAULT_CACHE_MAX_BYTES = 64L * 1024 * 1024;
+  /** Default interval between purges. */
+  public static final Duration DEFAULT_PURGE_INTERVAL = Duration.ofMinutes(1);
+  /** Default number of keys deleted per purge batch. */
+  public static final int DEFAULT_PURGE_BATCH_SIZE = 1000;
+
+  private enum Kind { MEMORY, POSTGRES_DATA_SOURCE, POSTGRES_URL }
+
+  private final Kind kind;
+  private final DataSource dataSource;
+  private final String jdbcUrl;
+  private final String username;
+  private final String password;
+  private Clock clock = Clock.systemUTC();
+  private Duration ttl = DEFAULT_TTL;
+  private Duration lease = DEFAULT_LEASE;
+  private TableName tableName = TableName.DEFAULT;
+  private boolean migrate = true;
+  private int poolSize = DEFAULT_POOL_SIZE;
+  private Duration connectTimeout = DEFAULT_CONNECT_TIMEOUT;
+  private long cacheMaxBytes = DEFAULT_CACHE_MAX_BYTES;
+  private Duration purgeInterval = DEFAULT_PURGE_INTERVAL;
+  private int purgeBatchSize = DEFAULT_PURGE_BATCH_SIZE;
+
+  private StoreBuilder(
+      Kind kind, DataSource dataSource, String jdbcUrl, String username, String password) {
+    this.kind = kind;
+    this.dataSource = dataSource;
+    this.jdbcUrl = jdbcUrl;
+    this.username = username;
+    this.password = password;
+  }
+
+  /** A store held in this process's memory: for tests and single-node use. */
+  public static StoreBuilder memory() {
+    return new StoreBuilder(Kind.MEMORY, null, null, null, null);
+  }
+
+  /**
+   * A PostgreSQL store on a data source that the caller owns (and closes).
+   *
+   * @throws NullPointerException if {@code dataSource} is null
+   */
+  public static StoreBuilder postgres(DataSource dataSource) {
+    return new StoreBuilder(
+        Kind.POSTGRES_DATA_SOURCE, Objects.requireNonNull(dataSource, "dataSource"), null, null,
+        null);
+  }
+
+  /**
+   * A PostgreSQL store that opens its own connection pool, closed with the store.
+   *
+   * @param jdbcUrl a {@code jdbc:postgresql:} URL
+   * @param username the user, or null to take it from the URL
+   * @param password the password, or null
+   * @throws IllegalArgumentException if the URL is not a PostgreSQL JDBC URL
+   */
+  public static StoreBuilder postgres(String jdbcUrl, String username, String password) {
+    Objects.requireNonNull(jdbcUrl, "jdbcUrl");
+    if (!jdbcUrl.startsWith("jdbc:postgresql:")) {
+      throw new IllegalArgumentException(
+          "JDBC URL must start with jdbc:postgresql:, was '" + jdbcUrl + "'");
+    }
+    return new StoreBuilder(Kind.POSTGRES_URL, null, jdbcUrl, username, password);
+  }
+
+  /** The clock that all expiry and lease times are read from. Default: the UTC system clock. */
+  public StoreBuilder clock(Clock clock) {
+    this.clock = Objects.requireNonNull(clock, "clock");
+    return this;
+  }
+
+  /** How long a completed key is kept. Default 24 hours. */
+  public StoreBuilder ttl(Duration ttl) {
+    this.ttl = positive("ttl", ttl);
+    return this;
+  }
+
+  /** How long a claim holds a key without being renewed. Default 30 seconds. */
+  public StoreBuilder lease(Duration lease) {
+    this.lease = positive("lease", lease);
+    return this;
+  }
+
+  /** Where the keys live (PostgreSQL only). Default {@code public.idempotency_keys}. */
+  public StoreBuilder tableName(TableName tableName) {
+    this.tableName = Objects.requireNonNull(tableName, "tableName");
+    return this;
+  }
+
+  /** Whether {@link #build()} runs the migrations (PostgreSQL only). Default true. */
+  public StoreBuilder migrate(boolean migrate) {
+    this.migrate = migrate;
+    return this;
+  }
+
+  /** Connections in the pool the store opens itself. Default 10. */
+  public StoreBuilder poolSize(int poolSize) {
+    if (poolSize < 1) {
+      throw new IllegalArgumentException("pool size must be at least 1, was " + poolSize);
+    }
+    this.poolSize = poolSize;
+    return this;
+  }
+
+  /** Longest wait for a connection from the pool the store opens itself. Default 2 seconds. */
+  public StoreBuilder connectTimeout(Duration connectTimeout) {
+    this.connectTimeout = positive("connect timeout", connectTimeout);
+    if (connectTimeout.toMillis() < 250) {
+      throw new IllegalArgumentException(
+          "connect timeout must be at least 250ms, was " + connectTimeout.toMillis() + "ms");
+    }
+    return this;
+  }
+
+  /** Weight limit of the cache of completed responses (PostgreSQL only); 0 disables it. */
+  public StoreBuilder cacheMaxBytes(long cacheMaxBytes) {
+    if (cacheMaxBytes < 0) {
+      throw new IllegalArgumentException("cache max bytes must be >= 0, was " + cacheMaxBytes);
+    }
+    this.cacheMaxBytes = cacheMaxBytes;
+    return this;
+  }
+
+  /** Interval between background purges; {@link Duration#ZERO} disables them. Default 1 min. */
+  public StoreBuilder purgeInterval(Duration purgeInterval) {
+    Objects.requireNonNull(purgeInterval, "purgeInterval");
+    if (purgeInterval.isNegative()) {
+      throw new IllegalArgumentException("purge interval must not be negative");
+    }
+    this.purgeInterval = purgeInterval;
+    return this;
+  }
+
+  /** Keys deleted per purge batch. Default 1000. */
+  public StoreBuilder purgeBatchSize(int purgeBatchSize) {
+    if (purgeBatchSize < 1) {
+      throw new IllegalArgumentException(
+          "purge batch size must be at least 1, was " + purgeBatchSize);
+    }
+    this.purgeBatchSize = purgeBatchSize;
+    return this;
+  }
+
+  /**
+   * Builds the store; for PostgreSQL, opens the pool and runs the migrations if asked to.
+   *
+   * @throws StoreUnavailableException if the database cannot be reached or migrated
+   */
+  public IdempotencyStore build() {
+    // Filled in by the PostgreSQL store work: memory only for now.
+    if (kind != Kind.MEMORY) {
+      throw new UnsupportedOperationException("PostgreSQL store not built yet");
+    }
+    return new MemoryStore(clock, ttl, lease);
+  }
+
+  private static Duration positive(String what, Duration duration) {
+    Objects.requireNonNull(duration, what);
+    if (duration.isNegative() || duration.isZero()) {
+      throw new IllegalArgumentException(what + " must be positive, was " + duration);
+    }
+    return duration;
+  }
+}
