@@ -5,6 +5,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.UnaryOperator;
 
 /**
  * An in-process store for tests and single-node use ({@code idempotency.store=memory}). Keys do
@@ -79,16 +80,18 @@ final class MemoryStore implements IdempotencyStore {
     return updateHeld(
         key,
         token,
+        now,
         held -> new Entry(held.fingerprint(), token, null, response, now.plus(ttl)));
   }
 
   @Override
   public boolean release(IdempotencyKey key, long token) {
+    Instant now = clock.instant();
     boolean[] released = new boolean[1];
     entries.computeIfPresent(
         key,
         (k, existing) -> {
-          if (isHeldWith(existing, token)) {
+          if (isHeldWith(existing, token, now)) {
             released[0] = true;
             return null;
           }
@@ -104,6 +107,7 @@ final class MemoryStore implements IdempotencyStore {
     return updateHeld(
         key,
         token,
+        now,
         held -> {
           Instant expiresAt =
               held.expiresAt().isAfter(leaseExpiresAt) ? held.expiresAt() : leaseExpiresAt;
@@ -112,12 +116,12 @@ final class MemoryStore implements IdempotencyStore {
   }
 
   private boolean updateHeld(
-      IdempotencyKey key, long token, java.util.function.UnaryOperator<Entry> update) {
+      IdempotencyKey key, long token, Instant now, UnaryOperator<Entry> update) {
     boolean[] updated = new boolean[1];
     entries.computeIfPresent(
         key,
         (k, existing) -> {
-          if (isHeldWith(existing, token)) {
+          if (isHeldWith(existing, token, now)) {
             updated[0] = true;
             return update.apply(existing);
           }
@@ -126,8 +130,9 @@ final class MemoryStore implements IdempotencyStore {
     return updated[0];
   }
 
-  private static boolean isHeldWith(Entry entry, long token) {
-    return !entry.completed() && entry.token() == token;
+  /** Held with {@code token}: in progress, that token, and neither expired nor released. */
+  private static boolean isHeldWith(Entry entry, long token, Instant now) {
+    return !entry.completed() && entry.token() == token && entry.expiresAt().isAfter(now);
   }
 
   @Override

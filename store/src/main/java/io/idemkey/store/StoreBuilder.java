@@ -1,5 +1,8 @@
 package io.idemkey.store;
 
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import io.idemkey.migrations.Migrations;
 import io.idemkey.migrations.TableName;
 import java.time.Clock;
 import java.time.Duration;
@@ -180,11 +183,47 @@ public final class StoreBuilder {
    * @throws StoreUnavailableException if the database cannot be reached or migrated
    */
   public IdempotencyStore build() {
-    // Filled in by the PostgreSQL store work: memory only for now.
-    if (kind != Kind.MEMORY) {
-      throw new UnsupportedOperationException("PostgreSQL store not built yet");
+    IdempotencyStore store =
+        kind == Kind.MEMORY ? new MemoryStore(clock, ttl, lease) : buildPostgres();
+    return purgeInterval.isZero() ? store : new PurgeSchedule(store, purgeInterval);
+  }
+
+  private IdempotencyStore buildPostgres() {
+    HikariDataSource ownPool = kind == Kind.POSTGRES_URL ? openPool() : null;
+    DataSource source = ownPool != null ? ownPool : dataSource;
+    try {
+      if (migrate) {
+        Migrations.migrate(source, tableName);
+      }
+    } catch (RuntimeException e) {
+      if (ownPool != null) {
+        ownPool.close();
+      }
+      throw new StoreUnavailableException(
+          "could not migrate " + tableName + ": " + e.getMessage(), e);
     }
-    return new MemoryStore(clock, ttl, lease);
+    IdempotencyStore store =
+        new PostgresStore(source, tableName, clock, ttl, lease, purgeBatchSize, ownPool);
+    return cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, clock);
+  }
+
+  private HikariDataSource openPool() {
+    HikariConfig pool = new HikariConfig();
+    pool.setPoolName("idemkey");
+    pool.setJdbcUrl(jdbcUrl);
+    pool.setUsername(username);
+    pool.setPassword(password);
+    pool.setMaximumPoolSize(poolSize);
+    pool.setConnectionTimeout(connectTimeout.toMillis());
+    pool.setValidationTimeout(Math.min(connectTimeout.toMillis(), 1000));
+    // Start even while the database is down; calls fail fast until it is back.
+    pool.setInitializationFailTimeout(-1);
+    long seconds = Math.max(1, connectTimeout.toSeconds());
+    pool.addDataSourceProperty("connectTimeout", String.valueOf(seconds));
+    pool.addDataSourceProperty("loginTimeout", String.valueOf(seconds));
+    // A statement that hangs on a dead socket must not hold a request for minutes.
+    pool.addDataSourceProperty("socketTimeout", "30");
+    return new HikariDataSource(pool);
   }
 
   private static Duration positive(String what, Duration duration) {

@@ -1,0 +1,115 @@
+package io.idemkey.store;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import com.github.benmanes.caffeine.cache.Expiry;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+
+/**
+ * A Caffeine cache of completed keys in front of another store: a duplicate of a completed key is
+ * answered from memory, with no database call.
+ *
+ * <p>Only completed records are cached, never in-progress ones: another node may take over,
+ * release or complete those at any moment, while a completed record does not change until it
+ * expires. Each entry expires when its record does (the cache's ticker reads the same clock), and
+ * the cache is bounded by the bytes of the responses it holds.
+ *
+ * <p>Thread-safe.
+ */
+final class CachingStore implements IdempotencyStore {
+
+  private record CachedResponse(Fingerprint fingerprint, StoredResponse response, Instant expiresAt) {}
+
+  private final IdempotencyStore delegate;
+  private final Clock clock;
+  private final Cache<IdempotencyKey, CachedResponse> completed;
+
+  CachingStore(IdempotencyStore delegate, long maxBytes, Clock clock) {
+    this.delegate = delegate;
+    this.clock = clock;
+    this.completed =
+        Caffeine.newBuilder()
+            .maximumWeight(maxBytes)
+            .weigher(
+                (IdempotencyKey key, CachedResponse cached) ->
+                    (int) Math.min(Integer.MAX_VALUE, cached.response().weightInBytes()))
+            .expireAfter(new UntilRecordExpires(clock))
+            .ticker(() -> toNanos(clock.instant()))
+            .build();
+  }
+
+  @Override
+  public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
+    CachedResponse cached = completed.getIfPresent(key);
+    if (cached != null && cached.expiresAt().isAfter(clock.instant())) {
+      return cached.fingerprint().equals(fingerprint)
+          ? new ClaimResult.Completed(cached.response(), cached.expiresAt())
+          : new ClaimResult.FingerprintMismatch();
+    }
+    ClaimResult result = delegate.claim(key, fingerprint);
+    if (result instanceof ClaimResult.Completed done) {
+      completed.put(key, new CachedResponse(fingerprint, done.response(), done.expiresAt()));
+    }
+    return result;
+  }
+
+  @Override
+  public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
+    // Not cached here: the first duplicate's claim reads the record once and caches it with its
+    // fingerprint and expiry as stored.
+    return delegate.complete(key, token, response);
+  }
+
+  @Override
+  public boolean release(IdempotencyKey key, long token) {
+    return delegate.release(key, token);
+  }
+
+  @Override
+  public boolean renew(IdempotencyKey key, long token) {
+    return delegate.renew(key, token);
+  }
+
+  @Override
+  public int purgeExpired() {
+    completed.cleanUp();
+    return delegate.purgeExpired();
+  }
+
+  @Override
+  public void close() {
+    completed.invalidateAll();
+    delegate.close();
+  }
+
+  private static long toNanos(Instant instant) {
+    return instant.getEpochSecond() * 1_000_000_000L + instant.getNano();
+  }
+
+  private static final class UntilRecordExpires implements Expiry<IdempotencyKey, CachedResponse> {
+    private final Clock clock;
+
+    UntilRecordExpires(Clock clock) {
+      this.clock = clock;
+    }
+
+    @Override
+    public long expireAfterCreate(IdempotencyKey key, CachedResponse value, long currentTime) {
+      return Math.max(0, Duration.between(clock.instant(), value.expiresAt()).toNanos());
+    }
+
+    @Override
+    public long expireAfterUpdate(
+        IdempotencyKey key, CachedResponse value, long currentTime, long currentDuration) {
+      return expireAfterCreate(key, value, currentTime);
+    }
+
+    @Override
+    public long expireAfterRead(
+        IdempotencyKey key, CachedResponse value, long currentTime, long currentDuration) {
+      return currentDuration;
+    }
+  }
+}

@@ -1,0 +1,145 @@
+package io.idemkey.store;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.zaxxer.hikari.HikariDataSource;
+import io.idemkey.migrations.TableName;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.Test;
+
+class PostgresStoreTest extends IdempotencyStoreContract {
+
+  TableName table;
+
+  @Override
+  IdempotencyStore newStore(MutableClock clock) {
+    table = TestDatabase.freshTable();
+    return new PostgresStore(TestDatabase.dataSource(), table, clock, TTL, LEASE, 100, null);
+  }
+
+  /** Another node: its own pool on the same table. */
+  @Override
+  IdempotencyStore secondStore(MutableClock clock) {
+    HikariDataSource pool = TestDatabase.newPool(20);
+    return new PostgresStore(pool, table, clock, TTL, LEASE, 100, pool);
+  }
+
+  long rows() throws SQLException {
+    try (Connection connection = TestDatabase.dataSource().getConnection();
+        Statement statement = connection.createStatement();
+        ResultSet count =
+            statement.executeQuery("SELECT count(*) FROM " + table.qualifiedTable())) {
+      count.next();
+      return count.getLong(1);
+    }
+  }
+
+  @Test
+  void purgeExpired_twoStoresAtOnce_onlyOnePurgesAndTableEndsBounded() throws Exception {
+    int expired = 2_500;
+    for (int i = 0; i < expired; i++) {
+      IdempotencyKey key = key();
+      store.complete(key, tokenOf(store.claim(key, fingerprint("a"))), response("x"));
+    }
+    clock.advance(TTL);
+    IdempotencyKey live = key();
+    store.complete(live, tokenOf(store.claim(live, fingerprint("a"))), response("live"));
+
+    try (IdempotencyStore second = secondStore(clock)) {
+      List<IdempotencyStore> nodes = List.of(store, second);
+      ExecutorService pool = Executors.newFixedThreadPool(2);
+      try {
+        CyclicBarrier start = new CyclicBarrier(2);
+        List<Future<Integer>> purged = new ArrayList<>();
+        for (IdempotencyStore node : nodes) {
+          purged.add(
+              pool.submit(
+                  () -> {
+                    start.await();
+                    return node.purgeExpired();
+                  }));
+        }
+        int first = purged.get(0).get();
+        int other = purged.get(1).get();
+        assertThat(first + other).isEqualTo(expired);
+        assertThat(first == 0 || other == 0).as("one purger: %d and %d", first, other).isTrue();
+      } finally {
+        pool.shutdownNow();
+      }
+    }
+    assertThat(rows()).isEqualTo(1);
+    assertThat(store.claim(live, fingerprint("a"))).isInstanceOf(ClaimResult.Completed.class);
+  }
+
+  @Test
+  void purgeExpired_whileAnotherSessionHoldsThePurgeLock_returnsZero() throws Exception {
+    IdempotencyKey key = key();
+    store.release(key, tokenOf(store.claim(key, fingerprint("a"))));
+    try (Connection other = TestDatabase.dataSource().getConnection();
+        Statement lock = other.createStatement()) {
+      lock.execute("SELECT pg_advisory_lock(hashtext('idemkey.purge:" + table + "'))");
+      try {
+        assertThat(store.purgeExpired()).isZero();
+      } finally {
+        lock.execute("SELECT pg_advisory_unlock(hashtext('idemkey.purge:" + table + "'))");
+      }
+    }
+    assertThat(store.purgeExpired()).isEqualTo(1);
+  }
+
+  @Test
+  void purgeExpired_deletesInBatchesOfBatchSize() throws Exception {
+    try (IdempotencyStore small =
+        new PostgresStore(TestDatabase.dataSource(), table, clock, TTL, LEASE, 7, null)) {
+      for (int i = 0; i < 30; i++) {
+        IdempotencyKey key = key();
+        small.release(key, tokenOf(small.claim(key, fingerprint("a"))));
+      }
+      assertThat(small.purgeExpired()).isEqualTo(30);
+      assertThat(rows()).isZero();
+    }
+  }
+
+  @Test
+  void claim_databaseUnreachable_failsFastWithStoreUnavailable() {
+    try (IdempotencyStore unreachable =
+        StoreBuilder.postgres("jdbc:postgresql://127.0.0.1:1/none", "u", "p")
+            .migrate(false)
+            .cacheMaxBytes(0)
+            .purgeInterval(Duration.ZERO)
+            .connectTimeout(Duration.ofMillis(500))
+            .build()) {
+      long start = System.nanoTime();
+      assertThatThrownBy(() -> unreachable.claim(key(), fingerprint("a")))
+          .isInstanceOf(StoreUnavailableException.class)
+          .hasMessageContaining("claim on public.idempotency_keys failed");
+      // Not a speed assertion: it proves the pool's 30 s default wait is not in play.
+      assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
+    }
+  }
+
+  @Test
+  void claim_afterCompletionWithLongBody_roundTripsBytes() {
+    IdempotencyKey key = key();
+    byte[] body = new byte[300_000];
+    for (int i = 0; i < body.length; i++) {
+      body[i] = (byte) i;
+    }
+    StoredResponse big = new StoredResponse(200, List.of(), body, true);
+    store.complete(key, tokenOf(store.claim(key, fingerprint("a"))), big);
+
+    assertThat(((ClaimResult.Completed) store.claim(key, fingerprint("a"))).response().body())
+        .isEqualTo(body);
+  }
+}
