@@ -84,20 +84,12 @@ final class MemoryStore implements IdempotencyStore {
         held -> new Entry(held.fingerprint(), token, null, response, now.plus(ttl)));
   }
 
+  /** Releasing marks the key expired now, as the PostgreSQL store does; the purge removes it. */
   @Override
   public boolean release(IdempotencyKey key, long token) {
     Instant now = clock.instant();
-    boolean[] released = new boolean[1];
-    entries.computeIfPresent(
-        key,
-        (k, existing) -> {
-          if (isHeldWith(existing, token, now)) {
-            released[0] = true;
-            return null;
-          }
-          return existing;
-        });
-    return released[0];
+    return updateHeld(
+        key, token, now, held -> new Entry(held.fingerprint(), token, now, null, now));
   }
 
   @Override

@@ -25,6 +25,7 @@ public final class TestDatabase {
   private static String user;
   private static String password;
   private static HikariDataSource dataSource;
+  private static EmbeddedPostgres embedded;
 
   private TestDatabase() {}
 
@@ -61,10 +62,15 @@ public final class TestDatabase {
 
   /** A new pool on the test database: a second "node" has its own connections. */
   public static HikariDataSource newPool(int size) {
+    dataSource();
+    return pool(size);
+  }
+
+  private static HikariDataSource pool(int size) {
     HikariConfig config = new HikariConfig();
-    config.setJdbcUrl(jdbcUrl());
-    config.setUsername(user());
-    config.setPassword(password());
+    config.setJdbcUrl(jdbcUrl);
+    config.setUsername(user);
+    config.setPassword(password);
     config.setMaximumPoolSize(size);
     return new HikariDataSource(config);
   }
@@ -76,13 +82,16 @@ public final class TestDatabase {
       user = System.getenv("IDEMPOTENCY_TEST_JDBC_USER");
       password = System.getenv("IDEMPOTENCY_TEST_JDBC_PASSWORD");
     } else {
-      EmbeddedPostgres postgres = startEmbedded();
-      Runtime.getRuntime().addShutdownHook(new Thread(() -> closeQuietly(postgres)));
-      jdbcUrl = postgres.getJdbcUrl("postgres", "postgres");
+      if (embedded == null) {
+        EmbeddedPostgres postgres = startEmbedded();
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> closeQuietly(postgres)));
+        embedded = postgres;
+      }
+      jdbcUrl = embedded.getJdbcUrl("postgres", "postgres");
       user = "postgres";
       password = "postgres";
     }
-    dataSource = newPool(48);
+    dataSource = pool(48);
   }
 
   /** Starts an embedded PostgreSQL 17 that allows enough connections for the race tests. */
