@@ -9,7 +9,7 @@ import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
 
-class KeyParserProperties {
+class KeyParserPropertiesTest {
 
   @Provide
   Arbitrary<String> printableKeys() {
