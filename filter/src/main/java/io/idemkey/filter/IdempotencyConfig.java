@@ -1,0 +1,727 @@
+package io.idemkey.filter;
+
+import io.idemkey.migrations.TableName;
+import io.idemkey.store.StoreBuilder;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.time.Duration;
+import java.util.Collection;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Properties;
+import java.util.Set;
+import java.util.function.BiConsumer;
+import java.util.regex.Pattern;
+
+/**
+ * The filter's configuration (SPEC §10): one immutable object, built by {@link Builder}, which
+ * validates each value. Properties from every source go through the same builder.
+ *
+ * <p>Immutable and thread-safe.
+ */
+public final class IdempotencyConfig {
+
+  /** Whether a duplicate of a request in flight is rejected or waits for the first. */
+  public enum InFlight { REJECT, WAIT }
+
+  /** What covered requests get when the store cannot be reached. */
+  public enum OnStoreFailure { FAIL_CLOSED, FAIL_OPEN }
+
+  /** Where keys are kept. */
+  public enum StoreType { POSTGRES, MEMORY }
+
+  /** Whose key it is (SPEC §3). */
+  public record Scope(Kind kind, String headerName) {
+    /** The kinds of scope. */
+    public enum Kind { PRINCIPAL, HEADER, NONE }
+
+    /**
+     * @throws IllegalArgumentException if a header scope has no valid header name, or another has one
+     */
+    public Scope {
+      Objects.requireNonNull(kind, "kind");
+      if ((kind == Kind.HEADER) != (headerName != null)) {
+        throw new IllegalArgumentException("a header name goes with, and only with, header scope");
+      }
+      if (headerName != null && !TOKEN.matcher(headerName).matches()) {
+        throw new IllegalArgumentException("'" + headerName + "' is not a header name");
+      }
+    }
+
+    public static Scope principal() {
+      return new Scope(Kind.PRINCIPAL, null);
+    }
+
+    public static Scope header(String name) {
+      return new Scope(Kind.HEADER, name);
+    }
+
+    public static Scope none() {
+      return new Scope(Kind.NONE, null);
+    }
+
+    static Scope parse(String value) {
+      String text = value.trim();
+      if (text.equals("principal")) {
+        return principal();
+      }
+      if (text.equals("none")) {
+        return none();
+      }
+      if (text.startsWith("header:")) {
+        return header(text.substring("header:".length()));
+      }
+      throw new IllegalArgumentException(
+          "'" + value + "' is not a scope (principal, header:NAME or none)");
+    }
+
+    @Override
+    public String toString() {
+      return kind == Kind.HEADER ? "header:" + headerName : kind.name().toLowerCase(Locale.ROOT);
+    }
+  }
+
+  static final String PREFIX = "idempotency.";
+  private static final Pattern TOKEN = Pattern.compile("[!#$%&'*+.^_`|~0-9A-Za-z-]+");
+
+  /** Every property, its key written once, and how a text value reaches the builder. */
+  private enum Property {
+    HEADER("header", (b, v) -> b.header(v.trim())),
+    METHODS("methods", (b, v) -> b.methods(ConfigValues.list(v))),
+    INCLUDE_PATHS("include-paths", (b, v) -> b.includePaths(ConfigValues.list(v))),
+    EXCLUDE_PATHS("exclude-paths", (b, v) -> b.excludePaths(ConfigValues.list(v))),
+    REQUIRED("required", (b, v) -> b.required(ConfigValues.bool(v))),
+    SCOPE("scope", (b, v) -> b.scope(Scope.parse(v))),
+    FINGERPRINT_HEADERS(
+        "fingerprint.headers", (b, v) -> b.fingerprintHeaders(ConfigValues.list(v))),
+    TTL("ttl", (b, v) -> b.ttl(ConfigValues.duration(v))),
+    LEASE("lease", (b, v) -> b.lease(ConfigValues.duration(v))),
+    ON_IN_FLIGHT("on-in-flight", (b, v) -> b.onInFlight(parseEnum(InFlight.class, v))),
+    WAIT_TIMEOUT("wait-timeout", (b, v) -> b.waitTimeout(ConfigValues.duration(v))),
+    RELEASE_STATUSES("release-statuses", (b, v) -> b.releaseStatuses(v)),
+    REPLAY_HEADER("replay-header", (b, v) -> b.replayHeader(v.trim())),
+    EXCLUDE_RESPONSE_HEADERS(
+        "exclude-response-headers", (b, v) -> b.excludeResponseHeaders(ConfigValues.list(v))),
+    MAX_REQUEST_BYTES("max-request-bytes", (b, v) -> b.maxRequestBytes(ConfigValues.size(v))),
+    MAX_RESPONSE_BYTES("max-response-bytes", (b, v) -> b.maxResponseBytes(ConfigValues.size(v))),
+    ON_STORE_FAILURE(
+        "on-store-failure", (b, v) -> b.onStoreFailure(parseEnum(OnStoreFailure.class, v))),
+    STORE("store", (b, v) -> b.store(parseEnum(StoreType.class, v))),
+    JDBC_URL("jdbc.url", (b, v) -> b.jdbcUrl(v.trim())),
+    JDBC_USERNAME("jdbc.username", (b, v) -> b.jdbcUsername(v)),
+    JDBC_PASSWORD("jdbc.password", (b, v) -> b.jdbcPassword(v)),
+    JDBC_POOL_SIZE("jdbc.pool-size", (b, v) -> b.jdbcPoolSize(ConfigValues.integer(v))),
+    JDBC_CONNECT_TIMEOUT(
+        "jdbc.connect-timeout", (b, v) -> b.jdbcConnectTimeout(ConfigValues.duration(v))),
+    SCHEMA("schema", (b, v) -> b.schema(v.trim())),
+    TABLE("table", (b, v) -> b.table(v.trim())),
+    MIGRATE("migrate", (b, v) -> b.migrate(ConfigValues.bool(v))),
+    CACHE_MAX_BYTES("cache.max-bytes", (b, v) -> b.cacheMaxBytes(ConfigValues.size(v))),
+    PURGE_INTERVAL("purge.interval", (b, v) -> b.purgeInterval(ConfigValues.duration(v))),
+    PURGE_BATCH_SIZE("purge.batch-size", (b, v) -> b.purgeBatchSize(ConfigValues.integer(v)));
+
+    final String key;
+    final BiConsumer<Builder, String> apply;
+
+    Property(String name, BiConsumer<Builder, String> apply) {
+      this.key = PREFIX + name;
+      this.apply = apply;
+    }
+
+    /** The environment variable: upper case, '.' and '-' become '_'. */
+    String environmentVariable() {
+      return key.toUpperCase(Locale.ROOT).replace('.', '_').replace('-', '_');
+    }
+
+    static Property of(String name) {
+      String key = name.startsWith(PREFIX) ? name : PREFIX + name;
+      for (Property property : values()) {
+        if (property.key.equals(key)) {
+          return property;
+        }
+      }
+      return null;
+    }
+  }
+
+  private static <E extends Enum<E>> E parseEnum(Class<E> type, String value) {
+    String name = value.trim().toUpperCase(Locale.ROOT).replace('-', '_');
+    for (E constant : type.getEnumConstants()) {
+      if (constant.name().equals(name)) {
+        return constant;
+      }
+    }
+    StringBuilder allowed = new StringBuilder();
+    for (E constant : type.getEnumConstants()) {
+      allowed.append(allowed.length() == 0 ? "" : ", ").append(display(constant));
+    }
+    throw new IllegalArgumentException("'" + value + "' is not one of " + allowed);
+  }
+
+  private static String display(Enum<?> constant) {
+    return constant.name().toLowerCase(Locale.ROOT).replace('_', '-');
+  }
+
+  private final String header;
+  private final Set<String> methods;
+  private final PathPatterns includePaths;
+  private final PathPatterns excludePaths;
+  private final boolean required;
+  private final Scope scope;
+  private final List<String> fingerprintHeaders;
+  private final Duration ttl;
+  private final Duration lease;
+  private final InFlight onInFlight;
+  private final Duration waitTimeout;
+  private final String releaseStatusSpec;
+  private final boolean[] releaseStatuses;
+  private final String replayHeader;
+  private final Set<String> excludeResponseHeaders;
+  private final long maxRequestBytes;
+  private final long maxResponseBytes;
+  private final OnStoreFailure onStoreFailure;
+  private final StoreType store;
+  private final String jdbcUrl;
+  private final String jdbcUsername;
+  private final String jdbcPassword;
+  private final int jdbcPoolSize;
+  private final Duration jdbcConnectTimeout;
+  private final TableName tableName;
+  private final boolean migrate;
+  private final long cacheMaxBytes;
+  private final Duration purgeInterval;
+  private final int purgeBatchSize;
+
+  private IdempotencyConfig(Builder b) {
+    this.header = b.header;
+    this.methods = Set.copyOf(b.methods);
+    this.includePaths = b.includePaths;
+    this.excludePaths = b.excludePaths;
+    this.required = b.required;
+    this.scope = b.scope;
+    this.fingerprintHeaders = List.copyOf(b.fingerprintHeaders);
+    this.ttl = b.ttl;
+    this.lease = b.lease;
+    this.onInFlight = b.onInFlight;
+    this.waitTimeout = b.waitTimeout;
+    this.releaseStatusSpec = b.releaseStatusSpec;
+    this.releaseStatuses = b.releaseStatuses.clone();
+    this.replayHeader = b.replayHeader;
+    this.excludeResponseHeaders = Set.copyOf(b.excludeResponseHeaders);
+    this.maxRequestBytes = b.maxRequestBytes;
+    this.maxResponseBytes = b.maxResponseBytes;
+    this.onStoreFailure = b.onStoreFailure;
+    this.store = b.store;
+    this.jdbcUrl = b.jdbcUrl;
+    this.jdbcUsername = b.jdbcUsername;
+    this.jdbcPassword = b.jdbcPassword;
+    this.jdbcPoolSize = b.jdbcPoolSize;
+    this.jdbcConnectTimeout = b.jdbcConnectTimeout;
+    this.tableName = b.tableName();
+    this.migrate = b.migrate;
+    this.cacheMaxBytes = b.cacheMaxBytes;
+    this.purgeInterval = b.purgeInterval;
+    this.purgeBatchSize = b.purgeBatchSize;
+  }
+
+  /** A builder holding every default of SPEC §10. */
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /**
+   * The configuration from every source, later ones overriding earlier (SPEC §10): defaults,
+   * {@code idempotency.properties} on the classpath, {@code initParams}, Java system properties,
+   * environment variables ({@code IDEMPOTENCY_JDBC_URL} for {@code idempotency.jdbc.url}).
+   *
+   * @throws InvalidConfigurationException naming the property and its source on a bad value
+   */
+  public static IdempotencyConfig load(Map<String, String> initParams) {
+    return load(classpathProperties(), initParams, System.getProperties(), System.getenv());
+  }
+
+  static IdempotencyConfig load(
+      Properties classpathFile,
+      Map<String, String> initParams,
+      Properties system,
+      Map<String, String> environment) {
+    Builder builder = builder();
+    builder.setAll(asMap(classpathFile), "idempotency.properties", true);
+    builder.setAll(initParams, "filter init-param", false);
+    builder.setAll(asMap(system), "system property", true);
+    for (Property property : Property.values()) {
+      String value = environment.get(property.environmentVariable());
+      if (value != null) {
+        builder.set(property, value, "environment variable " + property.environmentVariable());
+      }
+    }
+    return builder.build();
+  }
+
+  private static Map<String, String> asMap(Properties properties) {
+    Map<String, String> map = new LinkedHashMap<>();
+    for (String name : properties.stringPropertyNames()) {
+      map.put(name, properties.getProperty(name));
+    }
+    return map;
+  }
+
+  private static Properties classpathProperties() {
+    Properties properties = new Properties();
+    ClassLoader loader = Thread.currentThread().getContextClassLoader();
+    if (loader == null) {
+      loader = IdempotencyConfig.class.getClassLoader();
+    }
+    try (InputStream in = loader.getResourceAsStream("idempotency.properties")) {
+      if (in != null) {
+        properties.load(in);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("could not read idempotency.properties", e);
+    }
+    return properties;
+  }
+
+  public String header() {
+    return header;
+  }
+
+  public Set<String> methods() {
+    return methods;
+  }
+
+  public boolean required() {
+    return required;
+  }
+
+  public Scope scope() {
+    return scope;
+  }
+
+  public List<String> fingerprintHeaders() {
+    return fingerprintHeaders;
+  }
+
+  public Duration ttl() {
+    return ttl;
+  }
+
+  public Duration lease() {
+    return lease;
+  }
+
+  public InFlight onInFlight() {
+    return onInFlight;
+  }
+
+  public Duration waitTimeout() {
+    return waitTimeout;
+  }
+
+  public String replayHeader() {
+    return replayHeader;
+  }
+
+  /** The response headers never stored, lower case. */
+  public Set<String> excludeResponseHeaders() {
+    return excludeResponseHeaders;
+  }
+
+  public long maxRequestBytes() {
+    return maxRequestBytes;
+  }
+
+  public long maxResponseBytes() {
+    return maxResponseBytes;
+  }
+
+  public OnStoreFailure onStoreFailure() {
+    return onStoreFailure;
+  }
+
+  public StoreType store() {
+    return store;
+  }
+
+  public String jdbcUrl() {
+    return jdbcUrl;
+  }
+
+  public Duration jdbcConnectTimeout() {
+    return jdbcConnectTimeout;
+  }
+
+  public TableName tableName() {
+    return tableName;
+  }
+
+  /** Whether a request with this method and path (inside the context) is covered (SPEC §1). */
+  public boolean covers(String method, String path) {
+    return methods.contains(method)
+        && includePaths.matches(path)
+        && !excludePaths.matches(path);
+  }
+
+  /** Whether a response with this status releases the key instead of being stored. */
+  public boolean isReleaseStatus(int status) {
+    return status >= 0 && status < releaseStatuses.length && releaseStatuses[status];
+  }
+
+  /**
+   * A store builder for {@link #store()}: in memory, or PostgreSQL on {@code jdbc.*}, with
+   * {@link #applyTo} applied.
+   *
+   * @throws InvalidConfigurationException if the store is PostgreSQL and no JDBC URL is set
+   */
+  public StoreBuilder storeBuilder() {
+    if (store == StoreType.MEMORY) {
+      return applyTo(StoreBuilder.memory());
+    }
+    if (jdbcUrl == null) {
+      throw new InvalidConfigurationException(
+          Property.JDBC_URL.key + " is required when " + Property.STORE.key + "=postgres (set "
+              + Property.JDBC_URL.environmentVariable() + ", or "
+              + Property.STORE.key + "=memory)");
+    }
+    return applyTo(
+        StoreBuilder.postgres(jdbcUrl, jdbcUsername, jdbcPassword)
+            .poolSize(jdbcPoolSize)
+            .connectTimeout(jdbcConnectTimeout));
+  }
+
+  /** Sets this configuration's key lifetime, table, migration, cache and purge on {@code builder}. */
+  public StoreBuilder applyTo(StoreBuilder builder) {
+    return builder
+        .ttl(ttl)
+        .lease(lease)
+        .tableName(tableName)
+        .migrate(migrate)
+        .cacheMaxBytes(cacheMaxBytes)
+        .purgeInterval(purgeInterval)
+        .purgeBatchSize(purgeBatchSize);
+  }
+
+  /** The resolved configuration on one line, the password masked. */
+  @Override
+  public String toString() {
+    return "idempotency config: header=" + header + ", methods=" + String.join(",", methods)
+        + ", include-paths=" + includePaths + ", exclude-paths=" + excludePaths
+        + ", required=" + required + ", scope=" + scope
+        + ", fingerprint.headers=" + String.join(",", fingerprintHeaders)
+        + ", ttl=" + ttl + ", lease=" + lease + ", on-in-flight=" + display(onInFlight)
+        + ", wait-timeout=" + waitTimeout + ", release-statuses=" + releaseStatusSpec
+        + ", replay-header=" + replayHeader
+        + ", exclude-response-headers=" + String.join(",", excludeResponseHeaders)
+        + ", max-request-bytes=" + maxRequestBytes + ", max-response-bytes=" + maxResponseBytes
+        + ", on-store-failure=" + display(onStoreFailure) + ", store=" + display(store)
+        + ", jdbc.url=" + jdbcUrl + ", jdbc.username=" + jdbcUsername
+        + ", jdbc.password=" + (jdbcPassword == null ? null : "****")
+        + ", jdbc.pool-size=" + jdbcPoolSize + ", jdbc.connect-timeout=" + jdbcConnectTimeout
+        + ", schema=" + tableName.schema() + ", table=" + tableName.table()
+        + ", migrate=" + migrate + ", cache.max-bytes=" + cacheMaxBytes
+        + ", purge.interval=" + purgeInterval + ", purge.batch-size=" + purgeBatchSize;
+  }
+
+  /** The builder of {@link IdempotencyConfig}: each setter validates its value. Not thread-safe. */
+  public static final class Builder {
+    private String header = "Idempotency-Key";
+    private Set<String> methods = Set.of("POST", "PATCH");
+    private PathPatterns includePaths = new PathPatterns(List.of("/*"));
+    private PathPatterns excludePaths = new PathPatterns(List.of());
+    private boolean required;
+    private Scope scope = Scope.principal();
+    private List<String> fingerprintHeaders = List.of("Content-Type");
+    private Duration ttl = StoreBuilder.DEFAULT_TTL;
+    private Duration lease = StoreBuilder.DEFAULT_LEASE;
+    private InFlight onInFlight = InFlight.REJECT;
+    private Duration waitTimeout = Duration.ofSeconds(10);
+    private String releaseStatusSpec;
+    private boolean[] releaseStatuses;
+    private String replayHeader = "Idempotent-Replayed";
+    private Set<String> excludeResponseHeaders = Set.of("set-cookie");
+    private long maxRequestBytes = 1L << 20;
+    private long maxResponseBytes = 4L << 20;
+    private OnStoreFailure onStoreFailure = OnStoreFailure.FAIL_CLOSED;
+    private StoreType store = StoreType.POSTGRES;
+    private String jdbcUrl;
+    private String jdbcUsername;
+    private String jdbcPassword;
+    private int jdbcPoolSize = StoreBuilder.DEFAULT_POOL_SIZE;
+    private Duration jdbcConnectTimeout = StoreBuilder.DEFAULT_CONNECT_TIMEOUT;
+    private String schema = TableName.DEFAULT.schema();
+    private String table = TableName.DEFAULT.table();
+    private boolean migrate = true;
+    private long cacheMaxBytes = StoreBuilder.DEFAULT_CACHE_MAX_BYTES;
+    private Duration purgeInterval = StoreBuilder.DEFAULT_PURGE_INTERVAL;
+    private int purgeBatchSize = StoreBuilder.DEFAULT_PURGE_BATCH_SIZE;
+
+    private Builder() {
+      releaseStatuses("408,429,5xx");
+    }
+
+    /**
+     * Sets a property from its text value, as in a properties file.
+     *
+     * @param property the name, with or without the {@code idempotency.} prefix
+     * @throws InvalidConfigurationException if the property is unknown or the value is bad
+     */
+    public Builder set(String property, String value) {
+      Property known = Property.of(property);
+      if (known == null) {
+        throw new InvalidConfigurationException("unknown property " + property);
+      }
+      return set(known, value, null);
+    }
+
+    private Builder set(Property property, String value, String source) {
+      try {
+        property.apply.accept(this, Objects.requireNonNull(value, "value"));
+        return this;
+      } catch (IllegalArgumentException | NullPointerException e) {
+        throw new InvalidConfigurationException(
+            property.key + (source == null ? "" : " from " + source) + ": " + e.getMessage(), e);
+      }
+    }
+
+    private void setAll(Map<String, String> values, String source, boolean onlyPrefixed) {
+      for (Map.Entry<String, String> entry : values.entrySet()) {
+        String name = entry.getKey();
+        if (onlyPrefixed && !name.startsWith(PREFIX)) {
+          continue;
+        }
+        Property property = Property.of(name);
+        if (property == null) {
+          throw new InvalidConfigurationException("unknown property " + name + " in " + source);
+        }
+        set(property, entry.getValue(), source);
+      }
+    }
+
+    public Builder header(String header) {
+      this.header = token("header", header);
+      return this;
+    }
+
+    public Builder methods(Collection<String> methods) {
+      Set<String> upper = new LinkedHashSet<>();
+      for (String method : methods) {
+        upper.add(token("method", method).toUpperCase(Locale.ROOT));
+      }
+      this.methods = upper;
+      return this;
+    }
+
+    public Builder includePaths(List<String> patterns) {
+      this.includePaths = new PathPatterns(patterns);
+      return this;
+    }
+
+    public Builder excludePaths(List<String> patterns) {
+      this.excludePaths = new PathPatterns(patterns);
+      return this;
+    }
+
+    public Builder required(boolean required) {
+      this.required = required;
+      return this;
+    }
+
+    public Builder scope(Scope scope) {
+      this.scope = Objects.requireNonNull(scope, "scope");
+      return this;
+    }
+
+    public Builder fingerprintHeaders(List<String> headers) {
+      for (String name : headers) {
+        token("header", name);
+      }
+      this.fingerprintHeaders = List.copyOf(headers);
+      return this;
+    }
+
+    public Builder ttl(Duration ttl) {
+      this.ttl = positive(ttl);
+      return this;
+    }
+
+    public Builder lease(Duration lease) {
+      this.lease = positive(lease);
+      return this;
+    }
+
+    public Builder onInFlight(InFlight onInFlight) {
+      this.onInFlight = Objects.requireNonNull(onInFlight, "onInFlight");
+      return this;
+    }
+
+    public Builder waitTimeout(Duration waitTimeout) {
+      this.waitTimeout = positive(waitTimeout);
+      return this;
+    }
+
+    /** Statuses that release the key, e.g. {@code 408,429,5xx}: codes or a class like 5xx. */
+    public Builder releaseStatuses(String spec) {
+      boolean[] statuses = new boolean[600];
+      for (String item : ConfigValues.list(spec)) {
+        if (item.matches("[1-5]xx")) {
+          int base = (item.charAt(0) - '0') * 100;
+          for (int status = base; status < base + 100; status++) {
+            statuses[status] = true;
+          }
+        } else if (item.matches("[1-5][0-9][0-9]")) {
+          statuses[Integer.parseInt(item)] = true;
+        } else {
+          throw new IllegalArgumentException(
+              "'" + item + "' is not a status (100-599) or a class (1xx-5xx)");
+        }
+      }
+      this.releaseStatusSpec = String.join(",", ConfigValues.list(spec));
+      this.releaseStatuses = statuses;
+      return this;
+    }
+
+    public Builder replayHeader(String replayHeader) {
+      this.replayHeader = token("header", replayHeader);
+      return this;
+    }
+
+    public Builder excludeResponseHeaders(Collection<String> headers) {
+      Set<String> lower = new LinkedHashSet<>();
+      for (String name : headers) {
+        lower.add(token("header", name).toLowerCase(Locale.ROOT));
+      }
+      this.excludeResponseHeaders = lower;
+      return this;
+    }
+
+    public Builder maxRequestBytes(long bytes) {
+      this.maxRequestBytes = positive(bytes, Integer.MAX_VALUE - 8);
+      return this;
+    }
+
+    public Builder maxResponseBytes(long bytes) {
+      this.maxResponseBytes = positive(bytes, Integer.MAX_VALUE - 8);
+      return this;
+    }
+
+    public Builder onStoreFailure(OnStoreFailure onStoreFailure) {
+      this.onStoreFailure = Objects.requireNonNull(onStoreFailure, "onStoreFailure");
+      return this;
+    }
+
+    public Builder store(StoreType store) {
+      this.store = Objects.requireNonNull(store, "store");
+      return this;
+    }
+
+    public Builder jdbcUrl(String jdbcUrl) {
+      if (jdbcUrl != null && !jdbcUrl.startsWith("jdbc:postgresql:")) {
+        throw new IllegalArgumentException("'" + jdbcUrl + "' is not a jdbc:postgresql: URL");
+      }
+      this.jdbcUrl = jdbcUrl;
+      return this;
+    }
+
+    public Builder jdbcUsername(String jdbcUsername) {
+      this.jdbcUsername = jdbcUsername;
+      return this;
+    }
+
+    public Builder jdbcPassword(String jdbcPassword) {
+      this.jdbcPassword = jdbcPassword;
+      return this;
+    }
+
+    public Builder jdbcPoolSize(int size) {
+      if (size < 1) {
+        throw new IllegalArgumentException("pool size must be at least 1, was " + size);
+      }
+      this.jdbcPoolSize = size;
+      return this;
+    }
+
+    public Builder jdbcConnectTimeout(Duration timeout) {
+      if (positive(timeout).toMillis() < 250) {
+        throw new IllegalArgumentException("must be at least 250ms, was " + timeout.toMillis() + "ms");
+      }
+      this.jdbcConnectTimeout = timeout;
+      return this;
+    }
+
+    public Builder schema(String schema) {
+      new TableName(schema, TableName.DEFAULT.table());
+      this.schema = schema;
+      return this;
+    }
+
+    public Builder table(String table) {
+      new TableName(TableName.DEFAULT.schema(), table);
+      this.table = table;
+      return this;
+    }
+
+    public Builder migrate(boolean migrate) {
+      this.migrate = migrate;
+      return this;
+    }
+
+    public Builder cacheMaxBytes(long bytes) {
+      if (bytes < 0) {
+        throw new IllegalArgumentException("must not be negative, was " + bytes);
+      }
+      this.cacheMaxBytes = bytes;
+      return this;
+    }
+
+    public Builder purgeInterval(Duration interval) {
+      if (interval.isNegative()) {
+        throw new IllegalArgumentException("must not be negative, was " + interval);
+      }
+      this.purgeInterval = interval;
+      return this;
+    }
+
+    public Builder purgeBatchSize(int size) {
+      if (size < 1) {
+        throw new IllegalArgumentException("must be at least 1, was " + size);
+      }
+      this.purgeBatchSize = size;
+      return this;
+    }
+
+    /** The immutable configuration. */
+    public IdempotencyConfig build() {
+      return new IdempotencyConfig(this);
+    }
+
+    private TableName tableName() {
+      return new TableName(schema, table);
+    }
+
+    private static String token(String what, String value) {
+      if (value == null || !TOKEN.matcher(value).matches()) {
+        throw new IllegalArgumentException("'" + value + "' is not a valid " + what + " name");
+      }
+      return value;
+    }
+
+    private static Duration positive(Duration duration) {
+      if (duration == null || duration.isNegative() || duration.isZero()) {
+        throw new IllegalArgumentException("must be a positive duration, was " + duration);
+      }
+      return duration;
+    }
+
+    private static long positive(long bytes, long max) {
+      if (bytes < 1 || bytes > max) {
+        throw new IllegalArgumentException("must be 1 to " + max + " bytes, was " + bytes);
+      }
+      return bytes;
+    }
+  }
+}
