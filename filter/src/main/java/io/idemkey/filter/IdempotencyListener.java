@@ -1,0 +1,46 @@
+package io.idemkey.filter;
+
+import java.time.Duration;
+
+/**
+ * Receives the outcome of each covered request, for metrics or logs, without a metrics
+ * dependency. Called on the request thread: implementations must be fast and thread-safe.
+ */
+@FunctionalInterface
+public interface IdempotencyListener {
+
+  /** What happened to a covered request. */
+  enum Outcome {
+    /** The handler ran and its response was stored. */
+    EXECUTED,
+    /** A stored response was replayed. */
+    REPLAYED,
+    /** A duplicate arrived while the first was running (409, or a wait that ran out). */
+    IN_PROGRESS,
+    /** The key was reused for a different request (422). */
+    FINGERPRINT_MISMATCH,
+    /** The handler failed or answered a release status; the key was released. */
+    RELEASED,
+    /** The handler finished after its lease was taken over; its response was not stored. */
+    STALE_COMPLETION,
+    /** The store could not be reached; the request got 503. */
+    STORE_FAILURE,
+    /** The store could not be reached; the handler ran without deduplication (fail-open). */
+    FAIL_OPEN,
+    /** The key header was missing, invalid or the body too large; the filter answered 4xx. */
+    BAD_REQUEST
+  }
+
+  /** One covered request's outcome; {@code elapsed} is the time spent in the filter. */
+  record Event(Outcome outcome, String method, String path, Duration elapsed) {}
+
+  void onEvent(Event event);
+
+  /** The default listener: logs each event at DEBUG. */
+  static IdempotencyListener logging() {
+    System.Logger log = System.getLogger(IdempotencyListener.class.getName());
+    return event ->
+        log.log(System.Logger.Level.DEBUG, () -> "idempotency " + event.outcome() + " "
+            + event.method() + " " + event.path() + " in " + event.elapsed().toMillis() + " ms");
+  }
+}

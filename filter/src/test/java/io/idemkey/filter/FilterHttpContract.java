@@ -1,0 +1,382 @@
+package io.idemkey.filter;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.idemkey.store.StoreBuilder;
+import io.idemkey.store.TestDatabase;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.UnaryOperator;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * SPEC.md rules over real HTTP. Each container runs this suite through a subclass, so every rule
+ * is seen on Jetty 12 and on Tomcat 11.
+ */
+abstract class FilterHttpContract {
+
+  final HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+  final TestHandler handler = new TestHandler();
+  final List<IdempotencyListener.Event> events = new CopyOnWriteArrayList<>();
+  ServletContainer container;
+
+  abstract ServletContainer newContainer();
+
+  @AfterEach
+  void stop() throws Exception {
+    if (container != null) {
+      container.close();
+    }
+  }
+
+  void start(UnaryOperator<IdempotencyConfig.Builder> configure) throws Exception {
+    IdempotencyConfig config =
+        configure.apply(IdempotencyConfig.builder().store(IdempotencyConfig.StoreType.MEMORY))
+            .build();
+    start(IdempotencyFilter.builder()
+        .config(config)
+        .store(config.storeBuilder().build())
+        .listener(events::add)
+        .build());
+  }
+
+  void start(IdempotencyFilter filter) throws Exception {
+    container = newContainer();
+    container.start(filter, handler);
+  }
+
+  HttpResponse<byte[]> send(String method, String path, String key, String body)
+      throws IOException, InterruptedException {
+    return send(method, path, key, body, "application/json");
+  }
+
+  HttpResponse<byte[]> send(String method, String path, String key, String body, String type,
+      String... headers) throws IOException, InterruptedException {
+    HttpRequest.Builder request =
+        HttpRequest.newBuilder(URI.create(container.uri() + path))
+            .timeout(Duration.ofSeconds(30))
+            .header("Content-Type", type)
+            .method(method, HttpRequest.BodyPublishers.ofString(body));
+    if (key != null) {
+      request.header("Idempotency-Key", key);
+    }
+    for (int i = 0; i < headers.length; i += 2) {
+      request.header(headers[i], headers[i + 1]);
+    }
+    return client.send(request.build(), HttpResponse.BodyHandlers.ofByteArray());
+  }
+
+  static String text(HttpResponse<byte[]> response) {
+    return new String(response.body(), java.nio.charset.StandardCharsets.UTF_8);
+  }
+
+  static String key() {
+    return UUID.randomUUID().toString();
+  }
+
+  static void assertProblem(HttpResponse<byte[]> response, int status, String name) {
+    assertThat(response.statusCode()).isEqualTo(status);
+    assertThat(response.headers().firstValue("Content-Type")).hasValue("application/problem+json");
+    assertThat(text(response))
+        .contains("\"type\":\"urn:idemkey:problem:" + name + "\"")
+        .contains("\"status\":" + status)
+        .contains("\"title\":")
+        .contains("\"detail\":")
+        .doesNotContain("Exception");
+  }
+
+  @Test
+  void duplicate_replaysStatusHeadersAndBytes_handlerRunsOnce() throws Exception {
+    start(c -> c);
+    String key = key();
+
+    HttpResponse<byte[]> first = send("POST", "/payments", key, "{\"amount\":1}");
+    HttpResponse<byte[]> second = send("POST", "/payments", key, "{\"amount\":1}");
+
+    assertThat(first.statusCode()).isEqualTo(201);
+    assertThat(first.headers().firstValue("Idempotent-Replayed")).isEmpty();
+    assertThat(second.statusCode()).isEqualTo(201);
+    assertThat(second.body()).isEqualTo(first.body());
+    assertThat(second.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(second.headers().firstValue("X-Handler")).hasValue("run 1");
+    assertThat(second.headers().allValues("X-Multi")).containsExactly("one", "two");
+    assertThat(second.headers().firstValue("Content-Type").orElseThrow()).startsWith("application/json");
+    assertThat(handler.executions).hasValue(1);
+    assertThat(events).extracting(IdempotencyListener.Event::outcome)
+        .containsExactly(IdempotencyListener.Outcome.EXECUTED, IdempotencyListener.Outcome.REPLAYED);
+  }
+
+  @Test
+  void replay_leavesOutSetCookieAndDate() throws Exception {
+    start(c -> c);
+    String key = key();
+    HttpResponse<byte[]> first = send("POST", "/p", key, "{}");
+    HttpResponse<byte[]> second = send("POST", "/p", key, "{}");
+
+    assertThat(first.headers().firstValue("Set-Cookie").orElseThrow()).contains("secret-1");
+    assertThat(second.headers().allValues("Set-Cookie")).isEmpty();
+    assertThat(second.headers().firstValue("Date")).isNotEqualTo(Optional("Thu, 01 Jan 2026 00:00:00 GMT"));
+  }
+
+  static java.util.Optional<String> Optional(String value) {
+    return java.util.Optional.of(value);
+  }
+
+  @Test
+  void uncoveredMethodOrPath_passesThroughEveryTime() throws Exception {
+    start(c -> c.excludePaths(List.of("/health/*")));
+    String key = key();
+
+    send("PUT", "/p", key, "{}");
+    send("PUT", "/p", key, "{}");
+    send("POST", "/health/check", key, "{}");
+    send("POST", "/health/check", key, "{}");
+
+    assertThat(handler.executions).hasValue(4);
+    assertThat(events).isEmpty();
+  }
+
+  @Test
+  void missingKey_passesThrough_orIs400WhenRequired() throws Exception {
+    start(c -> c.includePaths(List.of("/required/*")).required(true));
+
+    assertThat(send("POST", "/free", null, "{}").statusCode()).isEqualTo(201);
+    assertProblem(send("POST", "/required/x", null, "{}"), 400, "missing-key");
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  @Test
+  void invalidOrRepeatedKey_is400InvalidKey() throws Exception {
+    start(c -> c);
+
+    assertProblem(send("POST", "/p", "a b", "{}"), 400, "invalid-key");
+    assertProblem(send("POST", "/p", "\"unterminated", "{}"), 400, "invalid-key");
+    assertProblem(send("POST", "/p", "k".repeat(256), "{}"), 400, "invalid-key");
+    assertProblem(
+        send("POST", "/p", "one", "{}", "application/json", "Idempotency-Key", "two"),
+        400, "invalid-key");
+    assertThat(handler.executions).hasValue(0);
+  }
+
+  @Test
+  void sameKeyDifferentRequest_is422_handlerNotRun() throws Exception {
+    start(c -> c);
+    String key = key();
+    send("POST", "/p", key, "{\"amount\":1}");
+
+    assertProblem(send("POST", "/p", key, "{\"amount\":2}"), 422, "key-reused");
+    assertProblem(send("POST", "/other", key, "{\"amount\":1}"), 422, "key-reused");
+    assertProblem(send("POST", "/p", key, "{\"amount\":1}", "text/plain"), 422, "key-reused");
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  @Test
+  void scopes_sameKeyInTwoScopes_bothRunAndNeverShare() throws Exception {
+    start(c -> c.scope(IdempotencyConfig.Scope.header("X-Tenant")));
+    String key = key();
+
+    HttpResponse<byte[]> a = send("POST", "/p", key, "{}", "application/json", "X-Tenant", "a");
+    HttpResponse<byte[]> b = send("POST", "/p", key, "{}", "application/json", "X-Tenant", "b");
+
+    assertThat(handler.executions).hasValue(2);
+    assertThat(text(a)).contains("\"run\":1");
+    assertThat(text(b)).contains("\"run\":2");
+  }
+
+  @Test
+  void bodyOverLimit_is413_handlerNotRun() throws Exception {
+    start(c -> c.maxRequestBytes(1024));
+
+    assertProblem(send("POST", "/p", key(), "x".repeat(1025)), 413, "request-too-large");
+    assertThat(send("POST", "/p", key(), "x".repeat(1024)).statusCode()).isEqualTo(201);
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  @Test
+  void formPost_parametersReachHandler_andReplay() throws Exception {
+    start(c -> c);
+    String key = key();
+
+    HttpResponse<byte[]> first =
+        send("POST", "/f?form=1", key, "a=caf%C3%A9", "application/x-www-form-urlencoded");
+    HttpResponse<byte[]> second =
+        send("POST", "/f?form=1", key, "a=caf%C3%A9", "application/x-www-form-urlencoded");
+
+    assertThat(text(first)).isEqualTo("a=caf\u00e9 run=1");
+    assertThat(second.body()).isEqualTo(first.body());
+  }
+
+  @Test
+  void releaseStatusOrException_isNotStored_retryRunsAgain() throws Exception {
+    start(c -> c);
+    String key = key();
+
+    assertThat(send("POST", "/p?status=503", key, "{}").statusCode()).isEqualTo(503);
+    assertThat(send("POST", "/p?status=503", key, "{}").statusCode()).isEqualTo(503);
+    assertThat(handler.executions).hasValue(2);
+
+    String other = key();
+    assertThat(send("POST", "/p?throw=1", other, "{}").statusCode()).isEqualTo(500);
+    assertThat(send("POST", "/p?throw=1", other, "{}").statusCode()).isEqualTo(500);
+    assertThat(handler.executions).hasValue(4);
+  }
+
+  @Test
+  void clientError_isStoredAndReplayed() throws Exception {
+    start(c -> c);
+    String key = key();
+
+    HttpResponse<byte[]> first = send("POST", "/p?status=400", key, "{}");
+    HttpResponse<byte[]> second = send("POST", "/p?status=400", key, "{}");
+
+    assertThat(second.statusCode()).isEqualTo(400);
+    assertThat(second.body()).isEqualTo(first.body());
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  @Test
+  void sendError_isCapturedAndReplayed() throws Exception {
+    start(c -> c);
+    String key = key();
+
+    HttpResponse<byte[]> first = send("POST", "/p?error=404", key, "{}");
+    HttpResponse<byte[]> second = send("POST", "/p?error=404", key, "{}");
+
+    assertThat(first.statusCode()).isEqualTo(404);
+    assertThat(second.statusCode()).isEqualTo(404);
+    assertThat(second.body()).isEqualTo(first.body());
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  @Test
+  void writerWithCharset_andFlush_doNotCommitEarly_bytesReplayed() throws Exception {
+    start(c -> c);
+    String key = key();
+
+    HttpResponse<byte[]> first = send("POST", "/p?writer=1", key, "{}");
+    HttpResponse<byte[]> second = send("POST", "/p?writer=1", key, "{}");
+
+    assertThat(text(first)).isEqualTo("h\u00e9llo w\u00f6rld \u20ac run 1");
+    assertThat(first.headers().firstValue("X-After-Flush")).hasValue("still settable");
+    assertThat(second.body()).isEqualTo(first.body());
+    assertThat(second.headers().firstValue("X-After-Flush")).hasValue("still settable");
+  }
+
+  @Test
+  void responseOverLimit_reachesFirstClient_duplicateGets409NamingStatus() throws Exception {
+    start(c -> c.maxResponseBytes(1000));
+    String key = key();
+
+    HttpResponse<byte[]> first = send("POST", "/p?size=5000&status=202", key, "{}");
+    HttpResponse<byte[]> second = send("POST", "/p?size=5000&status=202", key, "{}");
+
+    assertThat(first.statusCode()).isEqualTo(202);
+    assertThat(first.body()).hasSize(5000);
+    assertProblem(second, 409, "response-not-stored");
+    assertThat(text(second)).contains("status 202");
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  @Test
+  void concurrentDuplicates_reject_handlerRunsOnce_othersGet409OrSameBytes() throws Exception {
+    start(c -> c);
+    assertConcurrentDuplicates(32, false);
+  }
+
+  @Test
+  void concurrentDuplicates_wait_allGetTheSameBytes() throws Exception {
+    start(c -> c.onInFlight(IdempotencyConfig.InFlight.WAIT));
+    assertConcurrentDuplicates(16, true);
+  }
+
+  @Test
+  void concurrentDuplicates_onPostgres_handlerRunsOnce() throws Exception {
+    IdempotencyConfig config = IdempotencyConfig.builder().build();
+    start(IdempotencyFilter.builder()
+        .config(config)
+        .store(config.applyTo(StoreBuilder.postgres(TestDatabase.dataSource()))
+            .tableName(TestDatabase.freshTable()).migrate(false).build())
+        .build());
+    assertConcurrentDuplicates(32, false);
+  }
+
+  void assertConcurrentDuplicates(int threads, boolean allReplay) throws Exception {
+    String key = key();
+    CyclicBarrier start = new CyclicBarrier(threads);
+    ExecutorService pool = Executors.newFixedThreadPool(threads);
+    try {
+      List<Future<HttpResponse<byte[]>>> futures = new ArrayList<>();
+      for (int i = 0; i < threads; i++) {
+        futures.add(pool.submit(() -> {
+          start.await();
+          return send("POST", "/p?delayMs=400", key, "{}");
+        }));
+      }
+      List<HttpResponse<byte[]>> responses = new ArrayList<>();
+      for (Future<HttpResponse<byte[]>> future : futures) {
+        responses.add(future.get());
+      }
+      assertThat(handler.executions).hasValue(1);
+      byte[] executed = responses.stream().filter(r -> r.statusCode() == 201
+              && r.headers().firstValue("Idempotent-Replayed").isEmpty())
+          .findFirst().orElseThrow().body();
+      for (HttpResponse<byte[]> response : responses) {
+        if (response.statusCode() == 409 && !allReplay) {
+          assertProblem(response, 409, "in-progress");
+          assertThat(response.headers().firstValue("Retry-After")).isPresent();
+        } else {
+          assertThat(response.statusCode()).isEqualTo(201);
+          assertThat(response.body()).isEqualTo(executed);
+        }
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  @Test
+  void storeUnreachable_failClosed_is503WithRetryAfter_handlerNotRun() throws Exception {
+    IdempotencyConfig config = IdempotencyConfig.builder().build();
+    start(IdempotencyFilter.builder().config(config).store(unreachableStore()).build());
+
+    HttpResponse<byte[]> response = send("POST", "/p", key(), "{}");
+
+    assertProblem(response, 503, "store-unavailable");
+    assertThat(response.headers().firstValue("Retry-After")).isPresent();
+    assertThat(handler.executions).hasValue(0);
+  }
+
+  @Test
+  void storeUnreachable_failOpen_runsHandlerAndCountsIt() throws Exception {
+    IdempotencyConfig config = IdempotencyConfig.builder()
+        .onStoreFailure(IdempotencyConfig.OnStoreFailure.FAIL_OPEN).build();
+    start(IdempotencyFilter.builder()
+        .config(config).store(unreachableStore()).listener(events::add).build());
+
+    assertThat(send("POST", "/p", key(), "{\"a\":1}").statusCode()).isEqualTo(201);
+    assertThat(handler.executions).hasValue(1);
+    assertThat(events).extracting(IdempotencyListener.Event::outcome)
+        .containsExactly(IdempotencyListener.Outcome.FAIL_OPEN);
+  }
+
+  static io.idemkey.store.IdempotencyStore unreachableStore() {
+    return StoreBuilder.postgres("jdbc:postgresql://127.0.0.1:1/none", "u", "p")
+        .migrate(false)
+        .connectTimeout(Duration.ofMillis(300))
+        .purgeInterval(Duration.ZERO)
+        .build();
+  }
+}

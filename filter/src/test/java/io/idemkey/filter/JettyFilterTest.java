@@ -1,0 +1,8 @@
+package io.idemkey.filter;
+
+class JettyFilterTest extends FilterHttpContract {
+  @Override
+  ServletContainer newContainer() {
+    return new JettyContainer();
+  }
+}

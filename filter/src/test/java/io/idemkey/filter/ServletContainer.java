@@ -1,0 +1,18 @@
+package io.idemkey.filter;
+
+import jakarta.servlet.Filter;
+import jakarta.servlet.http.HttpServlet;
+import java.net.URI;
+
+/** An embedded servlet container for the tests: one filter on /*, one servlet on /*. */
+interface ServletContainer extends AutoCloseable {
+
+  /** Starts the container on a free port. */
+  void start(Filter filter, HttpServlet servlet) throws Exception;
+
+  /** The base URI, e.g. {@code http://127.0.0.1:41234}. */
+  URI uri();
+
+  @Override
+  void close() throws Exception;
+}

@@ -1,0 +1,78 @@
+package io.idemkey.filter;
+
+import jakarta.servlet.http.Cookie;
+import jakarta.servlet.http.HttpServlet;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The handler behind the filter in the HTTP tests. By default it answers 201 JSON naming the run
+ * and echoing the body; query parameters make it slow, fail, use the writer, and so on.
+ */
+final class TestHandler extends HttpServlet {
+
+  final AtomicInteger executions = new AtomicInteger();
+
+  @Override
+  protected void service(HttpServletRequest request, HttpServletResponse response)
+      throws IOException {
+    int run = executions.incrementAndGet();
+    String delay = request.getParameter("delayMs");
+    if (delay != null) {
+      try {
+        Thread.sleep(Long.parseLong(delay));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    if (request.getParameter("throw") != null) {
+      throw new IllegalStateException("handler failed");
+    }
+    if (request.getParameter("error") != null) {
+      response.sendError(Integer.parseInt(request.getParameter("error")), "error page");
+      return;
+    }
+    if (request.getParameter("form") != null) {
+      response.setStatus(200);
+      response.setContentType("text/plain;charset=UTF-8");
+      response.getWriter().write("a=" + request.getParameter("a") + " run=" + run);
+      return;
+    }
+    response.setStatus(Integer.parseInt(valueOr(request.getParameter("status"), "201")));
+    response.setHeader("X-Handler", "run " + run);
+    response.addHeader("X-Multi", "one");
+    response.addHeader("X-Multi", "two");
+    response.setHeader("Date", "Thu, 01 Jan 2026 00:00:00 GMT");
+    response.addCookie(new Cookie("session", "secret-" + run));
+    if (request.getParameter("size") != null) {
+      response.setContentType("application/octet-stream");
+      byte[] big = new byte[Integer.parseInt(request.getParameter("size"))];
+      java.util.Arrays.fill(big, (byte) 'x');
+      response.getOutputStream().write(big);
+      return;
+    }
+    if (request.getParameter("writer") != null) {
+      response.setContentType("text/plain;charset=UTF-8");
+      PrintWriter writer = response.getWriter();
+      writer.write("h\u00e9llo w\u00f6rld \u20ac run " + run);
+      writer.flush();
+      response.flushBuffer();
+      response.setHeader("X-After-Flush", "still settable");
+      return;
+    }
+    response.setContentType("application/json");
+    String body = new String(request.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    response.getOutputStream().write(
+        ("{\"run\":" + run + ",\"echo\":\"" + body.replace("\"", "'") + "\"}")
+            .getBytes(StandardCharsets.UTF_8));
+    response.getOutputStream().flush();
+  }
+
+  private static String valueOr(String value, String fallback) {
+    return value == null ? fallback : value;
+  }
+}
