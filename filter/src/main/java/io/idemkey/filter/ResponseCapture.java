@@ -29,10 +29,10 @@ import java.util.Set;
  */
 final class ResponseCapture extends HttpServletResponseWrapper {
 
-  /** Headers never stored or replayed: hop-by-hop ones, Date, and the length (recomputed). */
+  /** Headers never stored or replayed (SPEC §6): hop-by-hop, Date, Set-Cookie, and the length. */
   private static final Set<String> NEVER_STORED =
       Set.of("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-          "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "date",
+          "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "date", "set-cookie",
           "content-length");
 
   /** A byte buffer whose contents can be written out without a copy. */
