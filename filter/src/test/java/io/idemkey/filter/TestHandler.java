@@ -16,6 +16,16 @@ import java.util.concurrent.atomic.AtomicInteger;
 final class TestHandler extends HttpServlet {
 
   final AtomicInteger executions = new AtomicInteger();
+  private final String node;
+
+  TestHandler() {
+    this("main");
+  }
+
+  /** A handler that names {@code node} in its JSON bodies, to tell nodes' responses apart. */
+  TestHandler(String node) {
+    this.node = node;
+  }
 
   @Override
   protected void service(HttpServletRequest request, HttpServletResponse response)
@@ -67,7 +77,7 @@ final class TestHandler extends HttpServlet {
     response.setContentType("application/json");
     String body = new String(request.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     response.getOutputStream().write(
-        ("{\"run\":" + run + ",\"echo\":\"" + body.replace("\"", "'") + "\"}")
+        ("{\"node\":\"" + node + "\",\"run\":" + run + ",\"echo\":\"" + body.replace("\"", "'") + "\"}")
             .getBytes(StandardCharsets.UTF_8));
     response.getOutputStream().flush();
   }

@@ -1,0 +1,123 @@
+package io.idemkey.filter;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.idemkey.migrations.TableName;
+import io.idemkey.store.IdempotencyStore;
+import io.idemkey.store.MutableClock;
+import io.idemkey.store.StoreBuilder;
+import io.idemkey.store.TestDatabase;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/** Two filters, each in its own Jetty, on one PostgreSQL table: two application nodes. */
+class MultiNodeFilterTest {
+
+  final HttpClient client = HttpClient.newHttpClient();
+  final MutableClock clock = MutableClock.atEpochDay();
+  final TableName table = TestDatabase.freshTable();
+  final List<AutoCloseable> closeables = new ArrayList<>();
+  final List<IdempotencyListener.Event> events = new CopyOnWriteArrayList<>();
+
+  @AfterEach
+  void stop() throws Exception {
+    for (AutoCloseable closeable : closeables) {
+      closeable.close();
+    }
+  }
+
+  /** A node: its own store (and pool) on the shared table, its own container and handler. */
+  URI node(IdempotencyConfig config, TestHandler handler) throws Exception {
+    IdempotencyStore store =
+        config.applyTo(StoreBuilder.postgres(TestDatabase.jdbcUrl(), TestDatabase.user(),
+                TestDatabase.password()))
+            .tableName(table)
+            .migrate(false)
+            .clock(clock)
+            .purgeInterval(Duration.ZERO)
+            .build();
+    closeables.add(store);
+    JettyContainer container = new JettyContainer();
+    container.start(
+        IdempotencyFilter.builder().config(config).store(store).clock(clock)
+            .listener(events::add).build(),
+        handler);
+    closeables.add(container);
+    return container.uri();
+  }
+
+  HttpRequest post(URI node, String path, String key) {
+    return HttpRequest.newBuilder(URI.create(node + path))
+        .header("Idempotency-Key", key)
+        .header("Content-Type", "application/json")
+        .POST(HttpRequest.BodyPublishers.ofString("{\"amount\":5}"))
+        .build();
+  }
+
+  @Test
+  void wait_duplicateOnAnotherNode_waitsAndGetsTheSameBytes() throws Exception {
+    IdempotencyConfig config =
+        IdempotencyConfig.builder().onInFlight(IdempotencyConfig.InFlight.WAIT).build();
+    TestHandler first = new TestHandler("a");
+    TestHandler second = new TestHandler("b");
+    URI nodeA = node(config, first);
+    URI nodeB = node(config, second);
+    String key = UUID.randomUUID().toString();
+
+    CompletableFuture<HttpResponse<byte[]>> slow =
+        client.sendAsync(post(nodeA, "/p?delayMs=800", key), HttpResponse.BodyHandlers.ofByteArray());
+    while (first.executions.get() == 0) {
+      Thread.onSpinWait();
+    }
+    HttpResponse<byte[]> waited =
+        client.send(post(nodeB, "/p?delayMs=800", key), HttpResponse.BodyHandlers.ofByteArray());
+
+    assertThat(waited.statusCode()).isEqualTo(201);
+    assertThat(waited.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(waited.body()).isEqualTo(slow.get().body());
+    assertThat(first.executions.get() + second.executions.get()).isEqualTo(1);
+  }
+
+  @Test
+  void leaseRunsOut_anotherNodeTakesOver_staleCompletionNeverOverwrites() throws Exception {
+    IdempotencyConfig config = IdempotencyConfig.builder().lease(Duration.ofSeconds(30)).build();
+    TestHandler stale = new TestHandler("a");
+    TestHandler takeover = new TestHandler("b");
+    URI nodeA = node(config, stale);
+    URI nodeB = node(config, takeover);
+    String key = UUID.randomUUID().toString();
+
+    CompletableFuture<HttpResponse<byte[]>> slow =
+        client.sendAsync(post(nodeA, "/p?delayMs=1500", key), HttpResponse.BodyHandlers.ofByteArray());
+    while (stale.executions.get() == 0) {
+      Thread.onSpinWait();
+    }
+    // Node A is "paused" past its lease (as in a long GC): B takes the key over.
+    clock.advance(Duration.ofSeconds(31));
+    HttpResponse<byte[]> taken =
+        client.send(post(nodeB, "/p?delayMs=1500", key), HttpResponse.BodyHandlers.ofByteArray());
+    HttpResponse<byte[]> late = slow.get();
+
+    assertThat(taken.statusCode()).isEqualTo(201);
+    assertThat(late.statusCode()).isEqualTo(201);
+    HttpResponse<byte[]> replay =
+        client.send(post(nodeA, "/p?delayMs=1500", key), HttpResponse.BodyHandlers.ofByteArray());
+    assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(replay.body()).isEqualTo(taken.body()).isNotEqualTo(late.body());
+    for (int i = 0; i < 100 && events.size() < 3; i++) {
+      Thread.sleep(20);
+    }
+    assertThat(events).extracting(IdempotencyListener.Event::outcome)
+        .contains(IdempotencyListener.Outcome.STALE_COMPLETION);
+  }
+}
