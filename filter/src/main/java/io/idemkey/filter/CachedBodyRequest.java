@@ -1,7 +1,10 @@
 package io.idemkey.filter;
 
+import jakarta.servlet.AsyncContext;
 import jakarta.servlet.ReadListener;
 import jakarta.servlet.ServletInputStream;
+import jakarta.servlet.ServletRequest;
+import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletRequestWrapper;
 import java.io.BufferedReader;
@@ -32,11 +35,42 @@ final class CachedBodyRequest extends HttpServletRequestWrapper {
   private final int length;
   private boolean bodyUsed;
   private Map<String, String[]> parameters;
+  private ServletResponse capturedResponse;
+  private CapturedAsyncContext.Completion asyncCompletion;
+  private CapturedAsyncContext asyncContext;
 
   CachedBodyRequest(HttpServletRequest request, byte[] body, int length) {
     super(request);
     this.body = body;
     this.length = length;
+  }
+
+  /**
+   * Makes {@link #startAsync()} hand the handler a context whose response is {@code capture} and
+   * whose completion runs {@code completion}.
+   */
+  void captureAsync(ServletResponse capture, CapturedAsyncContext.Completion completion) {
+    this.capturedResponse = capture;
+    this.asyncCompletion = completion;
+  }
+
+  @Override
+  public AsyncContext startAsync() {
+    return startAsync(this, capturedResponse);
+  }
+
+  @Override
+  public AsyncContext startAsync(ServletRequest request, ServletResponse response) {
+    AsyncContext started = super.startAsync(request, response);
+    if (asyncContext == null) {
+      asyncContext = new CapturedAsyncContext(started, asyncCompletion);
+    }
+    return asyncContext;
+  }
+
+  @Override
+  public AsyncContext getAsyncContext() {
+    return asyncContext != null ? asyncContext : super.getAsyncContext();
   }
 
   @Override

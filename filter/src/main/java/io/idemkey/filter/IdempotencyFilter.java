@@ -238,6 +238,29 @@ public final class IdempotencyFilter implements Filter {
     ScheduledFuture<?> renewal =
         renewals.scheduleAtFixedRate(
             () -> renew(key, token), renewEvery, renewEvery, TimeUnit.MILLISECONDS);
+    long started = System.nanoTime();
+    request.captureAsync(
+        capture,
+        new CapturedAsyncContext.Completion() {
+          @Override
+          public void finish() throws IOException {
+            renewal.cancel(false);
+            IdempotencyListener.Outcome outcome =
+                IdempotencyFilter.this.finish(key, token, capture, response);
+            listener.onEvent(
+                new IdempotencyListener.Event(
+                    outcome,
+                    request.getMethod(),
+                    pathOf(request),
+                    Duration.ofNanos(System.nanoTime() - started)));
+          }
+
+          @Override
+          public void abandon() {
+            renewal.cancel(false);
+            releaseQuietly(key, token);
+          }
+        });
     try {
       chain.doFilter(request, capture);
     } catch (IOException | ServletException | RuntimeException | Error e) {
@@ -245,7 +268,18 @@ public final class IdempotencyFilter implements Filter {
       releaseQuietly(key, token);
       throw e;
     }
+    if (request.isAsyncStarted()) {
+      // Finished when the handler completes the async context (CapturedAsyncContext).
+      return null;
+    }
     renewal.cancel(false);
+    return finish(key, token, capture, response);
+  }
+
+  /** Stores (or releases) the captured response, then sends it to the client. */
+  private IdempotencyListener.Outcome finish(
+      IdempotencyKey key, long token, ResponseCapture capture, HttpServletResponse response)
+      throws IOException {
     int status = capture.getStatus();
     if (config.isReleaseStatus(status)) {
       releaseQuietly(key, token);

@@ -244,6 +244,22 @@ abstract class FilterHttpContract {
   }
 
   @Test
+  void asyncResponse_isCapturedWhenItCompletes_andReplayed() throws Exception {
+    start(c -> c);
+    String key = key();
+
+    HttpResponse<byte[]> first = send("POST", "/p?async=1", key, "{}");
+    HttpResponse<byte[]> second = send("POST", "/p?async=1", key, "{}");
+
+    assertThat(first.statusCode()).isEqualTo(202);
+    assertThat(text(first)).isEqualTo("async run 1");
+    assertThat(second.statusCode()).isEqualTo(202);
+    assertThat(second.body()).isEqualTo(first.body());
+    assertThat(second.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  @Test
   void clientError_isStoredAndReplayed() throws Exception {
     start(c -> c);
     String key = key();

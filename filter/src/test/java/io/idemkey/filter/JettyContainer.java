@@ -26,8 +26,12 @@ final class JettyContainer implements ServletContainer {
     server.addConnector(connector);
     ServletContextHandler context = new ServletContextHandler();
     context.setContextPath("/");
-    context.addFilter(new FilterHolder(filter), "/*", EnumSet.of(DispatcherType.REQUEST));
-    context.addServlet(new ServletHolder(servlet), "/*");
+    FilterHolder filterHolder = new FilterHolder(filter);
+    filterHolder.setAsyncSupported(true);
+    context.addFilter(filterHolder, "/*", EnumSet.of(DispatcherType.REQUEST));
+    ServletHolder servletHolder = new ServletHolder(servlet);
+    servletHolder.setAsyncSupported(true);
+    context.addServlet(servletHolder, "/*");
     server.setHandler(context);
     server.start();
     uri = URI.create("http://127.0.0.1:" + connector.getLocalPort());

@@ -39,6 +39,22 @@ final class TestHandler extends HttpServlet {
         Thread.currentThread().interrupt();
       }
     }
+    if (request.getParameter("async") != null) {
+      jakarta.servlet.AsyncContext async = request.startAsync();
+      async.start(() -> {
+        try {
+          HttpServletResponse asyncResponse = (HttpServletResponse) async.getResponse();
+          asyncResponse.setStatus(202);
+          asyncResponse.setContentType("text/plain");
+          asyncResponse.getOutputStream().write(("async run " + run).getBytes(StandardCharsets.UTF_8));
+          asyncResponse.flushBuffer();
+          async.complete();
+        } catch (IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      });
+      return;
+    }
     if (request.getParameter("throw") != null) {
       throw new IllegalStateException("handler failed");
     }

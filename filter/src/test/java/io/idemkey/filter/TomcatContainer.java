@@ -30,12 +30,13 @@ final class TomcatContainer implements ServletContainer {
     FilterDef filterDef = new FilterDef();
     filterDef.setFilterName("idempotency");
     filterDef.setFilter(filter);
+    filterDef.setAsyncSupported("true");
     context.addFilterDef(filterDef);
     FilterMap filterMap = new FilterMap();
     filterMap.setFilterName("idempotency");
     filterMap.addURLPattern("/*");
     context.addFilterMap(filterMap);
-    Tomcat.addServlet(context, "handler", servlet);
+    Tomcat.addServlet(context, "handler", servlet).setAsyncSupported(true);
     context.addServletMappingDecoded("/*", "handler");
     tomcat.start();
     uri = URI.create("http://127.0.0.1:" + connector.getLocalPort());

@@ -1,0 +1,136 @@
+package io.idemkey.filter;
+
+import jakarta.servlet.AsyncContext;
+import jakarta.servlet.AsyncEvent;
+import jakarta.servlet.AsyncListener;
+import jakarta.servlet.ServletContext;
+import jakarta.servlet.ServletRequest;
+import jakarta.servlet.ServletResponse;
+import java.io.IOException;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * The async context a handler gets for a covered request: {@link #complete()} first stores the
+ * captured response and sends it (SPEC §6: responses produced asynchronously are captured when
+ * they complete), then completes the real context. A timeout or error releases the key.
+ *
+ * <p>Thread-safe: the record is finished exactly once, whichever thread completes.
+ */
+final class CapturedAsyncContext implements AsyncContext {
+
+  /** What to do once the async cycle ends. */
+  interface Completion {
+    /** The handler completed normally: store and send the captured response. */
+    void finish() throws IOException;
+
+    /** The cycle timed out or failed: release the key. */
+    void abandon();
+  }
+
+  private final AsyncContext delegate;
+  private final Completion completion;
+  private final AtomicBoolean finished = new AtomicBoolean();
+
+  CapturedAsyncContext(AsyncContext delegate, Completion completion) {
+    this.delegate = delegate;
+    this.completion = completion;
+    delegate.addListener(
+        new AsyncListener() {
+          @Override
+          public void onComplete(AsyncEvent event) {}
+
+          @Override
+          public void onTimeout(AsyncEvent event) {
+            abandon();
+          }
+
+          @Override
+          public void onError(AsyncEvent event) {
+            abandon();
+          }
+
+          @Override
+          public void onStartAsync(AsyncEvent event) {}
+        });
+  }
+
+  private void abandon() {
+    if (finished.compareAndSet(false, true)) {
+      completion.abandon();
+    }
+  }
+
+  @Override
+  public void complete() {
+    if (finished.compareAndSet(false, true)) {
+      try {
+        completion.finish();
+      } catch (IOException e) {
+        // The client went away; the record is stored already if it could be.
+      }
+    }
+    delegate.complete();
+  }
+
+  @Override
+  public ServletRequest getRequest() {
+    return delegate.getRequest();
+  }
+
+  @Override
+  public ServletResponse getResponse() {
+    return delegate.getResponse();
+  }
+
+  @Override
+  public boolean hasOriginalRequestAndResponse() {
+    return delegate.hasOriginalRequestAndResponse();
+  }
+
+  @Override
+  public void dispatch() {
+    delegate.dispatch();
+  }
+
+  @Override
+  public void dispatch(String path) {
+    delegate.dispatch(path);
+  }
+
+  @Override
+  public void dispatch(ServletContext context, String path) {
+    delegate.dispatch(context, path);
+  }
+
+  @Override
+  public void start(Runnable run) {
+    delegate.start(run);
+  }
+
+  @Override
+  public void addListener(AsyncListener listener) {
+    delegate.addListener(listener);
+  }
+
+  @Override
+  public void addListener(
+      AsyncListener listener, ServletRequest request, ServletResponse response) {
+    delegate.addListener(listener, request, response);
+  }
+
+  @Override
+  public <T extends AsyncListener> T createListener(Class<T> type)
+      throws jakarta.servlet.ServletException {
+    return delegate.createListener(type);
+  }
+
+  @Override
+  public void setTimeout(long timeout) {
+    delegate.setTimeout(timeout);
+  }
+
+  @Override
+  public long getTimeout() {
+    return delegate.getTimeout();
+  }
+}
