@@ -362,9 +362,16 @@ public final class IdempotencyConfig {
 
   /** Whether a request with this method and path (inside the context) is covered (SPEC §1). */
   public boolean covers(String method, String path) {
-    return methods.contains(method)
-        && includePaths.matches(path)
-        && !excludePaths.matches(path);
+    return coversMethod(method) && coversPath(path);
+  }
+
+  /** The first, cheap half of {@link #covers}: most uncovered requests stop here. */
+  boolean coversMethod(String method) {
+    return methods.contains(method);
+  }
+
+  boolean coversPath(String path) {
+    return includePaths.matches(path) && !excludePaths.matches(path);
   }
 
   /** Whether a response with this status releases the key instead of being stored. */

@@ -130,8 +130,13 @@ public final class IdempotencyFilter implements Filter {
     }
     HttpServletRequest request = (HttpServletRequest) req;
     HttpServletResponse response = (HttpServletResponse) res;
+    // SPEC §1: an uncovered request costs a method check, before the path is even built.
+    if (!config.coversMethod(request.getMethod())) {
+      chain.doFilter(request, response);
+      return;
+    }
     String path = pathOf(request);
-    if (!config.covers(request.getMethod(), path)) {
+    if (!config.coversPath(path)) {
       chain.doFilter(request, response);
       return;
     }
