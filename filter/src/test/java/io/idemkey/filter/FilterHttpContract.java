@@ -206,6 +206,68 @@ abstract class FilterHttpContract {
   }
 
   @Test
+  void principalScope_usersNeverShareKeys_anonymousIsOneScope() throws Exception {
+    IdempotencyFilter filter = IdempotencyFilter.builder()
+        .config(IdempotencyConfig.builder().store(IdempotencyConfig.StoreType.MEMORY).build())
+        .store(StoreBuilder.memory().build())
+        .build();
+    container = newContainer();
+    container.start(new PrincipalFromHeader(filter), handler);
+    String key = key();
+
+    HttpResponse<byte[]> alice = send("POST", "/p", key, "{}", "application/json", "X-User", "alice");
+    HttpResponse<byte[]> bob = send("POST", "/p", key, "{}", "application/json", "X-User", "bob");
+    HttpResponse<byte[]> aliceAgain =
+        send("POST", "/p", key, "{}", "application/json", "X-User", "alice");
+    send("POST", "/p", key, "{}");
+    HttpResponse<byte[]> anonymousAgain = send("POST", "/p", key, "{}");
+
+    assertThat(text(alice)).contains("\"run\":1");
+    assertThat(text(bob)).contains("\"run\":2");
+    assertThat(aliceAgain.body()).isEqualTo(alice.body());
+    assertThat(text(anonymousAgain)).contains("\"run\":3");
+    assertThat(handler.executions).hasValue(3);
+  }
+
+  @Test
+  void leaseRenewedWhileHandlerRuns_duplicateAfterLeaseTimeIsStill409() throws Exception {
+    start(c -> c.lease(Duration.ofMillis(600)));
+    String key = key();
+
+    java.util.concurrent.CompletableFuture<HttpResponse<byte[]>> slow =
+        java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+          try {
+            return send("POST", "/p?delayMs=2000", key, "{}");
+          } catch (Exception e) {
+            throw new IllegalStateException(e);
+          }
+        });
+    while (handler.executions.get() == 0) {
+      Thread.onSpinWait();
+    }
+    Thread.sleep(1200); // twice the lease: only renewal keeps the key held
+
+    assertProblem(send("POST", "/p?delayMs=2000", key, "{}"), 409, "in-progress");
+    assertThat(slow.get().statusCode()).isEqualTo(201);
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  @Test
+  void noArgumentFilter_isConfiguredFromInitParams() throws Exception {
+    container = newContainer();
+    container.start(new IdempotencyFilter(), handler,
+        java.util.Map.of("idempotency.store", "memory", "replay-header", "X-Replayed",
+            "idempotency.purge.interval", "0s"));
+    String key = key();
+
+    send("POST", "/p", key, "{}");
+    HttpResponse<byte[]> replay = send("POST", "/p", key, "{}");
+
+    assertThat(replay.headers().firstValue("X-Replayed")).hasValue("true");
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  @Test
   void bodyOverLimit_is413_handlerNotRun() throws Exception {
     start(c -> c.maxRequestBytes(1024));
 

@@ -18,7 +18,8 @@ final class JettyContainer implements ServletContainer {
   private URI uri;
 
   @Override
-  public void start(Filter filter, HttpServlet servlet) throws Exception {
+  public void start(Filter filter, HttpServlet servlet, java.util.Map<String, String> initParams)
+      throws Exception {
     server = new Server();
     ServerConnector connector = new ServerConnector(server);
     connector.setHost("127.0.0.1");
@@ -28,6 +29,7 @@ final class JettyContainer implements ServletContainer {
     context.setContextPath("/");
     FilterHolder filterHolder = new FilterHolder(filter);
     filterHolder.setAsyncSupported(true);
+    filterHolder.setInitParameters(initParams);
     context.addFilter(filterHolder, "/*", EnumSet.of(DispatcherType.REQUEST));
     ServletHolder servletHolder = new ServletHolder(servlet);
     servletHolder.setAsyncSupported(true);

@@ -8,7 +8,13 @@ import java.net.URI;
 interface ServletContainer extends AutoCloseable {
 
   /** Starts the container on a free port. */
-  void start(Filter filter, HttpServlet servlet) throws Exception;
+  default void start(Filter filter, HttpServlet servlet) throws Exception {
+    start(filter, servlet, java.util.Map.of());
+  }
+
+  /** Starts the container on a free port, the filter with these init-params. */
+  void start(Filter filter, HttpServlet servlet, java.util.Map<String, String> initParams)
+      throws Exception;
 
   /** The base URI, e.g. {@code http://127.0.0.1:41234}. */
   URI uri();

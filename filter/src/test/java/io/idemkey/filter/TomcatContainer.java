@@ -18,7 +18,8 @@ final class TomcatContainer implements ServletContainer {
   private URI uri;
 
   @Override
-  public void start(Filter filter, HttpServlet servlet) throws Exception {
+  public void start(Filter filter, HttpServlet servlet, java.util.Map<String, String> initParams)
+      throws Exception {
     Path base = Files.createTempDirectory("tomcat");
     tomcat = new Tomcat();
     tomcat.setBaseDir(base.toString());
@@ -31,6 +32,7 @@ final class TomcatContainer implements ServletContainer {
     filterDef.setFilterName("idempotency");
     filterDef.setFilter(filter);
     filterDef.setAsyncSupported("true");
+    initParams.forEach(filterDef::addInitParameter);
     context.addFilterDef(filterDef);
     FilterMap filterMap = new FilterMap();
     filterMap.setFilterName("idempotency");
