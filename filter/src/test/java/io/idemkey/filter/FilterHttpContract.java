@@ -459,6 +459,77 @@ abstract class FilterHttpContract {
         .containsExactly(IdempotencyListener.Outcome.FAIL_OPEN);
   }
 
+  @Test
+  void completedKey_afterTtl_isANewKey() throws Exception {
+    io.idemkey.store.MutableClock clock = io.idemkey.store.MutableClock.atEpochDay();
+    IdempotencyConfig config = IdempotencyConfig.builder().ttl(Duration.ofHours(1)).build();
+    start(IdempotencyFilter.builder()
+        .config(config)
+        .store(config.applyTo(StoreBuilder.memory()).clock(clock).build())
+        .clock(clock)
+        .build());
+    String key = key();
+    send("POST", "/p", key, "{}");
+    clock.advance(Duration.ofMinutes(59));
+    assertThat(send("POST", "/p", key, "{}").headers().firstValue("Idempotent-Replayed"))
+        .hasValue("true");
+
+    clock.advance(Duration.ofMinutes(1));
+
+    HttpResponse<byte[]> fresh = send("POST", "/p", key, "{\"other\":1}");
+    assertThat(fresh.headers().firstValue("Idempotent-Replayed")).isEmpty();
+    assertThat(handler.executions).hasValue(2);
+  }
+
+  @Test
+  void databaseStoppedAndStarted_503ThenServesAgainWithoutRestart(
+      @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+    int port;
+    try (java.net.ServerSocket socket = new java.net.ServerSocket(0)) {
+      port = socket.getLocalPort();
+    }
+    java.nio.file.Path data = java.nio.file.Files.createDirectories(dir.resolve("pg"));
+    io.zonky.test.db.postgres.embedded.EmbeddedPostgres postgres = startPostgres(data, port);
+    try {
+      IdempotencyConfig config = IdempotencyConfig.builder()
+          .jdbcUrl(postgres.getJdbcUrl("postgres", "postgres"))
+          .jdbcUsername("postgres").jdbcPassword("postgres")
+          .jdbcConnectTimeout(Duration.ofMillis(500))
+          .cacheMaxBytes(0)
+          .build();
+      start(IdempotencyFilter.builder().config(config).build());
+      String before = key();
+      HttpResponse<byte[]> stored = send("POST", "/p", before, "{}");
+
+      postgres.close();
+      assertProblem(send("POST", "/p", key(), "{}"), 503, "store-unavailable");
+
+      postgres = startPostgres(data, port);
+      HttpResponse<byte[]> replay = null;
+      for (int i = 0; i < 50; i++) {
+        replay = send("POST", "/p", before, "{}");
+        if (replay.statusCode() != 503) {
+          break;
+        }
+        Thread.sleep(200);
+      }
+      assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+      assertThat(replay.body()).isEqualTo(stored.body());
+      assertThat(handler.executions).hasValue(1);
+    } finally {
+      postgres.close();
+    }
+  }
+
+  static io.zonky.test.db.postgres.embedded.EmbeddedPostgres startPostgres(
+      java.nio.file.Path data, int port) throws IOException {
+    return io.zonky.test.db.postgres.embedded.EmbeddedPostgres.builder()
+        .setDataDirectory(data)
+        .setCleanDataDirectory(false)
+        .setPort(port)
+        .start();
+  }
+
   static io.idemkey.store.IdempotencyStore unreachableStore() {
     return StoreBuilder.postgres("jdbc:postgresql://127.0.0.1:1/none", "u", "p")
         .migrate(false)
