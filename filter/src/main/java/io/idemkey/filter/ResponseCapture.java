@@ -29,10 +29,14 @@ import java.util.Set;
  */
 final class ResponseCapture extends HttpServletResponseWrapper {
 
-  /** Headers never stored or replayed (SPEC §6): hop-by-hop, Date, Set-Cookie, and the length. */
+  /**
+   * Headers never stored or replayed: hop-by-hop, Date and Set-Cookie (SPEC §6), the length
+   * (recomputed), and Server, which the container sets again on every response.
+   */
   private static final Set<String> NEVER_STORED =
       Set.of("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-          "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "date", "set-cookie",
+          "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "date",
+          "set-cookie", "server",
           "content-length");
 
   /** A byte buffer whose contents can be written out without a copy. */
