@@ -1,0 +1,124 @@
+package io.idemkey.demo;
+
+import jakarta.servlet.http.HttpServlet;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.util.concurrent.atomic.AtomicLong;
+import javax.sql.DataSource;
+
+/**
+ * The payments API: {@code POST /payments} inserts a payment, {@code GET /payments/{id}} reads
+ * one. The same servlet answers {@code POST /bare/payments}, outside the filter. Thread-safe.
+ */
+final class PaymentsServlet extends HttpServlet {
+
+  private final DataSource dataSource;
+  private final AtomicLong executions;
+
+  PaymentsServlet(DataSource dataSource, AtomicLong executions) {
+    this.dataSource = dataSource;
+    this.executions = executions;
+  }
+
+  @Override
+  protected void doPost(HttpServletRequest request, HttpServletResponse response)
+      throws IOException {
+    executions.incrementAndGet();
+    String delay = request.getParameter("delayMs");
+    if (delay != null) {
+      try {
+        Thread.sleep(Long.parseLong(delay));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      } catch (NumberFormatException e) {
+        problem(response, 400, "delayMs must be a whole number");
+        return;
+      }
+    }
+    if ("true".equals(request.getParameter("fail"))) {
+      problem(response, 500, "failed on request (fail=true); nothing was inserted");
+      return;
+    }
+    String body = new String(request.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    PaymentRequest.Parsed parsed = PaymentRequest.parse(body);
+    if (parsed instanceof PaymentRequest.Invalid invalid) {
+      problem(response, 400, invalid.reason());
+      return;
+    }
+    PaymentRequest payment = ((PaymentRequest.Valid) parsed).request();
+    try (Connection connection = dataSource.getConnection();
+        PreparedStatement insert =
+            connection.prepareStatement(
+                "INSERT INTO payments (amount, currency, status) VALUES (?, ?, 'accepted')"
+                    + " RETURNING id")) {
+      insert.setLong(1, payment.amount());
+      insert.setString(2, payment.currency());
+      try (ResultSet row = insert.executeQuery()) {
+        row.next();
+        long id = row.getLong(1);
+        response.setStatus(201);
+        response.setHeader("Location", "/payments/" + id);
+        json(response, toJson(id, payment.amount(), payment.currency(), "accepted"));
+      }
+    } catch (SQLException e) {
+      problem(response, 503, "the payments database is unavailable");
+    }
+  }
+
+  @Override
+  protected void doGet(HttpServletRequest request, HttpServletResponse response)
+      throws IOException {
+    String info = request.getPathInfo();
+    long id;
+    try {
+      id = Long.parseLong(info == null ? "" : info.substring(1));
+    } catch (NumberFormatException e) {
+      response.setStatus(404);
+      return;
+    }
+    try (Connection connection = dataSource.getConnection();
+        PreparedStatement select =
+            connection.prepareStatement(
+                "SELECT amount, currency, status FROM payments WHERE id = ?")) {
+      select.setLong(1, id);
+      try (ResultSet row = select.executeQuery()) {
+        if (!row.next()) {
+          problem(response, 404, "no payment " + id);
+          return;
+        }
+        json(response, toJson(id, row.getLong(1), row.getString(2), row.getString(3)));
+      }
+    } catch (SQLException e) {
+      problem(response, 503, "the payments database is unavailable");
+    }
+  }
+
+  static String toJson(long id, long amount, String currency, String status) {
+    return "{\"id\":" + id + ",\"amount\":" + amount + ",\"currency\":\"" + currency
+        + "\",\"status\":\"" + status + "\"}";
+  }
+
+  static void json(HttpServletResponse response, String json) throws IOException {
+    byte[] bytes = json.getBytes(StandardCharsets.UTF_8);
+    response.setContentType("application/json");
+    response.setContentLength(bytes.length);
+    response.getOutputStream().write(bytes);
+  }
+
+  static void problem(HttpServletResponse response, int status, String detail) throws IOException {
+    response.setStatus(status);
+    byte[] bytes =
+        ("{\"type\":\"about:blank\",\"status\":" + status + ",\"detail\":\""
+                + detail.replace("\\", "\\\\").replace("\"", "\\\"") + "\"}")
+            .getBytes(StandardCharsets.UTF_8);
+    response.setContentType("application/problem+json");
+    response.setContentLength(bytes.length);
+    response.getOutputStream().write(bytes);
+  }
+}
