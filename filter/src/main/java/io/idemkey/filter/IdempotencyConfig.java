@@ -645,17 +645,13 @@ public final class IdempotencyConfig {
     }
 
     public Builder jdbcPoolSize(int size) {
-      if (size < 1) {
-        throw new IllegalArgumentException("pool size must be at least 1, was " + size);
-      }
+      StoreBuilder.memory().poolSize(size); // the store's own rule, so the two cannot disagree
       this.jdbcPoolSize = size;
       return this;
     }
 
     public Builder jdbcConnectTimeout(Duration timeout) {
-      if (positive(timeout).toMillis() < 250) {
-        throw new IllegalArgumentException("must be at least 250ms, was " + timeout.toMillis() + "ms");
-      }
+      StoreBuilder.memory().connectTimeout(timeout); // the store's own rule
       this.jdbcConnectTimeout = timeout;
       return this;
     }
