@@ -28,9 +28,9 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import javax.sql.DataSource;
 
@@ -101,13 +101,18 @@ public final class IdempotencyFilter implements Filter {
     this.ownsStore = ownsStore;
     this.clock = clock;
     this.listener = listener;
-    this.renewals =
-        Executors.newSingleThreadScheduledExecutor(
+    ScheduledThreadPoolExecutor renewals =
+        new ScheduledThreadPoolExecutor(
+            1,
             runnable -> {
               Thread thread = new Thread(runnable, "idemkey-lease-renewal");
               thread.setDaemon(true);
               return thread;
             });
+    // Every executed request schedules a renewal and cancels it when done: without this, each
+    // cancelled task would stay queued until its first run, a third of a lease later.
+    renewals.setRemoveOnCancelPolicy(true);
+    this.renewals = renewals;
     LOG.log(System.Logger.Level.INFO, config.toString());
   }
 

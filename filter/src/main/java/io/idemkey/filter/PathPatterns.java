@@ -28,10 +28,6 @@ final class PathPatterns {
     this.patterns = List.copyOf(patterns);
   }
 
-  boolean isEmpty() {
-    return patterns.isEmpty();
-  }
-
   boolean matches(String path) {
     for (String pattern : patterns) {
       if (pattern.endsWith("/*")) {

@@ -193,7 +193,7 @@ final class PostgresStore implements IdempotencyStore {
         statement -> {
           statement.setInt(1, response.status());
           statement.setBytes(2, HeaderCodec.encode(response.headers()));
-          statement.setBytes(3, response.body());
+          statement.setBytes(3, response.bodyBytes());
           statement.setBoolean(4, response.bodyStored());
           statement.setObject(5, timestamp(now.plus(ttl)));
           return 6;

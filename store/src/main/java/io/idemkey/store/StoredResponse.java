@@ -2,6 +2,7 @@ package io.idemkey.store;
 
 import java.io.IOException;
 import java.io.OutputStream;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 
@@ -49,6 +50,11 @@ public record StoredResponse(
     return body.clone();
   }
 
+  /** The body array itself, for stores in this package that only read it: no copy. */
+  byte[] bodyBytes() {
+    return body;
+  }
+
   /** The number of body bytes. */
   public int bodyLength() {
     return body.length;
@@ -78,12 +84,12 @@ public record StoredResponse(
         && status == that.status
         && bodyStored == that.bodyStored
         && headers.equals(that.headers)
-        && java.util.Arrays.equals(body, that.body);
+        && Arrays.equals(body, that.body);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(status, headers, bodyStored, java.util.Arrays.hashCode(body));
+    return Objects.hash(status, headers, bodyStored, Arrays.hashCode(body));
   }
 
   @Override
