@@ -123,7 +123,10 @@ public final class IdempotencyConfig {
     MIGRATE("migrate", (b, v) -> b.migrate(ConfigValues.bool(v))),
     CACHE_MAX_BYTES("cache.max-bytes", (b, v) -> b.cacheMaxBytes(ConfigValues.size(v))),
     PURGE_INTERVAL("purge.interval", (b, v) -> b.purgeInterval(ConfigValues.duration(v))),
-    PURGE_BATCH_SIZE("purge.batch-size", (b, v) -> b.purgeBatchSize(ConfigValues.integer(v)));
+    PURGE_BATCH_SIZE("purge.batch-size", (b, v) -> b.purgeBatchSize(ConfigValues.integer(v))),
+    TRANSACTIONAL("transactional", (b, v) -> b.transactional(ConfigValues.bool(v))),
+    COMPLETION_TIMEOUT(
+        "completion-timeout", (b, v) -> b.completionTimeout(ConfigValues.duration(v)));
 
     final String key;
     final BiConsumer<Builder, String> apply;
@@ -196,6 +199,8 @@ public final class IdempotencyConfig {
   private final long cacheMaxBytes;
   private final Duration purgeInterval;
   private final int purgeBatchSize;
+  private final boolean transactional;
+  private final Duration completionTimeout;
 
   private IdempotencyConfig(Builder b) {
     this.header = b.header;
@@ -227,6 +232,16 @@ public final class IdempotencyConfig {
     this.cacheMaxBytes = b.cacheMaxBytes;
     this.purgeInterval = b.purgeInterval;
     this.purgeBatchSize = b.purgeBatchSize;
+    this.transactional = b.transactional;
+    this.completionTimeout = b.completionTimeout;
+  }
+
+  public boolean transactional() {
+    return transactional;
+  }
+
+  public Duration completionTimeout() {
+    return completionTimeout;
   }
 
   /** A builder holding every default of SPEC §10. */
@@ -466,6 +481,8 @@ public final class IdempotencyConfig {
     private long cacheMaxBytes = StoreBuilder.DEFAULT_CACHE_MAX_BYTES;
     private Duration purgeInterval = StoreBuilder.DEFAULT_PURGE_INTERVAL;
     private int purgeBatchSize = StoreBuilder.DEFAULT_PURGE_BATCH_SIZE;
+    private boolean transactional;
+    private Duration completionTimeout = Duration.ofSeconds(30);
 
     private Builder() {
       releaseStatuses("408,429,5xx");
@@ -694,6 +711,16 @@ public final class IdempotencyConfig {
         throw new IllegalArgumentException("must be at least 1, was " + size);
       }
       this.purgeBatchSize = size;
+      return this;
+    }
+
+    public Builder transactional(boolean transactional) {
+      this.transactional = transactional;
+      return this;
+    }
+
+    public Builder completionTimeout(Duration timeout) {
+      this.completionTimeout = positive(timeout);
       return this;
     }
 

@@ -28,10 +28,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledFuture;
-import java.util.concurrent.ScheduledThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
 import javax.sql.DataSource;
 
 /**
@@ -45,24 +41,23 @@ import javax.sql.DataSource;
  *
  * <p>Thread-safe: one instance serves all requests.
  */
-public final class IdempotencyFilter implements Filter {
+public final class IdempotencyFilter implements Filter, Execution.Context {
 
   private static final System.Logger LOG = System.getLogger(IdempotencyFilter.class.getName());
-  private static final Duration STORE_RETRY_AFTER = Duration.ofSeconds(2);
-  private static final int COMPLETE_ATTEMPTS = 3;
 
   private IdempotencyConfig config;
   private IdempotencyStore store;
   private boolean ownsStore;
   private Clock clock;
   private IdempotencyListener listener;
-  private ScheduledExecutorService renewals;
+  private LeaseRenewals renewals;
 
   /** A filter configured in {@link #init} from init-params and the other sources. */
   public IdempotencyFilter() {}
 
   private IdempotencyFilter(Builder builder) {
-    start(builder.config, builder.store, builder.storeOwned, builder.clock, builder.listener);
+    start(builder.config, builder.store, builder.storeOwned,
+        builder.clock == null ? Clock.systemUTC() : builder.clock, builder.listener);
   }
 
   /** A builder for configuring the filter in code. */
@@ -101,25 +96,14 @@ public final class IdempotencyFilter implements Filter {
     this.ownsStore = ownsStore;
     this.clock = clock;
     this.listener = listener;
-    ScheduledThreadPoolExecutor renewals =
-        new ScheduledThreadPoolExecutor(
-            1,
-            runnable -> {
-              Thread thread = new Thread(runnable, "idemkey-lease-renewal");
-              thread.setDaemon(true);
-              return thread;
-            });
-    // Every executed request schedules a renewal and cancels it when done: without this, each
-    // cancelled task would stay queued until its first run, a third of a lease later.
-    renewals.setRemoveOnCancelPolicy(true);
-    this.renewals = renewals;
+    this.renewals = new LeaseRenewals(store, config.lease());
     LOG.log(System.Logger.Level.INFO, config.toString());
   }
 
   @Override
   public void destroy() {
     if (renewals != null) {
-      renewals.shutdownNow();
+      renewals.close();
     }
     if (ownsStore && store != null) {
       store.close();
@@ -148,10 +132,36 @@ public final class IdempotencyFilter implements Filter {
     long started = System.nanoTime();
     IdempotencyListener.Outcome outcome = handle(request, response, chain, path);
     if (outcome != null) {
-      listener.onEvent(
-          new IdempotencyListener.Event(
-              outcome, request.getMethod(), path, Duration.ofNanos(System.nanoTime() - started)));
+      report(outcome, request, path, started);
     }
+  }
+
+  private void report(
+      IdempotencyListener.Outcome outcome, HttpServletRequest request, String path, long started) {
+    listener.onEvent(
+        new IdempotencyListener.Event(
+            outcome, request.getMethod(), path, Duration.ofNanos(System.nanoTime() - started)));
+  }
+
+  @Override
+  public void report(
+      IdempotencyListener.Outcome outcome, CachedBodyRequest request, long started) {
+    report(outcome, request, pathOf(request), started);
+  }
+
+  @Override
+  public IdempotencyConfig config() {
+    return config;
+  }
+
+  @Override
+  public IdempotencyStore store() {
+    return store;
+  }
+
+  @Override
+  public LeaseRenewals renewals() {
+    return renewals;
   }
 
   private IdempotencyListener.Outcome handle(
@@ -185,8 +195,14 @@ public final class IdempotencyFilter implements Filter {
     if (body == null) {
       return tooLarge(response);
     }
+    String scope = scopeOf(request);
+    if (scope == null) {
+      Problem.INVALID_SCOPE.write(
+          response, "the " + config.scope().headerName() + " header must appear once");
+      return IdempotencyListener.Outcome.BAD_REQUEST;
+    }
     CachedBodyRequest cached = new CachedBodyRequest(request, body, body.length);
-    IdempotencyKey key = new IdempotencyKey(scopeOf(request), ((KeyParser.Valid) parsed).key());
+    IdempotencyKey key = new IdempotencyKey(scope, ((KeyParser.Valid) parsed).key());
     Fingerprint fingerprint = fingerprintOf(request, body);
 
     ClaimResult claim;
@@ -199,6 +215,23 @@ public final class IdempotencyFilter implements Filter {
       return storeUnavailable(cached, response, chain, e);
     }
 
+    if (claim instanceof ClaimResult.Acquired || claim instanceof ClaimResult.TakenOver) {
+      long token =
+          claim instanceof ClaimResult.Acquired acquired
+              ? acquired.token()
+              : ((ClaimResult.TakenOver) claim).token();
+      return new Execution(this, key, fingerprint, token, cached, response).run(chain);
+    }
+    return answer(key, claim, response);
+  }
+
+  /**
+   * Answers a claim that does not hold the key: a replay, 422 or 409. A claim that does hold it
+   * (after an execution lost its lease, the key was freed again) is released and answered 409.
+   */
+  @Override
+  public IdempotencyListener.Outcome answer(
+      IdempotencyKey key, ClaimResult claim, HttpServletResponse response) throws IOException {
     if (claim instanceof ClaimResult.Completed completed) {
       return replay(completed.response(), response);
     }
@@ -207,18 +240,23 @@ public final class IdempotencyFilter implements Filter {
           response, "this key was used for a different request; use a new key for a new request");
       return IdempotencyListener.Outcome.FINGERPRINT_MISMATCH;
     }
+    Duration retryAfter = Duration.ofSeconds(1);
     if (claim instanceof ClaimResult.InProgress inProgress) {
-      Problem.IN_PROGRESS.write(
-          response,
-          "the first request with this key is still running; retry later",
-          Duration.between(clock.instant(), inProgress.leaseExpiresAt()));
-      return IdempotencyListener.Outcome.IN_PROGRESS;
+      retryAfter = inProgress.leaseRemaining();
+    } else {
+      long token =
+          claim instanceof ClaimResult.Acquired acquired
+              ? acquired.token()
+              : ((ClaimResult.TakenOver) claim).token();
+      try {
+        store.release(key, token);
+      } catch (StoreUnavailableException e) {
+        LOG.log(System.Logger.Level.WARNING, "releasing a key failed; its lease will run out", e);
+      }
     }
-    long token =
-        claim instanceof ClaimResult.Acquired acquired
-            ? acquired.token()
-            : ((ClaimResult.TakenOver) claim).token();
-    return execute(key, token, cached, response, chain);
+    Problem.IN_PROGRESS.write(
+        response, "the first request with this key is still running; retry later", retryAfter);
+    return IdempotencyListener.Outcome.IN_PROGRESS;
   }
 
   private IdempotencyListener.Outcome tooLarge(HttpServletResponse response) throws IOException {
@@ -236,151 +274,19 @@ public final class IdempotencyFilter implements Filter {
     }
   }
 
-  private IdempotencyListener.Outcome execute(
-      IdempotencyKey key,
-      long token,
-      CachedBodyRequest request,
-      HttpServletResponse response,
-      FilterChain chain)
-      throws IOException, ServletException {
-    ResponseCapture capture = new ResponseCapture(response);
-    long renewEvery = Math.max(1, config.lease().toMillis() / 3);
-    ScheduledFuture<?> renewal =
-        renewals.scheduleAtFixedRate(
-            () -> renew(key, token), renewEvery, renewEvery, TimeUnit.MILLISECONDS);
-    long started = System.nanoTime();
-    request.captureAsync(
-        capture,
-        new CapturedAsyncContext.Completion() {
-          @Override
-          public void finish() throws IOException {
-            renewal.cancel(false);
-            IdempotencyListener.Outcome outcome =
-                IdempotencyFilter.this.finish(key, token, capture, response);
-            listener.onEvent(
-                new IdempotencyListener.Event(
-                    outcome,
-                    request.getMethod(),
-                    pathOf(request),
-                    Duration.ofNanos(System.nanoTime() - started)));
-          }
-
-          @Override
-          public void abandon() {
-            renewal.cancel(false);
-            releaseQuietly(key, token);
-          }
-        });
-    try {
-      chain.doFilter(request, capture);
-    } catch (IOException | ServletException | RuntimeException | Error e) {
-      renewal.cancel(false);
-      releaseQuietly(key, token);
-      throw e;
-    }
-    if (request.isAsyncStarted()) {
-      // Finished when the handler completes the async context (CapturedAsyncContext).
-      return null;
-    }
-    renewal.cancel(false);
-    return finish(key, token, capture, response);
-  }
-
-  /** Stores (or releases) the captured response, then sends it to the client. */
-  private IdempotencyListener.Outcome finish(
-      IdempotencyKey key, long token, ResponseCapture capture, HttpServletResponse response)
-      throws IOException {
-    int status = capture.getStatus();
-    if (config.isReleaseStatus(status)) {
-      releaseQuietly(key, token);
-      capture.sendToClient();
-      return IdempotencyListener.Outcome.RELEASED;
-    }
-    StoredResponse stored =
-        capture.toStoredResponse(config.excludeResponseHeaders(), config.maxResponseBytes());
-    Boolean completed = completeWithRetries(key, token, stored);
-    if (completed == null) {
-      // The handler ran but its response could not be stored. The key stays in progress until
-      // its lease runs out; answering 503 keeps the rule that a client never sees a response that
-      // a retry could not replay.
-      LOG.log(System.Logger.Level.ERROR,
-          "the response for a key could not be stored after {0} attempts; answering 503",
-          COMPLETE_ATTEMPTS);
-      capture.reset();
-      Problem.STORE_UNAVAILABLE.write(
-          response, "the response could not be stored; retry later", STORE_RETRY_AFTER);
-      return IdempotencyListener.Outcome.STORE_FAILURE;
-    }
-    capture.sendToClient();
-    if (!completed) {
-      LOG.log(System.Logger.Level.WARNING,
-          "a request finished after its lease on a key was taken over (token {0});"
-              + " its response was not stored", token);
-      return IdempotencyListener.Outcome.STALE_COMPLETION;
-    }
-    return IdempotencyListener.Outcome.EXECUTED;
-  }
-
-  /** True if stored, false if the token is stale, null if the store stayed unreachable. */
-  private Boolean completeWithRetries(IdempotencyKey key, long token, StoredResponse stored) {
-    for (int attempt = 1; ; attempt++) {
-      try {
-        return store.complete(key, token, stored);
-      } catch (StoreUnavailableException e) {
-        if (attempt == COMPLETE_ATTEMPTS) {
-          return null;
-        }
-        if (!pause(Duration.ofMillis(200L * attempt))) {
-          return null;
-        }
-      }
-    }
-  }
-
-  private void renew(IdempotencyKey key, long token) {
-    try {
-      if (!store.renew(key, token)) {
-        LOG.log(System.Logger.Level.WARNING,
-            "the lease on a key (token {0}) was lost while its request ran", token);
-      }
-    } catch (RuntimeException e) {
-      LOG.log(System.Logger.Level.WARNING, "renewing a lease failed; retrying", e);
-    }
-  }
-
-  private void releaseQuietly(IdempotencyKey key, long token) {
-    try {
-      store.release(key, token);
-    } catch (RuntimeException e) {
-      // The lease runs out by itself; the key is free again then.
-      LOG.log(System.Logger.Level.WARNING, "releasing a key failed; its lease will run out", e);
-    }
-  }
-
   private ClaimResult waitForFirst(
       IdempotencyKey key, Fingerprint fingerprint, ClaimResult.InProgress first) {
     Instant deadline = clock.instant().plus(config.waitTimeout());
     long backoffMillis = 10;
     ClaimResult claim = first;
     while (claim instanceof ClaimResult.InProgress && clock.instant().isBefore(deadline)) {
-      if (!pause(Duration.ofMillis(backoffMillis))) {
+      if (!Execution.pause(backoffMillis)) {
         return claim;
       }
       backoffMillis = Math.min(250, backoffMillis * 2);
       claim = store.claim(key, fingerprint);
     }
     return claim;
-  }
-
-  /** Sleeps; false (with the interrupt flag restored) if interrupted. */
-  private static boolean pause(Duration duration) {
-    try {
-      Thread.sleep(duration.toMillis());
-      return true;
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return false;
-    }
   }
 
   private IdempotencyListener.Outcome replay(StoredResponse stored, HttpServletResponse response)
@@ -417,11 +323,15 @@ public final class IdempotencyFilter implements Filter {
     }
     LOG.log(System.Logger.Level.WARNING, "idempotency store unavailable: {0}", e.getMessage());
     Problem.STORE_UNAVAILABLE.write(
-        response, "the idempotency store cannot be reached; retry later", STORE_RETRY_AFTER);
+        response, "the idempotency store cannot be reached; retry later",
+        Execution.STORE_RETRY_AFTER);
     return IdempotencyListener.Outcome.STORE_FAILURE;
   }
 
-  /** Scopes are prefixed by kind, so that no principal name can pose as a header value. */
+  /**
+   * Scopes are prefixed by kind, so that no principal name can pose as a header value. Null when
+   * the scope header appears more than once.
+   */
   private String scopeOf(HttpServletRequest request) {
     IdempotencyConfig.Scope scope = config.scope();
     switch (scope.kind()) {
@@ -429,8 +339,13 @@ public final class IdempotencyFilter implements Filter {
         Principal principal = request.getUserPrincipal();
         return principal == null ? "anonymous" : "principal:" + principal.getName();
       case HEADER:
-        String value = request.getHeader(scope.headerName());
-        return value == null ? "anonymous" : "header:" + value;
+        Enumeration<String> values = request.getHeaders(scope.headerName());
+        if (values == null || !values.hasMoreElements()) {
+          return "anonymous";
+        }
+        String value = values.nextElement();
+        // SPEC §3: a gateway that appends instead of replacing must not let a client pick a scope.
+        return values.hasMoreElements() ? null : "header:" + value;
       default:
         return "global";
     }
@@ -464,7 +379,7 @@ public final class IdempotencyFilter implements Filter {
     private IdempotencyStore store;
     private DataSource dataSource;
     private boolean storeOwned;
-    private Clock clock = Clock.systemUTC();
+    private Clock clock;
     private IdempotencyListener listener = IdempotencyListener.logging();
 
     private Builder() {}
@@ -487,7 +402,10 @@ public final class IdempotencyFilter implements Filter {
       return this;
     }
 
-    /** The clock for leases and Retry-After; default the UTC system clock. */
+    /**
+     * A clock for tests, whose advance moves the store's time forward (the database's clock
+     * decides leases and expiry); default: the UTC system clock, for waits only.
+     */
     public Builder clock(Clock clock) {
       this.clock = Objects.requireNonNull(clock, "clock");
       return this;
@@ -511,7 +429,10 @@ public final class IdempotencyFilter implements Filter {
             dataSource != null
                 ? config.applyTo(StoreBuilder.postgres(dataSource))
                 : config.storeBuilder();
-        store = storeBuilder.clock(clock).build();
+        if (clock != null) {
+          storeBuilder.clock(clock);
+        }
+        store = storeBuilder.build();
         storeOwned = true;
       }
       return new IdempotencyFilter(this);

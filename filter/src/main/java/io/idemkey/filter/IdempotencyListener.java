@@ -23,6 +23,8 @@ public interface IdempotencyListener {
     RELEASED,
     /** The handler finished after its lease was taken over; its response was not stored. */
     STALE_COMPLETION,
+    /** A renewal found the running request's lease lost (taken over, or the key gone). */
+    LEASE_LOST,
     /** The store could not be reached; the request got 503. */
     STORE_FAILURE,
     /** The store could not be reached; the handler ran without deduplication (fail-open). */

@@ -13,6 +13,7 @@ import java.time.Duration;
 enum Problem {
   MISSING_KEY(400, "missing-key", "Idempotency-Key header missing"),
   INVALID_KEY(400, "invalid-key", "Invalid Idempotency-Key header"),
+  INVALID_SCOPE(400, "invalid-scope", "Invalid scope header"),
   KEY_REUSED(422, "key-reused", "Idempotency-Key reused for a different request"),
   REQUEST_TOO_LARGE(413, "request-too-large", "Request body too large"),
   IN_PROGRESS(409, "in-progress", "A request with this Idempotency-Key is in progress"),

@@ -3,6 +3,7 @@ package io.idemkey.store;
 import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
 import com.github.benmanes.caffeine.cache.Expiry;
+import com.github.benmanes.caffeine.cache.Ticker;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -13,44 +14,58 @@ import java.time.Instant;
  *
  * <p>Only completed records are cached, never in-progress ones: another node may take over,
  * release or complete those at any moment, while a completed record does not change until it
- * expires. Each entry expires when its record does (the cache's ticker reads the same clock), and
+ * expires. Each entry expires when its record does (the store's clock decides how long the
+ * record has left), and
  * the cache is bounded by the bytes of the responses it holds.
  *
  * <p>Thread-safe.
  */
 final class CachingStore implements IdempotencyStore {
 
-  private record CachedResponse(Fingerprint fingerprint, StoredResponse response, Instant expiresAt) {}
+  /** A completed record, and when it expires on the cache's ticker. */
+  private record CachedResponse(
+      Fingerprint fingerprint, StoredResponse response, long expiresAtNanos) {}
 
   private final IdempotencyStore delegate;
-  private final Clock clock;
+  private final Ticker ticker;
   private final Cache<IdempotencyKey, CachedResponse> completed;
 
+  /**
+   * @param clock null for the system's monotonic ticker; in tests, a clock that drives expiry
+   */
   CachingStore(IdempotencyStore delegate, long maxBytes, Clock clock) {
     this.delegate = delegate;
-    this.clock = clock;
+    this.ticker = clock == null ? Ticker.systemTicker() : () -> toNanos(clock.instant());
     this.completed =
         Caffeine.newBuilder()
             .maximumWeight(maxBytes)
             .weigher(
                 (IdempotencyKey key, CachedResponse cached) ->
                     (int) Math.min(Integer.MAX_VALUE, cached.response().weightInBytes()))
-            .expireAfter(new UntilRecordExpires(clock))
-            .ticker(() -> toNanos(clock.instant()))
+            .expireAfter(new UntilRecordExpires())
+            .ticker(ticker)
             .build();
   }
 
   @Override
   public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
     CachedResponse cached = completed.getIfPresent(key);
-    if (cached != null && cached.expiresAt().isAfter(clock.instant())) {
-      return cached.fingerprint().equals(fingerprint)
-          ? new ClaimResult.Completed(cached.response(), cached.expiresAt())
-          : new ClaimResult.FingerprintMismatch();
+    if (cached != null) {
+      long remaining = cached.expiresAtNanos() - ticker.read();
+      if (remaining > 0) {
+        return cached.fingerprint().equals(fingerprint)
+            ? new ClaimResult.Completed(cached.response(), Duration.ofNanos(remaining))
+            : new ClaimResult.FingerprintMismatch();
+      }
     }
     ClaimResult result = delegate.claim(key, fingerprint);
     if (result instanceof ClaimResult.Completed done) {
-      completed.put(key, new CachedResponse(fingerprint, done.response(), done.expiresAt()));
+      // The store's clock decided how long the record has left; counted from now on this node's
+      // ticker, the entry expires no later than the record does (less the claim's round trip).
+      completed.put(
+          key,
+          new CachedResponse(
+              fingerprint, done.response(), ticker.read() + done.timeToLive().toNanos()));
     }
     return result;
   }
@@ -73,6 +88,11 @@ final class CachingStore implements IdempotencyStore {
   }
 
   @Override
+  public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
+    return delegate.beginTransaction(key, token);
+  }
+
+  @Override
   public int purgeExpired() {
     completed.cleanUp();
     return delegate.purgeExpired();
@@ -89,15 +109,9 @@ final class CachingStore implements IdempotencyStore {
   }
 
   private static final class UntilRecordExpires implements Expiry<IdempotencyKey, CachedResponse> {
-    private final Clock clock;
-
-    UntilRecordExpires(Clock clock) {
-      this.clock = clock;
-    }
-
     @Override
     public long expireAfterCreate(IdempotencyKey key, CachedResponse value, long currentTime) {
-      return Math.max(0, Duration.between(clock.instant(), value.expiresAt()).toNanos());
+      return Math.max(0, value.expiresAtNanos() - currentTime);
     }
 
     @Override

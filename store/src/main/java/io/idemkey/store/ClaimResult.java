@@ -1,6 +1,6 @@
 package io.idemkey.store;
 
-import java.time.Instant;
+import java.time.Duration;
 import java.util.Objects;
 
 /**
@@ -29,18 +29,21 @@ public sealed interface ClaimResult {
     }
   }
 
-  /** Another request holds the key until {@code leaseExpiresAt}, unless it renews its lease. */
-  record InProgress(Instant leaseExpiresAt) implements ClaimResult {
+  /**
+   * Another request holds the key for {@code leaseRemaining} more, unless it renews its lease.
+   * Durations, not instants: the store's clock decides, and another node's clock may differ.
+   */
+  record InProgress(Duration leaseRemaining) implements ClaimResult {
     public InProgress {
-      Objects.requireNonNull(leaseExpiresAt, "leaseExpiresAt");
+      Objects.requireNonNull(leaseRemaining, "leaseRemaining");
     }
   }
 
-  /** The key is completed: replay {@code response}. */
-  record Completed(StoredResponse response, Instant expiresAt) implements ClaimResult {
+  /** The key is completed: replay {@code response}, which is kept for {@code timeToLive} more. */
+  record Completed(StoredResponse response, Duration timeToLive) implements ClaimResult {
     public Completed {
       Objects.requireNonNull(response, "response");
-      Objects.requireNonNull(expiresAt, "expiresAt");
+      Objects.requireNonNull(timeToLive, "timeToLive");
     }
   }
 

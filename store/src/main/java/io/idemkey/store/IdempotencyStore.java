@@ -51,6 +51,16 @@ public interface IdempotencyStore extends AutoCloseable {
   boolean renew(IdempotencyKey key, long token);
 
   /**
+   * Opens a transaction in which the request holding {@code key} with {@code token} runs, and in
+   * which its completion is written (transactional mode, SPEC §6).
+   *
+   * @throws UnsupportedOperationException if this store keeps its keys outside the application's
+   *     database (the memory store)
+   * @throws StoreUnavailableException if the store cannot be reached
+   */
+  StoreTransaction beginTransaction(IdempotencyKey key, long token);
+
+  /**
    * Deletes expired keys in bounded batches. Across every instance sharing a database, only one
    * purges at a time; the others return 0 at once.
    *

@@ -5,7 +5,6 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.UnaryOperator;
 
 /**
  * An in-process store for tests and single-node use ({@code idempotency.store=memory}). Keys do
@@ -15,12 +14,9 @@ import java.util.function.UnaryOperator;
  */
 final class MemoryStore implements IdempotencyStore {
 
+  /** In progress (no response) until {@code expiresAt}, the end of its lease; or completed. */
   private record Entry(
-      Fingerprint fingerprint,
-      long token,
-      Instant leaseExpiresAt,
-      StoredResponse response,
-      Instant expiresAt) {
+      Fingerprint fingerprint, long token, StoredResponse response, Instant expiresAt) {
 
     boolean completed() {
       return response != null;
@@ -48,83 +44,88 @@ final class MemoryStore implements IdempotencyStore {
         (k, existing) -> {
           if (existing == null || !existing.expiresAt().isAfter(now)) {
             long token = tokens.incrementAndGet();
-            result[0] = new ClaimResult.Acquired(token);
+            // An expired in-progress entry is a lease that ran out: taken over.
+            result[0] =
+                existing == null || existing.completed()
+                    ? new ClaimResult.Acquired(token)
+                    : new ClaimResult.TakenOver(token, existing.token());
             return inProgress(fingerprint, token, now);
           }
           if (!existing.fingerprint().equals(fingerprint)) {
             result[0] = new ClaimResult.FingerprintMismatch();
-            return existing;
+          } else if (existing.completed()) {
+            result[0] =
+                new ClaimResult.Completed(
+                    existing.response(), Duration.between(now, existing.expiresAt()));
+          } else {
+            result[0] = new ClaimResult.InProgress(Duration.between(now, existing.expiresAt()));
           }
-          if (existing.completed()) {
-            result[0] = new ClaimResult.Completed(existing.response(), existing.expiresAt());
-            return existing;
-          }
-          if (existing.leaseExpiresAt().isAfter(now)) {
-            result[0] = new ClaimResult.InProgress(existing.leaseExpiresAt());
-            return existing;
-          }
-          long token = tokens.incrementAndGet();
-          result[0] = new ClaimResult.TakenOver(token, existing.token());
-          return inProgress(fingerprint, token, now);
+          return existing;
         });
     return result[0];
   }
 
+  /** An in-progress entry lives as long as its lease: nothing else keeps it (SPEC §5). */
   private Entry inProgress(Fingerprint fingerprint, long token, Instant now) {
-    return new Entry(fingerprint, token, now.plus(lease), null, now.plus(ttl));
+    return new Entry(fingerprint, token, null, now.plus(lease));
   }
 
   @Override
   public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
     Instant now = clock.instant();
-    return updateHeld(
+    boolean[] updated = new boolean[1];
+    entries.computeIfPresent(
         key,
-        token,
-        now,
-        held -> new Entry(held.fingerprint(), token, null, response, now.plus(ttl)));
+        (k, existing) -> {
+          if (existing.token() != token) {
+            return existing;
+          }
+          // Completing again with the same token (a retry) answers true and changes nothing.
+          updated[0] = true;
+          if (existing.completed()) {
+            return existing;
+          }
+          return new Entry(existing.fingerprint(), token, response, now.plus(ttl));
+        });
+    return updated[0];
   }
 
-  /** Releasing marks the key expired now, as the PostgreSQL store does; the purge removes it. */
+  /** Releasing removes the key, as the PostgreSQL store does. */
   @Override
   public boolean release(IdempotencyKey key, long token) {
-    Instant now = clock.instant();
-    return updateHeld(
-        key, token, now, held -> new Entry(held.fingerprint(), token, now, null, now));
+    boolean[] released = new boolean[1];
+    entries.computeIfPresent(
+        key,
+        (k, existing) -> {
+          if (existing.completed() || existing.token() != token) {
+            return existing;
+          }
+          released[0] = true;
+          return null;
+        });
+    return released[0];
   }
 
   @Override
   public boolean renew(IdempotencyKey key, long token) {
     Instant now = clock.instant();
-    Instant leaseExpiresAt = now.plus(lease);
-    return updateHeld(
-        key,
-        token,
-        now,
-        held -> {
-          Instant expiresAt =
-              held.expiresAt().isAfter(leaseExpiresAt) ? held.expiresAt() : leaseExpiresAt;
-          return new Entry(held.fingerprint(), token, leaseExpiresAt, null, expiresAt);
-        });
-  }
-
-  private boolean updateHeld(
-      IdempotencyKey key, long token, Instant now, UnaryOperator<Entry> update) {
-    boolean[] updated = new boolean[1];
+    boolean[] renewed = new boolean[1];
     entries.computeIfPresent(
         key,
         (k, existing) -> {
-          if (isHeldWith(existing, token, now)) {
-            updated[0] = true;
-            return update.apply(existing);
+          if (existing.completed() || existing.token() != token) {
+            return existing;
           }
-          return existing;
+          renewed[0] = true;
+          return inProgress(existing.fingerprint(), token, now);
         });
-    return updated[0];
+    return renewed[0];
   }
 
-  /** Held with {@code token}: in progress, that token, and neither expired nor released. */
-  private static boolean isHeldWith(Entry entry, long token, Instant now) {
-    return !entry.completed() && entry.token() == token && entry.expiresAt().isAfter(now);
+  @Override
+  public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
+    throw new UnsupportedOperationException(
+        "the memory store cannot share a transaction with the application; use PostgreSQL");
   }
 
   @Override

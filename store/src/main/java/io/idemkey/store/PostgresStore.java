@@ -1,6 +1,9 @@
 package io.idemkey.store;
 
 import io.idemkey.migrations.TableName;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -9,17 +12,27 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.OffsetDateTime;
-import java.time.ZoneOffset;
+import java.util.HexFormat;
+import java.util.concurrent.Executor;
 import javax.sql.DataSource;
 
 /**
  * The dedup store in PostgreSQL, shared by every application node that uses the same table.
  *
- * <p>Every operation is one statement, one round trip: the claim is an {@code INSERT … ON CONFLICT
- * DO UPDATE} that only takes over an expired key or a lapsed lease, joined with the row as it was;
- * complete, release and renew are {@code UPDATE}s guarded by the fencing token. Tokens come from
- * one sequence, so they only grow, even across purges. Times come from the injected clock, not the
- * database's, so that tests can drive them.
+ * <p>Every operation is one statement, one round trip: the claim reads the key and inserts (or
+ * takes over) only when the key is free, so a duplicate of a live key writes nothing; complete,
+ * release and renew are guarded by the fencing token. Tokens come from one sequence, so they only
+ * grow, even across purges. An in-progress row lives as long as its lease ({@code expires_at} is
+ * the lease's end), a completed one for the time to live.
+ *
+ * <p>Time is the database's: every statement reads {@code statement_timestamp()}, so nodes whose
+ * clocks disagree still agree on leases and expiry (SPEC §5). A test clock, when given, only moves
+ * that time forward by as much as the clock has advanced since the store was made.
+ *
+ * <p>Connections are used as any pool hands them out: with {@code autoCommit=false} each operation
+ * commits itself, a serialization failure (REPEATABLE READ or stricter) is a lost race that is run
+ * again, and every statement is bounded by a network timeout, so that a database that hangs fails
+ * a call within that time (SPEC §8).
  *
  * <p>Thread-safe: it holds no mutable state; concurrency is the database's.
  */
@@ -28,13 +41,21 @@ final class PostgresStore implements IdempotencyStore {
   private static final System.Logger LOG = System.getLogger(PostgresStore.class.getName());
   private static final String IN_PROGRESS = "IN_PROGRESS";
   private static final String COMPLETED = "COMPLETED";
-  private static final int MAX_CLAIM_ATTEMPTS = 5;
+  private static final int MAX_ATTEMPTS = 5;
+  /** Scopes longer than this are stored as a digest: no client-chosen value can fail an insert. */
+  static final int MAX_STORED_SCOPE_LENGTH = 200;
+  /** The default bound on each statement when none is given. */
+  static final Duration DEFAULT_STATEMENT_TIMEOUT = Duration.ofSeconds(5);
+  private static final String SERIALIZATION_FAILURE = "40001";
+  private static final Executor DIRECT = Runnable::run;
 
   private final DataSource dataSource;
   private final TableName table;
-  private final Clock clock;
-  private final Duration ttl;
-  private final Duration lease;
+  private final Clock testClock;
+  private final Instant testClockOrigin;
+  private final long ttlMicros;
+  private final long leaseMicros;
+  private final int statementTimeoutMillis;
   private final int purgeBatchSize;
   private final AutoCloseable ownedPool;
   private final String claimSql;
@@ -46,249 +67,348 @@ final class PostgresStore implements IdempotencyStore {
   PostgresStore(
       DataSource dataSource,
       TableName table,
-      Clock clock,
+      Clock testClock,
       Duration ttl,
       Duration lease,
+      int purgeBatchSize,
+      AutoCloseable ownedPool) {
+    this(dataSource, table, testClock, ttl, lease, DEFAULT_STATEMENT_TIMEOUT, purgeBatchSize,
+        ownedPool);
+  }
+
+  /**
+   * @param testClock null in production (the database's clock alone); in tests, a clock whose
+   *     advance moves the store's time forward
+   */
+  PostgresStore(
+      DataSource dataSource,
+      TableName table,
+      Clock testClock,
+      Duration ttl,
+      Duration lease,
+      Duration statementTimeout,
       int purgeBatchSize,
       AutoCloseable ownedPool) {
     this.dataSource = dataSource;
     this.ownedPool = ownedPool;
     this.table = table;
-    this.clock = clock;
-    this.ttl = ttl;
-    this.lease = lease;
+    this.testClock = testClock;
+    this.testClockOrigin = testClock == null ? null : testClock.instant();
+    this.ttlMicros = micros(ttl);
+    this.leaseMicros = micros(lease);
+    this.statementTimeoutMillis = (int) Math.min(Integer.MAX_VALUE, statementTimeout.toMillis());
     this.purgeBatchSize = purgeBatchSize;
     String t = table.qualifiedTable();
-    // One row comes back whatever happened: the claim (if this call won) beside the row as the
-    // statement's snapshot saw it (if any). The snapshot row is also what a take-over replaced.
+    String now = "(statement_timestamp() + ?::bigint * interval '1 microsecond')";
+    // The row as the statement's snapshot saw it (e), the insert or take-over that runs only when
+    // e is absent or expired (c), and both side by side in one row whatever happened. A duplicate
+    // of a live key inserts nothing: no row lock, no sequence value, no WAL.
     this.claimSql =
-        "WITH claimed AS ("
-            + " INSERT INTO " + t + " AS k (scope, idem_key, fingerprint, state, token,"
-            + "   lease_expires_at, created_at, expires_at)"
-            + " VALUES (?, ?, ?, '" + IN_PROGRESS + "', nextval('" + table.qualifiedTokenSequence()
-            + "'), ?, ?, ?)"
-            + " ON CONFLICT (scope, idem_key) DO UPDATE SET"
-            + "   fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state, token = EXCLUDED.token,"
-            + "   lease_expires_at = EXCLUDED.lease_expires_at, response_status = NULL,"
-            + "   response_headers = NULL, response_body = NULL, body_stored = NULL,"
-            + "   created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at"
-            + " WHERE k.expires_at <= EXCLUDED.created_at"
-            + "   OR (k.state = '" + IN_PROGRESS + "' AND k.lease_expires_at <= EXCLUDED.created_at"
-            + "       AND k.fingerprint = EXCLUDED.fingerprint)"
-            + " RETURNING k.token)"
-            + " SELECT c.token, e.state, e.token, e.fingerprint, e.lease_expires_at, e.expires_at,"
+        "WITH n AS (SELECT s.now, s.now + ?::bigint * interval '1 microsecond' AS lease_end"
+            + "   FROM (SELECT " + now + " AS now) s),"
+            + " e AS (SELECT state, token, fingerprint, expires_at, response_status,"
+            + "   response_headers, response_body, body_stored"
+            + "   FROM " + t + " WHERE scope = ? AND idem_key = ?),"
+            + " c AS (INSERT INTO " + t + " AS k (scope, idem_key, fingerprint, state, token,"
+            + "     lease_expires_at, created_at, expires_at)"
+            + "   SELECT ?, ?, ?, '" + IN_PROGRESS + "', nextval('"
+            + table.qualifiedTokenSequence() + "'), n.lease_end, n.now, n.lease_end FROM n"
+            + "   WHERE NOT EXISTS (SELECT 1 FROM e WHERE e.expires_at > n.now)"
+            + "   ON CONFLICT (scope, idem_key) DO UPDATE SET"
+            + "     fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state,"
+            + "     token = EXCLUDED.token, lease_expires_at = EXCLUDED.lease_expires_at,"
+            + "     response_status = NULL, response_headers = NULL, response_body = NULL,"
+            + "     body_stored = NULL, created_at = EXCLUDED.created_at,"
+            + "     expires_at = EXCLUDED.expires_at"
+            + "   WHERE k.expires_at <= EXCLUDED.created_at"
+            + "   RETURNING k.token)"
+            + " SELECT c.token, e.state, e.token, e.fingerprint, e.expires_at, n.now,"
             + "   e.response_status,"
             + "   CASE WHEN c.token IS NULL THEN e.response_headers END,"
             + "   CASE WHEN c.token IS NULL THEN e.response_body END,"
             + "   e.body_stored"
-            + " FROM (SELECT 1) AS one"
-            + " LEFT JOIN claimed c ON true"
-            + " LEFT JOIN " + t + " e ON e.scope = ? AND e.idem_key = ?";
-    String held =
-        " WHERE scope = ? AND idem_key = ? AND token = ? AND state = '" + IN_PROGRESS + "'"
-            + " AND expires_at > ?";
+            + " FROM n LEFT JOIN c ON true LEFT JOIN e ON true";
+    String byToken = " WHERE scope = ? AND idem_key = ? AND token = ?";
+    // Completing a key that this token already completed answers true and changes nothing: a
+    // retry after a commit whose reply was lost finds its own completion, not a stale token. (The
+    // second count reads the snapshot before the update, so it counts only an earlier one.)
     this.completeSql =
-        "UPDATE " + t + " SET state = '" + COMPLETED + "', lease_expires_at = NULL,"
+        "WITH u AS (UPDATE " + t + " SET state = '" + COMPLETED + "', lease_expires_at = NULL,"
             + " response_status = ?, response_headers = ?, response_body = ?, body_stored = ?,"
-            + " expires_at = ?" + held;
-    this.releaseSql = "UPDATE " + t + " SET lease_expires_at = ?, expires_at = ?" + held;
+            + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
+            + " AND state = '" + IN_PROGRESS + "' RETURNING 1)"
+            + " SELECT (SELECT count(*) FROM u)"
+            + " + (SELECT count(*) FROM " + t + byToken + " AND state = '" + COMPLETED + "')";
+    this.releaseSql = "DELETE FROM " + t + byToken + " AND state = '" + IN_PROGRESS + "'";
     this.renewSql =
-        "UPDATE " + t + " SET lease_expires_at = ?, expires_at = GREATEST(expires_at, ?)" + held;
+        "UPDATE " + t + " SET lease_expires_at = " + now + " + ?::bigint * interval '1 microsecond',"
+            + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
+            + " AND state = '" + IN_PROGRESS + "'";
     this.purgeBatchSql =
         "DELETE FROM " + t + " WHERE ctid = ANY(ARRAY("
-            + "SELECT ctid FROM " + t + " WHERE expires_at <= ? LIMIT ? FOR UPDATE SKIP LOCKED))";
+            + "SELECT ctid FROM " + t + " WHERE expires_at <= " + now
+            + " LIMIT ? FOR UPDATE SKIP LOCKED))";
   }
 
   @Override
   public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
+    String scope = storedScope(key.scope());
     byte[] digest = fingerprint.sha256();
-    for (int attempt = 1; ; attempt++) {
-      Instant now = clock.instant();
-      ClaimResult result;
-      try (Connection connection = connect();
-          PreparedStatement statement = connection.prepareStatement(claimSql)) {
-        statement.setString(1, key.scope());
-        statement.setString(2, key.key());
-        statement.setBytes(3, digest);
-        statement.setObject(4, timestamp(now.plus(lease)));
-        statement.setObject(5, timestamp(now));
-        statement.setObject(6, timestamp(now.plus(ttl)));
-        statement.setString(7, key.scope());
-        statement.setString(8, key.key());
-        try (ResultSet row = statement.executeQuery()) {
-          row.next();
-          result = classify(row, fingerprint, now);
-        }
-      } catch (SQLException e) {
-        throw unavailable("claim", e);
-      }
+    for (int attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      ClaimResult result =
+          run("claim", connection -> {
+            try (PreparedStatement statement = connection.prepareStatement(claimSql)) {
+              statement.setLong(1, leaseMicros);
+              statement.setLong(2, shiftMicros());
+              statement.setString(3, scope);
+              statement.setString(4, key.key());
+              statement.setString(5, scope);
+              statement.setString(6, key.key());
+              statement.setBytes(7, digest);
+              try (ResultSet row = statement.executeQuery()) {
+                row.next();
+                return classify(row, fingerprint);
+              }
+            }
+          });
       if (result != null) {
         return result;
       }
-      if (attempt == MAX_CLAIM_ATTEMPTS) {
-        // Never seen in practice; answering "in progress" makes the client retry shortly.
-        LOG.log(System.Logger.Level.WARNING,
-            "claim of a key in {0} saw a changing row {1} times in a row; answering in progress",
-            table, MAX_CLAIM_ATTEMPTS);
-        return new ClaimResult.InProgress(now.plusSeconds(1));
-      }
     }
+    // Never seen in practice; answering "in progress" makes the client retry shortly.
+    LOG.log(System.Logger.Level.WARNING,
+        "claim of a key in {0} saw a changing row {1} times in a row; answering in progress",
+        table, MAX_ATTEMPTS);
+    return new ClaimResult.InProgress(Duration.ofSeconds(1));
   }
 
   /**
    * Reads the one row of the claim statement. Returns null when the statement lost a race it
-   * cannot see: ON CONFLICT checks the latest committed row, but the joined row comes from the
+   * cannot see: the insert checks the latest committed row, but the joined row comes from the
    * statement's snapshot, which may predate a concurrent insert or take-over. Running the
    * statement again (with a new snapshot) resolves it.
    */
-  private ClaimResult classify(ResultSet row, Fingerprint fingerprint, Instant now)
-      throws SQLException {
+  private ClaimResult classify(ResultSet row, Fingerprint fingerprint) throws SQLException {
     long claimedToken = row.getLong(1);
     boolean claimed = !row.wasNull();
     String state = row.getString(2);
     boolean existed = state != null;
     long previousToken = row.getLong(3);
     if (claimed) {
-      boolean lapsedLease =
-          existed
-              && IN_PROGRESS.equals(state)
-              && instant(row, 6).isAfter(now)
-              && previousToken < claimedToken;
-      return lapsedLease
+      // An in-progress row that the claim replaced was a lease that ran out.
+      return existed && IN_PROGRESS.equals(state) && previousToken < claimedToken
           ? new ClaimResult.TakenOver(claimedToken, previousToken)
           : new ClaimResult.Acquired(claimedToken);
     }
     if (!existed) {
       return null;
     }
-    Instant expiresAt = instant(row, 6);
-    if (!expiresAt.isAfter(now)) {
+    Duration remaining = Duration.between(instant(row, 6), instant(row, 5));
+    if (remaining.isNegative() || remaining.isZero()) {
       return null;
     }
     if (!fingerprint.equals(new Fingerprint(row.getBytes(4)))) {
       return new ClaimResult.FingerprintMismatch();
     }
-    if (COMPLETED.equals(state)) {
-      StoredResponse response =
-          new StoredResponse(
-              row.getInt(7),
-              HeaderCodec.decode(row.getBytes(8)),
-              row.getBytes(9),
-              row.getBoolean(10));
-      return new ClaimResult.Completed(response, expiresAt);
+    if (IN_PROGRESS.equals(state)) {
+      return new ClaimResult.InProgress(remaining);
     }
-    Instant leaseExpiresAt = instant(row, 5);
-    return leaseExpiresAt.isAfter(now) ? new ClaimResult.InProgress(leaseExpiresAt) : null;
+    StoredResponse response =
+        new StoredResponse(
+            row.getInt(7), HeaderCodec.decode(row.getBytes(8)), row.getBytes(9),
+            row.getBoolean(10));
+    return new ClaimResult.Completed(response, remaining);
   }
 
   @Override
   public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
-    Instant now = clock.instant();
-    return updateHeld(
-        "complete",
-        completeSql,
-        key,
-        token,
-        now,
-        statement -> {
-          statement.setInt(1, response.status());
-          statement.setBytes(2, HeaderCodec.encode(response.headers()));
-          statement.setBytes(3, response.bodyBytes());
-          statement.setBoolean(4, response.bodyStored());
-          statement.setObject(5, timestamp(now.plus(ttl)));
-          return 6;
-        });
+    return run("complete", connection -> complete(connection, key, token, response));
+  }
+
+  private boolean complete(
+      Connection connection, IdempotencyKey key, long token, StoredResponse response)
+      throws SQLException {
+    try (PreparedStatement statement = connection.prepareStatement(completeSql)) {
+      statement.setInt(1, response.status());
+      statement.setBytes(2, HeaderCodec.encode(response.headers()));
+      statement.setBytes(3, response.bodyBytes());
+      statement.setBoolean(4, response.bodyStored());
+      statement.setLong(5, shiftMicros());
+      statement.setLong(6, ttlMicros);
+      bindKey(statement, 7, key, token);
+      bindKey(statement, 10, key, token);
+      try (ResultSet row = statement.executeQuery()) {
+        row.next();
+        return checkedOne("complete", row.getLong(1));
+      }
+    }
   }
 
   @Override
   public boolean release(IdempotencyKey key, long token) {
-    Instant now = clock.instant();
-    return updateHeld(
-        "release",
-        releaseSql,
-        key,
-        token,
-        now,
-        statement -> {
-          statement.setObject(1, timestamp(now));
-          statement.setObject(2, timestamp(now));
-          return 3;
-        });
+    return run("release", connection -> {
+      try (PreparedStatement statement = connection.prepareStatement(releaseSql)) {
+        return updatedOne("release", bindKey(statement, 1, key, token));
+      }
+    });
   }
 
   @Override
   public boolean renew(IdempotencyKey key, long token) {
-    Instant now = clock.instant();
-    OffsetDateTime leaseExpiresAt = timestamp(now.plus(lease));
-    return updateHeld(
-        "renew",
-        renewSql,
-        key,
-        token,
-        now,
-        statement -> {
-          statement.setObject(1, leaseExpiresAt);
-          statement.setObject(2, leaseExpiresAt);
-          return 3;
-        });
-  }
-
-  /** Sets the statement's leading parameters and returns the index of the next one. */
-  private interface Parameters {
-    int set(PreparedStatement statement) throws SQLException;
-  }
-
-  private boolean updateHeld(
-      String operation,
-      String sql,
-      IdempotencyKey key,
-      long token,
-      Instant now,
-      Parameters parameters) {
-    try (Connection connection = connect();
-        PreparedStatement statement = connection.prepareStatement(sql)) {
-      int next = parameters.set(statement);
-      statement.setString(next, key.scope());
-      statement.setString(next + 1, key.key());
-      statement.setLong(next + 2, token);
-      statement.setObject(next + 3, timestamp(now));
-      int rows = statement.executeUpdate();
-      if (rows > 1) {
-        throw new IllegalStateException(
-            operation + " updated " + rows + " rows of " + table + " for one key");
+    return run("renew", connection -> {
+      try (PreparedStatement statement = connection.prepareStatement(renewSql)) {
+        long shift = shiftMicros();
+        statement.setLong(1, shift);
+        statement.setLong(2, leaseMicros);
+        statement.setLong(3, shift);
+        statement.setLong(4, leaseMicros);
+        return updatedOne("renew", bindKey(statement, 5, key, token));
       }
-      return rows == 1;
+    });
+  }
+
+  private PreparedStatement bindKey(
+      PreparedStatement statement, int first, IdempotencyKey key, long token)
+      throws SQLException {
+    statement.setString(first, storedScope(key.scope()));
+    statement.setString(first + 1, key.key());
+    statement.setLong(first + 2, token);
+    return statement;
+  }
+
+  /** Zero rows: the token is no longer current. More than one is a bug. */
+  private boolean updatedOne(String operation, PreparedStatement statement) throws SQLException {
+    return checkedOne(operation, statement.executeUpdate());
+  }
+
+  private boolean checkedOne(String operation, long rows) {
+    if (rows > 1) {
+      throw new IllegalStateException(
+          operation + " changed " + rows + " rows of " + table + " for one key");
+    }
+    return rows == 1;
+  }
+
+  @Override
+  public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
+    Connection connection;
+    try {
+      connection = dataSource.getConnection();
     } catch (SQLException e) {
-      throw unavailable(operation, e);
+      throw unavailable("begin", e);
+    }
+    try {
+      return new Transaction(connection, key, token);
+    } catch (SQLException e) {
+      closeQuietly(connection);
+      throw unavailable("begin", e);
+    }
+  }
+
+  /**
+   * The request's transaction: the application's writes, then the token-guarded completion, then
+   * one commit. Not thread-safe: it belongs to the request.
+   */
+  private final class Transaction implements StoreTransaction {
+    private final Connection connection;
+    private final Connection forApplication;
+    private final IdempotencyKey key;
+    private final long token;
+    private final boolean autoCommitBefore;
+    private boolean closed;
+
+    Transaction(Connection connection, IdempotencyKey key, long token) throws SQLException {
+      this.connection = connection;
+      this.key = key;
+      this.token = token;
+      this.autoCommitBefore = connection.getAutoCommit();
+      connection.setAutoCommit(false);
+      this.forApplication = RequestTransactions.borrowed(connection);
+    }
+
+    @Override
+    public Connection connection() {
+      return forApplication;
+    }
+
+    @Override
+    public boolean commit(StoredResponse response) {
+      try {
+        int previousTimeout = boundNetworkTimeout(connection);
+        try {
+          if (!complete(connection, key, token, response)) {
+            connection.rollback();
+            return false;
+          }
+          connection.commit();
+          return true;
+        } finally {
+          restoreNetworkTimeout(connection, previousTimeout);
+        }
+      } catch (SQLException | RuntimeException e) {
+        rollback();
+        throw e instanceof SQLException sql ? unavailable("commit", sql) : (RuntimeException) e;
+      }
+    }
+
+    @Override
+    public void rollback() {
+      try {
+        connection.rollback();
+      } catch (SQLException e) {
+        // The connection is broken: the database rolls the transaction back itself.
+        LOG.log(System.Logger.Level.DEBUG, "rollback of a request's transaction failed", e);
+      }
+    }
+
+    @Override
+    public void close() {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      try {
+        connection.rollback();
+        connection.setAutoCommit(autoCommitBefore);
+      } catch (SQLException e) {
+        LOG.log(System.Logger.Level.DEBUG, "resetting a request's connection failed", e);
+      }
+      closeQuietly(connection);
     }
   }
 
   @Override
   public int purgeExpired() {
     String lockName = "idemkey.purge:" + table;
-    try (Connection connection = connect()) {
+    return run("purge", connection -> {
       if (!advisoryLock(connection, "SELECT pg_try_advisory_lock(hashtext(?))", lockName)) {
         return 0;
       }
+      boolean unlocked = false;
       try {
-        OffsetDateTime now = timestamp(clock.instant());
         int deleted = 0;
         try (PreparedStatement statement = connection.prepareStatement(purgeBatchSql)) {
-          statement.setObject(1, now);
+          statement.setLong(1, shiftMicros());
           statement.setInt(2, purgeBatchSize);
           int batch;
           do {
             batch = statement.executeUpdate();
+            if (!connection.getAutoCommit()) {
+              connection.commit();
+            }
             deleted += batch;
           } while (batch == purgeBatchSize);
         }
+        unlocked = advisoryLock(connection, "SELECT pg_advisory_unlock(hashtext(?))", lockName);
         return deleted;
       } finally {
-        advisoryLock(connection, "SELECT pg_advisory_unlock(hashtext(?))", lockName);
+        if (!unlocked) {
+          // A session lock outlives the call on a pooled connection: close the session, or no
+          // node would purge again until the pool retired this connection.
+          connection.abort(DIRECT);
+        }
       }
-    } catch (SQLException e) {
-      throw unavailable("purge", e);
-    }
+    });
   }
 
   private static boolean advisoryLock(Connection connection, String sql, String name)
@@ -314,8 +434,84 @@ final class PostgresStore implements IdempotencyStore {
     }
   }
 
-  private Connection connect() throws SQLException {
-    return dataSource.getConnection();
+  /** One operation on a pooled connection, as SPEC §8 and the class comment describe. */
+  private interface Work<T> {
+    T run(Connection connection) throws SQLException;
+  }
+
+  private <T> T run(String operation, Work<T> work) {
+    for (int attempt = 1; ; attempt++) {
+      try (Connection connection = dataSource.getConnection()) {
+        boolean autoCommit = connection.getAutoCommit();
+        int previousTimeout = boundNetworkTimeout(connection);
+        try {
+          T result = work.run(connection);
+          if (!autoCommit) {
+            connection.commit();
+          }
+          return result;
+        } catch (SQLException | RuntimeException e) {
+          if (!autoCommit && !connection.isClosed()) {
+            connection.rollback();
+          }
+          throw e;
+        } finally {
+          restoreNetworkTimeout(connection, previousTimeout);
+        }
+      } catch (SQLException e) {
+        if (SERIALIZATION_FAILURE.equals(e.getSQLState()) && attempt < MAX_ATTEMPTS) {
+          continue;
+        }
+        throw unavailable(operation, e);
+      }
+    }
+  }
+
+  /** Sets the statement bound unless the connection has a shorter one; returns the old value. */
+  private int boundNetworkTimeout(Connection connection) throws SQLException {
+    int previous = connection.getNetworkTimeout();
+    if (previous == 0 || previous > statementTimeoutMillis) {
+      connection.setNetworkTimeout(DIRECT, statementTimeoutMillis);
+    }
+    return previous;
+  }
+
+  private void restoreNetworkTimeout(Connection connection, int previous) {
+    try {
+      if (!connection.isClosed() && connection.getNetworkTimeout() != previous) {
+        connection.setNetworkTimeout(DIRECT, previous);
+      }
+    } catch (SQLException e) {
+      // A broken connection: the pool discards it.
+    }
+  }
+
+  private static void closeQuietly(Connection connection) {
+    try {
+      connection.close();
+    } catch (SQLException e) {
+      LOG.log(System.Logger.Level.DEBUG, "closing a connection failed", e);
+    }
+  }
+
+  /** How far the test clock has moved since the store was made; 0 in production. */
+  private long shiftMicros() {
+    return testClock == null ? 0 : micros(Duration.between(testClockOrigin, testClock.instant()));
+  }
+
+  /** The scope as stored: itself, or a SHA-256 digest when it is too long for the key index. */
+  static String storedScope(String scope) {
+    if (scope.length() <= MAX_STORED_SCOPE_LENGTH) {
+      return scope;
+    }
+    try {
+      byte[] digest =
+          MessageDigest.getInstance("SHA-256").digest(scope.getBytes(StandardCharsets.UTF_8));
+      // The filter's scopes all begin with a kind and ':', so none of them looks like this.
+      return "sha256~" + HexFormat.of().formatHex(digest);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is required of every Java runtime", e);
+    }
   }
 
   private StoreUnavailableException unavailable(String operation, SQLException e) {
@@ -323,8 +519,8 @@ final class PostgresStore implements IdempotencyStore {
         operation + " on " + table + " failed: " + e.getMessage(), e);
   }
 
-  private static OffsetDateTime timestamp(Instant instant) {
-    return OffsetDateTime.ofInstant(instant, ZoneOffset.UTC);
+  private static long micros(Duration duration) {
+    return duration.getSeconds() * 1_000_000L + duration.getNano() / 1_000;
   }
 
   private static Instant instant(ResultSet row, int column) throws SQLException {

@@ -64,6 +64,11 @@ final class PurgeSchedule implements IdempotencyStore {
   }
 
   @Override
+  public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
+    return delegate.beginTransaction(key, token);
+  }
+
+  @Override
   public int purgeExpired() {
     return delegate.purgeExpired();
   }

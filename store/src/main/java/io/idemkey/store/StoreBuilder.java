@@ -46,7 +46,7 @@ public final class StoreBuilder {
   private final String jdbcUrl;
   private final String username;
   private final String password;
-  private Clock clock = Clock.systemUTC();
+  private Clock clock;
   private Duration ttl = DEFAULT_TTL;
   private Duration lease = DEFAULT_LEASE;
   private TableName tableName = TableName.DEFAULT;
@@ -99,7 +99,11 @@ public final class StoreBuilder {
     return new StoreBuilder(Kind.POSTGRES_URL, null, jdbcUrl, username, password);
   }
 
-  /** The clock that all expiry and lease times are read from. Default: the UTC system clock. */
+  /**
+   * A clock for tests, whose advance moves the store's time forward. Without one, a PostgreSQL
+   * store takes every time from the database's clock, so that nodes whose clocks disagree still
+   * agree on leases and expiry; the memory store uses the system clock.
+   */
   public StoreBuilder clock(Clock clock) {
     this.clock = Objects.requireNonNull(clock, "clock");
     return this;
@@ -184,7 +188,9 @@ public final class StoreBuilder {
    */
   public IdempotencyStore build() {
     IdempotencyStore store =
-        kind == Kind.MEMORY ? new MemoryStore(clock, ttl, lease) : buildPostgres();
+        kind == Kind.MEMORY
+            ? new MemoryStore(clock == null ? Clock.systemUTC() : clock, ttl, lease)
+            : buildPostgres();
     return purgeInterval.isZero() ? store : new PurgeSchedule(store, purgeInterval);
   }
 
@@ -203,7 +209,8 @@ public final class StoreBuilder {
           "could not migrate " + tableName + ": " + e.getMessage(), e);
     }
     IdempotencyStore store =
-        new PostgresStore(source, tableName, clock, ttl, lease, purgeBatchSize, ownPool);
+        new PostgresStore(
+            source, tableName, clock, ttl, lease, statementTimeout(), purgeBatchSize, ownPool);
     return cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, clock);
   }
 
@@ -221,9 +228,19 @@ public final class StoreBuilder {
     long seconds = Math.max(1, connectTimeout.toSeconds());
     pool.addDataSourceProperty("connectTimeout", String.valueOf(seconds));
     pool.addDataSourceProperty("loginTimeout", String.valueOf(seconds));
-    // A statement that hangs on a dead socket must not hold a request for minutes.
-    pool.addDataSourceProperty("socketTimeout", "30");
+    // Each store call bounds its own statements too (PostgresStore); this covers the pool's own.
+    pool.addDataSourceProperty(
+        "socketTimeout", String.valueOf(Math.max(1, statementTimeout().toSeconds())));
     return new HikariDataSource(pool);
+  }
+
+  /**
+   * The longest a store statement may take before the call fails (SPEC §8: a database that hangs
+   * answers store-unavailable within a few seconds): the connect timeout again, at least a
+   * second.
+   */
+  private Duration statementTimeout() {
+    return connectTimeout.compareTo(Duration.ofSeconds(1)) < 0 ? Duration.ofSeconds(1) : connectTimeout;
   }
 
   private static Duration positive(String what, Duration duration) {

@@ -21,6 +21,13 @@ class CachingStoreTest extends IdempotencyStoreContract {
   }
 
   @Override
+  IdempotencyStore storeWithTtl(MutableClock clock, java.time.Duration ttl) {
+    return new CachingStore(
+        new PostgresStore(TestDatabase.dataSource(), table, clock, ttl, LEASE, 100, null),
+        1 << 20, clock);
+  }
+
+  @Override
   IdempotencyStore secondStore(MutableClock clock) {
     HikariDataSource pool = TestDatabase.newPool(20);
     return new CachingStore(

@@ -32,6 +32,9 @@ abstract class IdempotencyStoreContract {
   /** A store on a fresh, empty key space, reading time from {@code clock}. */
   abstract IdempotencyStore newStore(MutableClock clock);
 
+  /** Another node on the same key space as {@link #store}, with its own time to live. */
+  abstract IdempotencyStore storeWithTtl(MutableClock clock, Duration ttl);
+
   /** A second store on the same key space as {@link #store}: another node. */
   abstract IdempotencyStore secondStore(MutableClock clock);
 
@@ -92,8 +95,8 @@ abstract class IdempotencyStoreContract {
     ClaimResult second = store.claim(key, fingerprint("a"));
 
     assertThat(second).isInstanceOf(ClaimResult.InProgress.class);
-    assertThat(((ClaimResult.InProgress) second).leaseExpiresAt())
-        .isEqualTo(clock.instant().minusSeconds(10).plus(LEASE));
+    assertThat(((ClaimResult.InProgress) second).leaseRemaining())
+        .isBetween(LEASE.minusSeconds(11), LEASE.minusSeconds(10));
   }
 
   @Test
@@ -124,13 +127,29 @@ abstract class IdempotencyStoreContract {
   }
 
   @Test
-  void claim_lapsedLeaseWithDifferentFingerprint_isMismatchNotTakeOver() {
+  void claim_lapsedLeaseWithDifferentFingerprint_takesOver() {
     IdempotencyKey key = key();
-    store.claim(key, fingerprint("a"));
+    long first = tokenOf(store.claim(key, fingerprint("a")));
     clock.advance(LEASE.plusSeconds(1));
 
-    assertThat(store.claim(key, fingerprint("b")))
-        .isInstanceOf(ClaimResult.FingerprintMismatch.class);
+    ClaimResult other = store.claim(key, fingerprint("b"));
+
+    assertThat(other).isInstanceOf(ClaimResult.TakenOver.class);
+    assertThat(store.complete(key, first, response("late"))).isFalse();
+  }
+
+  @Test
+  void claim_inProgressPastTtl_isGovernedByItsLeaseAlone() {
+    Duration shortTtl = Duration.ofSeconds(2);
+    try (IdempotencyStore node = storeWithTtl(clock, shortTtl)) {
+      IdempotencyKey key = key();
+      long token = tokenOf(node.claim(key, fingerprint("a")));
+      clock.advance(shortTtl.plusSeconds(1));
+
+      assertThat(node.claim(key, fingerprint("a"))).isInstanceOf(ClaimResult.InProgress.class);
+      assertThat(node.complete(key, token, response("done"))).isTrue();
+      assertThat(node.claim(key, fingerprint("a"))).isInstanceOf(ClaimResult.Completed.class);
+    }
   }
 
   @Test
@@ -145,7 +164,8 @@ abstract class IdempotencyStoreContract {
     assertThat(replay).isInstanceOf(ClaimResult.Completed.class);
     ClaimResult.Completed completed = (ClaimResult.Completed) replay;
     assertThat(completed.response()).isEqualTo(response("{\"id\":1}"));
-    assertThat(completed.expiresAt()).isEqualTo(clock.instant().minus(Duration.ofHours(1)).plus(TTL));
+    assertThat(completed.timeToLive())
+        .isBetween(TTL.minusHours(1).minusSeconds(1), TTL.minusHours(1));
   }
 
   @Test
@@ -198,8 +218,8 @@ abstract class IdempotencyStoreContract {
 
     ClaimResult other = store.claim(key, fingerprint("a"));
     assertThat(other).isInstanceOf(ClaimResult.InProgress.class);
-    assertThat(((ClaimResult.InProgress) other).leaseExpiresAt())
-        .isEqualTo(clock.instant().minusSeconds(20).plus(LEASE));
+    assertThat(((ClaimResult.InProgress) other).leaseRemaining())
+        .isBetween(LEASE.minusSeconds(21), LEASE.minusSeconds(20));
   }
 
   @Test
@@ -220,12 +240,13 @@ abstract class IdempotencyStoreContract {
   }
 
   @Test
-  void staleToken_afterCompletion_isRefused() {
+  void complete_againWithSameToken_isAcceptedAndChangesNothing() {
     IdempotencyKey key = key();
     long token = tokenOf(store.claim(key, fingerprint("a")));
     store.complete(key, token, response("first"));
 
-    assertThat(store.complete(key, token, response("second"))).isFalse();
+    // A retry after a commit whose reply was lost: its own completion, not a stale token.
+    assertThat(store.complete(key, token, response("second"))).isTrue();
     assertThat(store.release(key, token)).isFalse();
     assertThat(store.renew(key, token)).isFalse();
     assertThat(((ClaimResult.Completed) store.claim(key, fingerprint("a"))).response())
@@ -263,7 +284,9 @@ abstract class IdempotencyStoreContract {
     store.complete(fresh, tokenOf(store.claim(fresh, fingerprint("a"))), response("fresh"));
     clock.advance(Duration.ofSeconds(1));
 
-    assertThat(store.purgeExpired()).isEqualTo(2);
+    // The released key was removed when released; the old one expired.
+    assertThat(store.purgeExpired()).isEqualTo(1);
+    assertThat(store.claim(released, fingerprint("a"))).isInstanceOf(ClaimResult.Acquired.class);
 
     assertThat(store.claim(fresh, fingerprint("a"))).isInstanceOf(ClaimResult.Completed.class);
     assertThat(store.purgeExpired()).isZero();

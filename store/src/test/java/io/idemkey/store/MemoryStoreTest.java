@@ -12,6 +12,11 @@ class MemoryStoreTest extends IdempotencyStoreContract {
 
   /** In memory there is no second node: the same instance stands in for it. */
   @Override
+  IdempotencyStore storeWithTtl(MutableClock clock, java.time.Duration ttl) {
+    return new MemoryStore(clock, ttl, LEASE);
+  }
+
+  @Override
   IdempotencyStore secondStore(MutableClock clock) {
     return shared;
   }

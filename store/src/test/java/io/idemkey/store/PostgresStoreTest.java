@@ -28,6 +28,11 @@ class PostgresStoreTest extends IdempotencyStoreContract {
     return new PostgresStore(TestDatabase.dataSource(), table, clock, TTL, LEASE, 100, null);
   }
 
+  @Override
+  IdempotencyStore storeWithTtl(MutableClock clock, Duration ttl) {
+    return new PostgresStore(TestDatabase.dataSource(), table, clock, ttl, LEASE, 100, null);
+  }
+
   /** Another node: its own pool on the same table. */
   @Override
   IdempotencyStore secondStore(MutableClock clock) {
@@ -84,8 +89,8 @@ class PostgresStoreTest extends IdempotencyStoreContract {
 
   @Test
   void purgeExpired_whileAnotherSessionHoldsThePurgeLock_returnsZero() throws Exception {
-    IdempotencyKey key = key();
-    store.release(key, tokenOf(store.claim(key, fingerprint("a"))));
+    store.claim(key(), fingerprint("a"));
+    clock.advance(LEASE);
     try (Connection other = TestDatabase.dataSource().getConnection();
         Statement lock = other.createStatement()) {
       lock.execute("SELECT pg_advisory_lock(hashtext('idemkey.purge:" + table + "'))");
@@ -103,9 +108,9 @@ class PostgresStoreTest extends IdempotencyStoreContract {
     try (IdempotencyStore small =
         new PostgresStore(TestDatabase.dataSource(), table, clock, TTL, LEASE, 7, null)) {
       for (int i = 0; i < 30; i++) {
-        IdempotencyKey key = key();
-        small.release(key, tokenOf(small.claim(key, fingerprint("a"))));
+        small.claim(key(), fingerprint("a"));
       }
+      clock.advance(LEASE);
       assertThat(small.purgeExpired()).isEqualTo(30);
       assertThat(rows()).isZero();
     }

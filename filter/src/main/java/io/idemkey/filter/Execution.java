@@ -1,0 +1,295 @@
+package io.idemkey.filter;
+
+import io.idemkey.store.ClaimResult;
+import io.idemkey.store.Fingerprint;
+import io.idemkey.store.IdempotencyKey;
+import io.idemkey.store.IdempotencyStore;
+import io.idemkey.store.RequestTransactions;
+import io.idemkey.store.StoreTransaction;
+import io.idemkey.store.StoreUnavailableException;
+import io.idemkey.store.StoredResponse;
+import jakarta.servlet.AsyncContext;
+import jakarta.servlet.FilterChain;
+import jakarta.servlet.ServletException;
+import jakarta.servlet.ServletRequest;
+import jakarta.servlet.ServletResponse;
+import jakarta.servlet.http.HttpServletRequestWrapper;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import java.time.Duration;
+
+/**
+ * One request that holds its key: it runs the handler with the lease renewed, captures the
+ * response, and then stores it (or releases the key) before a byte reaches the client (SPEC §5,
+ * §6). In transactional mode the handler runs in the store's transaction, and the completion
+ * commits with the handler's writes; otherwise the completion is retried while the store is away,
+ * for up to {@code completion-timeout}.
+ *
+ * <p>Not thread-safe: it belongs to one request; an asynchronous request finishes it on the
+ * thread that completes the async context.
+ */
+final class Execution {
+
+  private static final System.Logger LOG = System.getLogger(Execution.class.getName());
+  static final Duration STORE_RETRY_AFTER = Duration.ofSeconds(2);
+
+  /** What the execution needs of the filter. */
+  interface Context {
+    IdempotencyConfig config();
+
+    IdempotencyStore store();
+
+    LeaseRenewals renewals();
+
+    /** Reports an outcome that happened outside the request's own call (a lost lease, async). */
+    void report(IdempotencyListener.Outcome outcome, CachedBodyRequest request, long started);
+
+    /** Answers as a retry would be answered now, after this execution's lease was lost. */
+    IdempotencyListener.Outcome answer(
+        IdempotencyKey key, ClaimResult claim, HttpServletResponse response) throws IOException;
+  }
+
+  private final Context context;
+  private final IdempotencyKey key;
+  private final Fingerprint fingerprint;
+  private final long token;
+  private final CachedBodyRequest request;
+  private final HttpServletResponse response;
+  private final ResponseCapture capture;
+  private final long started = System.nanoTime();
+  private LeaseRenewals.Lease lease;
+  private StoreTransaction transaction;
+
+  Execution(
+      Context context,
+      IdempotencyKey key,
+      Fingerprint fingerprint,
+      long token,
+      CachedBodyRequest request,
+      HttpServletResponse response) {
+    this.context = context;
+    this.key = key;
+    this.fingerprint = fingerprint;
+    this.token = token;
+    this.request = request;
+    this.response = response;
+    this.capture = new ResponseCapture(response);
+  }
+
+  /**
+   * Runs the handler. Returns the outcome, or null when the handler went asynchronous: the
+   * outcome is then reported when the async context completes.
+   */
+  IdempotencyListener.Outcome run(FilterChain chain) throws IOException, ServletException {
+    lease =
+        context.renewals().start(key, token,
+            () -> context.report(IdempotencyListener.Outcome.LEASE_LOST, request, started));
+    boolean transactional = context.config().transactional();
+    if (transactional) {
+      try {
+        transaction = context.store().beginTransaction(key, token);
+      } catch (StoreUnavailableException e) {
+        lease.stop();
+        releaseQuietly();
+        LOG.log(System.Logger.Level.WARNING,
+            "could not begin the request's transaction: {0}", e.getMessage());
+        Problem.STORE_UNAVAILABLE.write(
+            response, "the idempotency store cannot be reached; retry later", STORE_RETRY_AFTER);
+        return IdempotencyListener.Outcome.STORE_FAILURE;
+      }
+    } else {
+      request.captureAsync(capture, asyncCompletion());
+    }
+    try {
+      if (transactional) {
+        try (RequestTransactions.Binding bound = RequestTransactions.bind(transaction)) {
+          chain.doFilter(new SynchronousOnly(request), capture);
+        }
+      } else {
+        chain.doFilter(request, capture);
+      }
+    } catch (IOException | ServletException | RuntimeException | Error e) {
+      abandon();
+      throw e;
+    }
+    if (!transactional && request.isAsyncStarted()) {
+      // Finished when the handler completes the async context (CapturedAsyncContext).
+      return null;
+    }
+    return finish();
+  }
+
+  private CapturedAsyncContext.Completion asyncCompletion() {
+    return new CapturedAsyncContext.Completion() {
+      @Override
+      public void finish() throws IOException {
+        context.report(Execution.this.finish(), request, started);
+      }
+
+      @Override
+      public void abandon() {
+        Execution.this.abandon();
+      }
+    };
+  }
+
+  /** The handler failed: its writes are rolled back and the key released (SPEC §6). */
+  private void abandon() {
+    lease.stop();
+    if (transaction != null) {
+      transaction.close();
+    }
+    releaseQuietly();
+  }
+
+  /** Stores (or releases) the captured response, then sends it to the client. */
+  private IdempotencyListener.Outcome finish() throws IOException {
+    StoredResponse stored;
+    try {
+      int status = capture.getStatus();
+      if (context.config().isReleaseStatus(status)) {
+        abandon();
+        capture.sendToClient();
+        return IdempotencyListener.Outcome.RELEASED;
+      }
+      stored =
+          capture.toStoredResponse(
+              context.config().excludeResponseHeaders(), context.config().maxResponseBytes());
+    } catch (RuntimeException e) {
+      abandon();
+      throw e;
+    }
+    return transaction != null ? commit(stored) : complete(stored);
+  }
+
+  /** Transactional mode: the completion and the handler's writes in one commit. */
+  private IdempotencyListener.Outcome commit(StoredResponse stored) throws IOException {
+    boolean committed;
+    try {
+      committed = transaction.commit(stored);
+    } catch (StoreUnavailableException e) {
+      // Nothing was stored, unless the commit landed and only its reply was lost: then the
+      // release below finds the key completed and leaves it, and a retry replays.
+      abandon();
+      LOG.log(System.Logger.Level.ERROR, "the request's transaction could not be committed: {0}",
+          e.getMessage());
+      return storeUnavailable("the response could not be stored; retry later");
+    } catch (RuntimeException e) {
+      abandon();
+      throw e;
+    }
+    lease.stop();
+    transaction.close();
+    if (!committed) {
+      // The lease was taken over: this request's writes were rolled back, so the client must not
+      // see its response. It gets what a retry would get now.
+      LOG.log(System.Logger.Level.WARNING,
+          "a request finished after its lease on a key was taken over (token {0});"
+              + " its writes were rolled back", token);
+      capture.reset();
+      context.answer(key, context.store().claim(key, fingerprint), response);
+      return IdempotencyListener.Outcome.STALE_COMPLETION;
+    }
+    capture.sendToClient();
+    return IdempotencyListener.Outcome.EXECUTED;
+  }
+
+  /**
+   * Non-transactional mode: the completion in its own statement, tried again while the store is
+   * away (the lease still renewed) for up to completion-timeout (SPEC §8).
+   */
+  private IdempotencyListener.Outcome complete(StoredResponse stored) throws IOException {
+    Boolean completed = null;
+    long deadline = System.nanoTime() + context.config().completionTimeout().toNanos();
+    long backoffMillis = 50;
+    try {
+      while (completed == null) {
+        try {
+          completed = context.store().complete(key, token, stored);
+        } catch (StoreUnavailableException e) {
+          long left = deadline - System.nanoTime();
+          if (left <= 0 || !pause(Math.min(backoffMillis, left / 1_000_000 + 1))) {
+            break;
+          }
+          backoffMillis = Math.min(2_000, backoffMillis * 2);
+        }
+      }
+    } finally {
+      lease.stop();
+    }
+    if (completed == null) {
+      // The handler ran but its response could not be stored. The key stays in progress until
+      // its lease runs out; answering 503 keeps the rule that a client never sees a response that
+      // a retry could not replay.
+      LOG.log(System.Logger.Level.ERROR,
+          "the response for a key could not be stored within {0}; answering 503",
+          context.config().completionTimeout());
+      return storeUnavailable("the response could not be stored; retry later");
+    }
+    capture.sendToClient();
+    if (!completed) {
+      LOG.log(System.Logger.Level.WARNING,
+          "a request finished after its lease on a key was taken over (token {0});"
+              + " its response was not stored", token);
+      return IdempotencyListener.Outcome.STALE_COMPLETION;
+    }
+    return IdempotencyListener.Outcome.EXECUTED;
+  }
+
+  private IdempotencyListener.Outcome storeUnavailable(String detail) throws IOException {
+    capture.reset();
+    Problem.STORE_UNAVAILABLE.write(response, detail, STORE_RETRY_AFTER);
+    return IdempotencyListener.Outcome.STORE_FAILURE;
+  }
+
+  private void releaseQuietly() {
+    try {
+      context.store().release(key, token);
+    } catch (RuntimeException e) {
+      // The lease runs out by itself; the key is free again then.
+      LOG.log(System.Logger.Level.WARNING, "releasing a key failed; its lease will run out", e);
+    }
+  }
+
+  /** Sleeps; false (with the interrupt flag restored) if interrupted. */
+  static boolean pause(long millis) {
+    try {
+      Thread.sleep(millis);
+      return true;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
+    }
+  }
+
+  /**
+   * The request as the handler sees it in transactional mode: the request's transaction is bound
+   * to the thread that runs the handler, so asynchronous processing is refused at once (SPEC §6).
+   */
+  private static final class SynchronousOnly extends HttpServletRequestWrapper {
+    SynchronousOnly(CachedBodyRequest request) {
+      super(request);
+    }
+
+    @Override
+    public boolean isAsyncSupported() {
+      return false;
+    }
+
+    @Override
+    public AsyncContext startAsync() {
+      throw refused();
+    }
+
+    @Override
+    public AsyncContext startAsync(ServletRequest request, ServletResponse response) {
+      throw refused();
+    }
+
+    private static IllegalStateException refused() {
+      return new IllegalStateException(
+          "asynchronous processing is not supported with idempotency.transactional=true:"
+              + " the request's transaction belongs to the thread that runs the handler");
+    }
+  }
+}

@@ -1,0 +1,39 @@
+package io.idemkey.store;
+
+import java.sql.Connection;
+
+/**
+ * A database transaction that one request runs in (transactional mode, SPEC §6): the
+ * application's writes go through {@link #connection()}, and {@link #commit(StoredResponse)}
+ * writes the completion of the request's key in the same transaction, then commits both with one
+ * commit. A crash before that commit leaves neither; after it, both.
+ *
+ * <p>Not thread-safe: it belongs to the request that opened it. Close it in every case; closing
+ * rolls back whatever was not committed and returns the connection.
+ */
+public interface StoreTransaction extends AutoCloseable {
+
+  /**
+   * The connection the application writes through, in this transaction. Its {@code commit()},
+   * {@code close()} and {@code setAutoCommit(true)} do nothing: the filter commits. Its
+   * {@code rollback()} rolls back the application's writes so far.
+   */
+  Connection connection();
+
+  /**
+   * Completes the key with {@code response} in this transaction and commits.
+   *
+   * @return true if committed; false if the key's token is no longer current (the lease was taken
+   *     over), in which case everything was rolled back
+   * @throws StoreUnavailableException if the completion or the commit failed; everything was
+   *     rolled back, unless the commit reached the database before its reply was lost
+   */
+  boolean commit(StoredResponse response);
+
+  /** Rolls back the application's writes. */
+  void rollback();
+
+  /** Rolls back what was not committed and returns the connection. */
+  @Override
+  void close();
+}

@@ -1,0 +1,277 @@
+package io.idemkey.store;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import io.idemkey.migrations.TableName;
+import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The PostgreSQL store with the pools, clocks and failures of real deployments (issue 8): pools
+ * that hand out {@code autoCommit=false} or REPEATABLE READ connections, nodes whose clocks
+ * disagree, client-chosen scopes of any length, and a database that stops answering.
+ */
+class PostgresStoreHardeningTest {
+
+  static final Duration TTL = Duration.ofHours(24);
+  static final Duration LEASE = Duration.ofSeconds(30);
+
+  static Fingerprint fingerprint(String request) throws Exception {
+    return new Fingerprint(
+        MessageDigest.getInstance("SHA-256").digest(request.getBytes(StandardCharsets.UTF_8)));
+  }
+
+  static IdempotencyKey key() {
+    return new IdempotencyKey("scope", UUID.randomUUID().toString());
+  }
+
+  static StoredResponse response(String body) {
+    return new StoredResponse(201, List.of(), body.getBytes(StandardCharsets.UTF_8), true);
+  }
+
+  static HikariDataSource pool(boolean autoCommit, String isolation) {
+    HikariConfig config = new HikariConfig();
+    config.setJdbcUrl(TestDatabase.jdbcUrl());
+    config.setUsername(TestDatabase.user());
+    config.setPassword(TestDatabase.password());
+    config.setMaximumPoolSize(20);
+    config.setAutoCommit(autoCommit);
+    if (isolation != null) {
+      config.setTransactionIsolation(isolation);
+    }
+    return new HikariDataSource(config);
+  }
+
+  static IdempotencyStore storeOn(HikariDataSource pool, TableName table) {
+    return StoreBuilder.postgres(pool).tableName(table).migrate(false).cacheMaxBytes(0)
+        .purgeInterval(Duration.ZERO).build();
+  }
+
+  static long tokenOf(ClaimResult claim) {
+    return ((ClaimResult.Acquired) claim).token();
+  }
+
+  @Test
+  void claim_autoCommitFalsePool_claimAndCompletionAreCommitted() throws Exception {
+    TableName table = TestDatabase.freshTable();
+    try (HikariDataSource pool = pool(false, null); IdempotencyStore store = storeOn(pool, table)) {
+      IdempotencyKey key = key();
+      long token = tokenOf(store.claim(key, fingerprint("x")));
+
+      assertThat(store.complete(key, token, response("paid"))).isTrue();
+
+      assertThat(store.claim(key, fingerprint("x"))).isInstanceOf(ClaimResult.Completed.class);
+      assertThat(count("SELECT count(*) FROM " + table.qualifiedTable())).isEqualTo(1);
+    }
+  }
+
+  @Test
+  void claim_repeatableReadPoolAndConcurrentDuplicates_oneWinnerAndNoStoreFailure()
+      throws Exception {
+    TableName table = TestDatabase.freshTable();
+    try (HikariDataSource pool = pool(true, "TRANSACTION_REPEATABLE_READ");
+        IdempotencyStore store = storeOn(pool, table)) {
+      ExecutorService threads = Executors.newFixedThreadPool(16);
+      try {
+        for (int round = 0; round < 10; round++) {
+          IdempotencyKey key = key();
+          CyclicBarrier start = new CyclicBarrier(16);
+          List<Future<ClaimResult>> claims = new ArrayList<>();
+          for (int i = 0; i < 16; i++) {
+            claims.add(threads.submit(() -> {
+              start.await();
+              return store.claim(key, fingerprint("x"));
+            }));
+          }
+          int winners = 0;
+          for (Future<ClaimResult> claim : claims) {
+            ClaimResult result = claim.get(); // a StoreUnavailableException would fail here
+            if (result instanceof ClaimResult.Acquired) {
+              winners++;
+            } else {
+              assertThat(result).isInstanceOf(ClaimResult.InProgress.class);
+            }
+          }
+          assertThat(winners).as("winners in round %d", round).isEqualTo(1);
+        }
+      } finally {
+        threads.shutdownNow();
+      }
+    }
+  }
+
+  @Test
+  void claim_nodeWhoseClockIsAhead_doesNotTakeOverARenewedLease() throws Exception {
+    TableName table = TestDatabase.freshTable();
+    MutableClock a = MutableClock.atEpochDay();
+    MutableClock b = new MutableClock(a.instant().plusSeconds(25));
+    PostgresStore nodeA =
+        new PostgresStore(TestDatabase.dataSource(), table, a, TTL, LEASE, 100, null);
+    PostgresStore nodeB =
+        new PostgresStore(TestDatabase.dataSource(), table, b, TTL, LEASE, 100, null);
+    IdempotencyKey key = key();
+    long token = tokenOf(nodeA.claim(key, fingerprint("x")));
+    a.advance(Duration.ofSeconds(10));
+    b.advance(Duration.ofSeconds(10));
+    assertThat(nodeA.renew(key, token)).isTrue();
+    a.advance(Duration.ofSeconds(6));
+    b.advance(Duration.ofSeconds(6));
+
+    assertThat(nodeB.claim(key, fingerprint("x"))).isInstanceOf(ClaimResult.InProgress.class);
+    assertThat(nodeA.complete(key, token, response("a"))).isTrue();
+  }
+
+  @Test
+  void claim_cacheOnNodeWhoseClockIsBehind_doesNotOutliveTheRecord() throws Exception {
+    TableName table = TestDatabase.freshTable();
+    MutableClock b = MutableClock.atEpochDay();
+    MutableClock a = new MutableClock(b.instant().minusSeconds(60));
+    Duration ttl = Duration.ofMinutes(10);
+    IdempotencyStore nodeA = new CachingStore(
+        new PostgresStore(TestDatabase.dataSource(), table, a, ttl, LEASE, 100, null), 1 << 20, a);
+    IdempotencyStore nodeB = new CachingStore(
+        new PostgresStore(TestDatabase.dataSource(), table, b, ttl, LEASE, 100, null), 1 << 20, b);
+    IdempotencyKey key = key();
+    long first = tokenOf(nodeB.claim(key, fingerprint("x")));
+    nodeB.complete(key, first, response("first"));
+    assertThat(nodeA.claim(key, fingerprint("x"))).isInstanceOf(ClaimResult.Completed.class);
+    a.advance(ttl.plusSeconds(1));
+    b.advance(ttl.plusSeconds(1));
+    long second = tokenOf(nodeB.claim(key, fingerprint("y")));
+    nodeB.complete(key, second, response("second"));
+
+    ClaimResult onA = nodeA.claim(key, fingerprint("y"));
+
+    assertThat(onA).isInstanceOf(ClaimResult.Completed.class);
+    assertThat(((ClaimResult.Completed) onA).response()).isEqualTo(response("second"));
+  }
+
+  @Test
+  void claim_duplicateOfLiveKey_writesNothing() throws Exception {
+    TableName table = TestDatabase.freshTable();
+    PostgresStore store =
+        new PostgresStore(TestDatabase.dataSource(), table, null, TTL, LEASE, 100, null);
+    IdempotencyKey completed = key();
+    store.complete(completed, tokenOf(store.claim(completed, fingerprint("x"))), response("paid"));
+    IdempotencyKey running = key();
+    store.claim(running, fingerprint("x"));
+    String before = footprint(table);
+
+    for (int i = 0; i < 50; i++) {
+      assertThat(store.claim(completed, fingerprint("x")))
+          .isInstanceOf(ClaimResult.Completed.class);
+      assertThat(store.claim(running, fingerprint("x")))
+          .isInstanceOf(ClaimResult.InProgress.class);
+      assertThat(store.claim(running, fingerprint("other")))
+          .isInstanceOf(ClaimResult.FingerprintMismatch.class);
+    }
+
+    // No sequence value, no row version or lock, no transaction id: nothing written.
+    assertThat(footprint(table)).isEqualTo(before);
+  }
+
+  /** The token sequence, each row's version and lock, and the next transaction id. */
+  private static String footprint(TableName table) throws SQLException {
+    try (Connection connection = TestDatabase.dataSource().getConnection();
+        Statement statement = connection.createStatement()) {
+      StringBuilder footprint = new StringBuilder();
+      try (ResultSet rows = statement.executeQuery(
+          "SELECT (SELECT last_value FROM " + table.qualifiedTokenSequence() + ")::text, "
+              + " (SELECT string_agg(xmin::text || '/' || xmax::text || '/' || ctid::text, ',')"
+              + "  FROM " + table.qualifiedTable() + "), txid_current_if_assigned()::text,"
+              + " (SELECT txid_snapshot_xmax(txid_current_snapshot()))::text")) {
+        rows.next();
+        footprint.append(rows.getString(1)).append(' ').append(rows.getString(2)).append(' ')
+            .append(rows.getString(4));
+      }
+      return footprint.toString();
+    }
+  }
+
+  @Test
+  void claim_scopeOfTenKilobytes_claimsCompletesAndReplays() throws Exception {
+    TableName table = TestDatabase.freshTable();
+    PostgresStore store =
+        new PostgresStore(TestDatabase.dataSource(), table, null, TTL, LEASE, 100, null);
+    IdempotencyKey longScope = new IdempotencyKey("principal:" + "é".repeat(10_000), "k");
+    IdempotencyKey otherLongScope = new IdempotencyKey("principal:" + "é".repeat(9_999) + "e", "k");
+
+    long token = tokenOf(store.claim(longScope, fingerprint("x")));
+    assertThat(store.complete(longScope, token, response("paid"))).isTrue();
+
+    assertThat(store.claim(longScope, fingerprint("x"))).isInstanceOf(ClaimResult.Completed.class);
+    assertThat(store.claim(otherLongScope, fingerprint("x")))
+        .isInstanceOf(ClaimResult.Acquired.class);
+  }
+
+  @Test
+  void claim_frozenDatabase_failsWithinTheStatementBound() throws Exception {
+    EmbeddedPostgres postgres = TestDatabase.startEmbedded();
+    try (IdempotencyStore store =
+        StoreBuilder.postgres(postgres.getJdbcUrl("postgres", "postgres"), "postgres", "postgres")
+            .cacheMaxBytes(0).purgeInterval(Duration.ZERO).build()) {
+      store.claim(new IdempotencyKey("s", "warm"), fingerprint("x"));
+      List<Long> pids = postgresProcesses(postgres.getPort());
+      signal(pids, "STOP");
+      long started = System.nanoTime();
+      try {
+        assertThatThrownBy(() -> store.claim(key(), fingerprint("x")))
+            .isInstanceOf(StoreUnavailableException.class);
+      } finally {
+        signal(pids, "CONT");
+      }
+      // Not a speed assertion: it proves the 30 s socket timeout of old is not in play.
+      assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(10));
+      // And the store recovers by itself once the database answers again.
+      assertThat(store.claim(key(), fingerprint("x"))).isInstanceOf(ClaimResult.Acquired.class);
+    } finally {
+      postgres.close();
+    }
+  }
+
+  /**
+   * The postmaster this test started (pg_ctl detaches it, so it is found by its port, which no
+   * other live server holds) and its children.
+   */
+  private static List<Long> postgresProcesses(int port) {
+    ProcessHandle postmaster = ProcessHandle.allProcesses()
+        .filter(p -> p.info().commandLine().orElse("").contains("-p " + port + " "))
+        .findFirst().orElseThrow();
+    List<Long> pids = new ArrayList<>();
+    pids.add(postmaster.pid());
+    postmaster.descendants().forEach(p -> pids.add(p.pid()));
+    return pids;
+  }
+
+  private static void signal(List<Long> pids, String signal) throws Exception {
+    List<String> command = new ArrayList<>(List.of("kill", "-" + signal));
+    pids.forEach(pid -> command.add(Long.toString(pid)));
+    assertThat(new ProcessBuilder(command).inheritIO().start().waitFor()).isZero();
+  }
+
+  private static long count(String sql) throws SQLException {
+    try (Connection connection = TestDatabase.dataSource().getConnection();
+        Statement statement = connection.createStatement();
+        ResultSet row = statement.executeQuery(sql)) {
+      row.next();
+      return row.getLong(1);
+    }
+  }
+}
