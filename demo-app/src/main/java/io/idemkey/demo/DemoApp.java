@@ -4,6 +4,7 @@ import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import io.idemkey.filter.IdempotencyConfig;
 import io.idemkey.filter.IdempotencyFilter;
+import io.idemkey.store.RequestTransactions;
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
@@ -87,18 +88,26 @@ public final class DemoApp implements AutoCloseable {
     pool.setMaximumPoolSize(20);
     pool.setConnectionTimeout(2000);
     pool.setInitializationFailTimeout(-1);
+    // A database that hangs fails the handler's statements too, not only the filter's.
+    pool.addDataSourceProperty("socketTimeout", "10");
     HikariDataSource dataSource = new HikariDataSource(pool);
     createPaymentsTable(dataSource);
 
-    // SPEC §11: the key is required on POST /payments; everything else as SPEC §10 resolves it
-    // (system properties and environment variables override these init-params).
+    // SPEC §11: the key is required on POST /payments and every path under it, and the payment
+    // commits with its stored response (transactional mode); everything else as SPEC §10 resolves
+    // it (system properties and environment variables override these init-params).
     IdempotencyConfig config =
         IdempotencyConfig.load(
-            Map.of("idempotency.include-paths", "/payments", "idempotency.required", "true"));
+            Map.of(
+                "idempotency.include-paths", "/payments,/payments/*",
+                "idempotency.required", "true",
+                "idempotency.transactional", "true"));
     IdempotencyFilter filter = IdempotencyFilter.builder().config(config).dataSource(dataSource).build();
 
     AtomicLong executions = new AtomicLong();
-    PaymentsServlet payments = new PaymentsServlet(dataSource, executions);
+    // Behind the filter, the handler's connection is the request's transaction.
+    PaymentsServlet payments =
+        new PaymentsServlet(RequestTransactions.dataSource(dataSource), executions);
     ServletContextHandler context = new ServletContextHandler();
     context.setContextPath("/");
     context.addFilter(new FilterHolder(new BearerPrincipal()), "/*",
