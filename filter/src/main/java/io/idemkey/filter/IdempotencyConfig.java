@@ -89,6 +89,38 @@ public final class IdempotencyConfig {
   static final String PREFIX = "idempotency.";
   private static final Pattern TOKEN = Pattern.compile("[!#$%&'*+.^_`|~0-9A-Za-z-]+");
 
+  /** The shortest lease: renewed every lease/3, it must leave time for the renewal to run. */
+  static final Duration MIN_LEASE = Duration.ofSeconds(1);
+
+  /**
+   * The longest ttl: now + ttl must stay far inside PostgreSQL's timestamptz range (and
+   * {@link java.time.Instant}'s), and a key kept longer than ten years is a mistake.
+   */
+  static final Duration MAX_TTL = Duration.ofDays(3650);
+
+  /**
+   * Headers the replay marker must not be: request headers, headers that describe the content or
+   * steer caches, and the headers never stored (hop-by-hop, Date, Set-Cookie, Server). A replay
+   * that set one of them would change what the stored response says. Lower case.
+   */
+  private static final Set<String> RESERVED_REPLAY_HEADERS = reservedReplayHeaders();
+
+  private static Set<String> reservedReplayHeaders() {
+    Set<String> names = new LinkedHashSet<>(ResponseCapture.NEVER_STORED);
+    names.addAll(List.of(
+        // content and representation
+        "content-type", "content-length", "content-encoding", "content-language",
+        "content-location", "content-range", "content-disposition", "digest",
+        // response control and caching
+        "location", "cache-control", "etag", "last-modified", "expires", "pragma", "vary", "age",
+        "allow", "retry-after", "accept-ranges", "www-authenticate", "link",
+        // request headers
+        "host", "authorization", "cookie", "accept", "accept-encoding", "accept-language",
+        "user-agent", "origin", "referer", "expect", "range", "if-match", "if-none-match",
+        "if-modified-since", "if-unmodified-since", "if-range", "forwarded", "idempotency-key"));
+    return Set.copyOf(names);
+  }
+
   /** Every property, its key written once, and how a text value reaches the builder. */
   private enum Property {
     HEADER("header", (b, v) -> b.header(v.trim())),
@@ -514,7 +546,14 @@ public final class IdempotencyConfig {
       return this;
     }
 
+    /**
+     * @throws IllegalArgumentException if a method is not a token, or there is none
+     */
     public Builder methods(Collection<String> methods) {
+      if (methods.isEmpty()) {
+        throw new IllegalArgumentException(
+            "must name at least one method: with none, the filter would cover no request");
+      }
       Set<String> upper = new LinkedHashSet<>();
       for (String method : methods) {
         upper.add(token("method", method).toUpperCase(Locale.ROOT));
@@ -523,7 +562,14 @@ public final class IdempotencyConfig {
       return this;
     }
 
+    /**
+     * @throws IllegalArgumentException if a pattern is not a servlet path pattern, or there is none
+     */
     public Builder includePaths(List<String> patterns) {
+      if (patterns.isEmpty()) {
+        throw new IllegalArgumentException("must name at least one path pattern (/* for every"
+            + " path): with none, the filter would cover no request");
+      }
       this.includePaths = new PathPatterns(patterns);
       return this;
     }
@@ -551,13 +597,31 @@ public final class IdempotencyConfig {
       return this;
     }
 
+    /**
+     * @throws IllegalArgumentException if not positive, or over {@link #MAX_TTL} (ten years)
+     */
     public Builder ttl(Duration ttl) {
-      this.ttl = positive(ttl);
+      positive(ttl);
+      if (ttl.compareTo(MAX_TTL) > 0) {
+        throw new IllegalArgumentException("must be at most " + ConfigValues.format(MAX_TTL)
+            + " (10 years), so that an expiry time stays a valid timestamp, was "
+            + ConfigValues.format(ttl));
+      }
+      this.ttl = ttl;
       return this;
     }
 
+    /**
+     * @throws IllegalArgumentException if shorter than {@link #MIN_LEASE} (1s)
+     */
     public Builder lease(Duration lease) {
-      this.lease = positive(lease);
+      positive(lease);
+      if (lease.compareTo(MIN_LEASE) < 0) {
+        throw new IllegalArgumentException("must be at least " + ConfigValues.format(MIN_LEASE)
+            + ", so that it can be renewed (every lease/3) before it runs out, was "
+            + ConfigValues.format(lease));
+      }
+      this.lease = lease;
       return this;
     }
 
@@ -571,7 +635,12 @@ public final class IdempotencyConfig {
       return this;
     }
 
-    /** Statuses that release the key, e.g. {@code 408,429,5xx}: codes or a class like 5xx. */
+    /**
+     * Statuses that release the key, e.g. {@code 408,429,5xx}: codes or a class like 5xx.
+     *
+     * @throws IllegalArgumentException if an item is not a status or class, or covers a 2xx
+     *     status: a released success would run the handler again on every retry
+     */
     public Builder releaseStatuses(String spec) {
       boolean[] statuses = new boolean[600];
       for (String item : ConfigValues.list(spec)) {
@@ -586,14 +655,27 @@ public final class IdempotencyConfig {
           throw new IllegalArgumentException(
               "'" + item + "' is not a status (100-599) or a class (1xx-5xx)");
         }
+        if (item.charAt(0) == '2') {
+          throw new IllegalArgumentException("'" + item + "' covers success statuses (200-299):"
+              + " a released success is not stored, so every retry would run the handler again");
+        }
       }
       this.releaseStatusSpec = String.join(",", ConfigValues.list(spec));
       this.releaseStatuses = statuses;
       return this;
     }
 
+    /**
+     * @throws IllegalArgumentException if not a header name, or a request, content, caching or
+     *     hop-by-hop header that a response already uses
+     */
     public Builder replayHeader(String replayHeader) {
-      this.replayHeader = token("header", replayHeader);
+      token("header", replayHeader);
+      if (RESERVED_REPLAY_HEADERS.contains(replayHeader.toLowerCase(Locale.ROOT))) {
+        throw new IllegalArgumentException("'" + replayHeader + "' is a request, content or"
+            + " hop-by-hop header, not a marker of its own (as Idempotent-Replayed is)");
+      }
+      this.replayHeader = replayHeader;
       return this;
     }
 
@@ -697,9 +779,43 @@ public final class IdempotencyConfig {
       return this;
     }
 
-    /** The immutable configuration. */
+    /**
+     * The immutable configuration, once the values that are valid alone are checked together.
+     *
+     * @throws InvalidConfigurationException naming both properties if two values are unsafe
+     *     together
+     */
     public IdempotencyConfig build() {
+      if (ttl.compareTo(lease) < 0) {
+        throw new InvalidConfigurationException(Property.TTL.key + " (" + ConfigValues.format(ttl)
+            + ") must be at least " + Property.LEASE.key + " (" + ConfigValues.format(lease)
+            + "): a completed key must live at least as long as the claim that made it");
+      }
+      // Only a pool that the store opens waits for connections this long; a memory store has none.
+      if (store == StoreType.POSTGRES && lease.compareTo(jdbcConnectTimeout.multipliedBy(3)) < 0) {
+        throw new InvalidConfigurationException(Property.LEASE.key + " ("
+            + ConfigValues.format(lease) + ") must be at least 3 x " + Property.JDBC_CONNECT_TIMEOUT.key
+            + " (" + ConfigValues.format(jdbcConnectTimeout) + ") = "
+            + ConfigValues.format(jdbcConnectTimeout.multipliedBy(3)) + ": the lease is renewed"
+            + " every lease/3, and a renewal that waits that long for a connection must still"
+            + " finish before the lease runs out");
+      }
+      requireReplayHeaderDiffers(Property.HEADER, header);
+      if (scope.kind() == Scope.Kind.HEADER) {
+        requireReplayHeaderDiffers(Property.SCOPE, scope.headerName());
+      }
+      for (String name : fingerprintHeaders) {
+        requireReplayHeaderDiffers(Property.FINGERPRINT_HEADERS, name);
+      }
       return new IdempotencyConfig(this);
+    }
+
+    private void requireReplayHeaderDiffers(Property property, String requestHeader) {
+      if (replayHeader.equalsIgnoreCase(requestHeader)) {
+        throw new InvalidConfigurationException(Property.REPLAY_HEADER.key + " (" + replayHeader
+            + ") names a request header of " + property.key + " (" + requestHeader
+            + "): the replay marker must be a header of its own");
+      }
     }
 
     private TableName tableName() {
