@@ -143,6 +143,9 @@ public final class IdempotencyConfig {
     MAX_RESPONSE_BYTES("max-response-bytes", (b, v) -> b.maxResponseBytes(ConfigValues.size(v))),
     ON_STORE_FAILURE(
         "on-store-failure", (b, v) -> b.onStoreFailure(parseEnum(OnStoreFailure.class, v))),
+    TRANSACTIONAL("transactional", (b, v) -> b.transactional(ConfigValues.bool(v))),
+    COMPLETION_TIMEOUT(
+        "completion-timeout", (b, v) -> b.completionTimeout(ConfigValues.duration(v))),
     STORE("store", (b, v) -> b.store(parseEnum(StoreType.class, v))),
     JDBC_URL("jdbc.url", (b, v) -> b.jdbcUrl(v.trim())),
     JDBC_USERNAME("jdbc.username", (b, v) -> b.jdbcUsername(v)),
@@ -217,6 +220,8 @@ public final class IdempotencyConfig {
   private final long maxRequestBytes;
   private final long maxResponseBytes;
   private final OnStoreFailure onStoreFailure;
+  private final boolean transactional;
+  private final Duration completionTimeout;
   private final StoreType store;
   private final String jdbcUrl;
   private final String jdbcUsername;
@@ -248,6 +253,8 @@ public final class IdempotencyConfig {
     this.maxRequestBytes = b.maxRequestBytes;
     this.maxResponseBytes = b.maxResponseBytes;
     this.onStoreFailure = b.onStoreFailure;
+    this.transactional = b.transactional;
+    this.completionTimeout = b.completionTimeout;
     this.store = b.store;
     this.jdbcUrl = b.jdbcUrl;
     this.jdbcUsername = b.jdbcUsername;
@@ -376,6 +383,24 @@ public final class IdempotencyConfig {
     return onStoreFailure;
   }
 
+  /**
+   * Whether the handler runs in a transaction that the filter opens, and the completion is
+   * written in it, so that one commit makes the handler's writes and the stored response durable
+   * together (SPEC §6).
+   */
+  public boolean transactional() {
+    return transactional;
+  }
+
+  /**
+   * In non-transactional mode, how long the filter keeps retrying (with backoff, renewing the
+   * lease) to store a response while the database is away, before it answers 503. Positive and at
+   * most {@link #ttl()}.
+   */
+  public Duration completionTimeout() {
+    return completionTimeout;
+  }
+
   public StoreType store() {
     return store;
   }
@@ -457,7 +482,8 @@ public final class IdempotencyConfig {
         + ", replay-header=" + replayHeader
         + ", exclude-response-headers=" + String.join(",", excludeResponseHeaders)
         + ", max-request-bytes=" + maxRequestBytes + ", max-response-bytes=" + maxResponseBytes
-        + ", on-store-failure=" + display(onStoreFailure) + ", store=" + display(store)
+        + ", on-store-failure=" + display(onStoreFailure) + ", transactional=" + transactional
+        + ", completion-timeout=" + completionTimeout + ", store=" + display(store)
         + ", jdbc.url=" + jdbcUrl + ", jdbc.username=" + jdbcUsername
         + ", jdbc.password=" + (jdbcPassword == null ? null : "****")
         + ", jdbc.pool-size=" + jdbcPoolSize + ", jdbc.connect-timeout=" + jdbcConnectTimeout
@@ -486,6 +512,8 @@ public final class IdempotencyConfig {
     private long maxRequestBytes = 1L << 20;
     private long maxResponseBytes = 4L << 20;
     private OnStoreFailure onStoreFailure = OnStoreFailure.FAIL_CLOSED;
+    private boolean transactional;
+    private Duration completionTimeout = Duration.ofSeconds(30);
     private StoreType store = StoreType.POSTGRES;
     private String jdbcUrl;
     private String jdbcUsername;
@@ -703,6 +731,23 @@ public final class IdempotencyConfig {
       return this;
     }
 
+    /** Whether the handler's writes and the completion are committed together (SPEC §6). */
+    public Builder transactional(boolean transactional) {
+      this.transactional = transactional;
+      return this;
+    }
+
+    /**
+     * How long, in non-transactional mode, the filter keeps trying to store a response while the
+     * database is away before it answers 503; at most the ttl (checked in {@link #build()}).
+     *
+     * @throws IllegalArgumentException if not positive
+     */
+    public Builder completionTimeout(Duration completionTimeout) {
+      this.completionTimeout = positive(completionTimeout);
+      return this;
+    }
+
     public Builder store(StoreType store) {
       this.store = Objects.requireNonNull(store, "store");
       return this;
@@ -799,6 +844,11 @@ public final class IdempotencyConfig {
             + ConfigValues.format(jdbcConnectTimeout.multipliedBy(3)) + ": the lease is renewed"
             + " every lease/3, and a renewal that waits that long for a connection must still"
             + " finish before the lease runs out");
+      }
+      if (completionTimeout.compareTo(ttl) > 0) {
+        throw new InvalidConfigurationException(Property.COMPLETION_TIMEOUT.key + " ("
+            + ConfigValues.format(completionTimeout) + ") must be at most " + Property.TTL.key
+            + " (" + ConfigValues.format(ttl) + ")");
       }
       requireReplayHeaderDiffers(Property.HEADER, header);
       if (scope.kind() == Scope.Kind.HEADER) {

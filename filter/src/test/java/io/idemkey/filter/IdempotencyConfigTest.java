@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import org.junit.jupiter.api.Test;
@@ -38,6 +39,8 @@ class IdempotencyConfigTest {
     assertThat(config.maxRequestBytes()).isEqualTo(1 << 20);
     assertThat(config.maxResponseBytes()).isEqualTo(4 << 20);
     assertThat(config.onStoreFailure()).isEqualTo(IdempotencyConfig.OnStoreFailure.FAIL_CLOSED);
+    assertThat(config.transactional()).isFalse();
+    assertThat(config.completionTimeout()).isEqualTo(Duration.ofSeconds(30));
     assertThat(config.store()).isEqualTo(IdempotencyConfig.StoreType.POSTGRES);
     assertThat(config.jdbcConnectTimeout()).isEqualTo(Duration.ofSeconds(2));
     assertThat(config.tableName().toString()).isEqualTo("public.idempotency_keys");
@@ -303,11 +306,60 @@ class IdempotencyConfigTest {
   }
 
   @Test
+  void load_newProperties_parseFromEverySource() {
+    IdempotencyConfig fromFile = IdempotencyConfig.load(
+        properties("idempotency.transactional", "true", "idempotency.completion-timeout", "45s"),
+        Map.of(), new Properties(), Map.of());
+    IdempotencyConfig fromInitParams = IdempotencyConfig.load(new Properties(),
+        Map.of("transactional", "true", "completion-timeout", "PT46S"), new Properties(), Map.of());
+    IdempotencyConfig fromSystem = IdempotencyConfig.load(new Properties(), Map.of(),
+        properties("idempotency.transactional", "true", "idempotency.completion-timeout", "47000ms"),
+        Map.of());
+    IdempotencyConfig fromEnvironment = IdempotencyConfig.load(new Properties(), Map.of(),
+        new Properties(),
+        Map.of("IDEMPOTENCY_TRANSACTIONAL", "true", "IDEMPOTENCY_COMPLETION_TIMEOUT", "1m"));
+
+    assertThat(List.of(fromFile, fromInitParams, fromSystem, fromEnvironment))
+        .allSatisfy(config -> assertThat(config.transactional()).isTrue());
+    assertThat(List.of(fromFile, fromInitParams, fromSystem, fromEnvironment))
+        .extracting(IdempotencyConfig::completionTimeout)
+        .containsExactly(Duration.ofSeconds(45), Duration.ofSeconds(46), Duration.ofSeconds(47),
+            Duration.ofMinutes(1));
+  }
+
+  @Test
+  void set_badTransactionalOrCompletionTimeout_failsNamingTheProperty() {
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("transactional", "yes"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.transactional: 'yes' is not true or false");
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("completion-timeout", "0s"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.completion-timeout: must be a positive duration, was PT0S");
+  }
+
+  @Test
+  void build_completionTimeoutOverTtl_failsNamingBoth() {
+    assertThatThrownBy(() -> loadInitParams("ttl", "1m", "completion-timeout", "61s"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.completion-timeout (61s) must be at most idempotency.ttl (1m)");
+    assertThat(loadInitParams("ttl", "1m", "completion-timeout", "60s").completionTimeout())
+        .isEqualTo(Duration.ofMinutes(1));
+  }
+
+  @Test
   void set_systemSchema_failsNamingTheProperty() {
     assertThatThrownBy(() -> IdempotencyConfig.builder().set("schema", "pg_catalog"))
         .isInstanceOf(InvalidConfigurationException.class)
         .hasMessageStartingWith("idempotency.schema: schema name 'pg_catalog' is a PostgreSQL"
             + " system schema");
+  }
+
+  @Test
+  void toString_showsTheNewProperties() {
+    String text = IdempotencyConfig.builder()
+        .transactional(true).completionTimeout(Duration.ofSeconds(12)).build().toString();
+
+    assertThat(text).contains("transactional=true", "completion-timeout=PT12S");
   }
 
   @Test
