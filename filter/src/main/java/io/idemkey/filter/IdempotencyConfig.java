@@ -1,6 +1,8 @@
 package io.idemkey.filter;
 
+import io.idemkey.migrations.ForeignTableException;
 import io.idemkey.migrations.TableName;
+import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.StoreBuilder;
 import java.io.IOException;
 import java.io.InputStream;
@@ -456,6 +458,24 @@ public final class IdempotencyConfig {
         StoreBuilder.postgres(jdbcUrl, jdbcUsername, jdbcPassword)
             .poolSize(jdbcPoolSize)
             .connectTimeout(jdbcConnectTimeout));
+  }
+
+  /**
+   * Builds the store from {@code builder}; when the table name is taken by a table that is not
+   * idemkey's, the error names the properties to change.
+   *
+   * @throws InvalidConfigurationException naming {@code idempotency.schema} and {@code
+   *     idempotency.table} if the table exists and is not an idemkey table
+   * @throws io.idemkey.store.StoreUnavailableException if the database cannot be reached or
+   *     migrated
+   */
+  IdempotencyStore buildStore(StoreBuilder builder) {
+    try {
+      return builder.build();
+    } catch (ForeignTableException e) {
+      throw new InvalidConfigurationException(Property.SCHEMA.key + "/" + Property.TABLE.key
+          + " (" + e.tableName() + "): " + e.getMessage(), e);
+    }
   }
 
   /** Sets this configuration's key lifetime, table, migration, cache and purge on {@code builder}. */

@@ -86,7 +86,7 @@ public final class IdempotencyFilter implements Filter {
       initParams.put(name, filterConfig.getInitParameter(name));
     }
     IdempotencyConfig loaded = IdempotencyConfig.load(initParams);
-    start(loaded, loaded.storeBuilder().build(), true, Clock.systemUTC(),
+    start(loaded, loaded.buildStore(loaded.storeBuilder()), true, Clock.systemUTC(),
         IdempotencyListener.logging());
   }
 
@@ -502,7 +502,8 @@ public final class IdempotencyFilter implements Filter {
     /**
      * Builds the filter; opens the store unless one was handed in.
      *
-     * @throws InvalidConfigurationException if no store, data source or JDBC URL is given
+     * @throws InvalidConfigurationException if no store, data source or JDBC URL is given, or
+     *     the configured table exists and is not an idemkey table
      * @throws StoreUnavailableException if the database cannot be reached or migrated
      */
     public IdempotencyFilter build() {
@@ -511,7 +512,7 @@ public final class IdempotencyFilter implements Filter {
             dataSource != null
                 ? config.applyTo(StoreBuilder.postgres(dataSource))
                 : config.storeBuilder();
-        store = storeBuilder.clock(clock).build();
+        store = config.buildStore(storeBuilder.clock(clock));
         storeOwned = true;
       }
       return new IdempotencyFilter(this);

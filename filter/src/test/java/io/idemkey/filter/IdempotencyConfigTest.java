@@ -3,10 +3,17 @@ package io.idemkey.filter;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.idemkey.store.TestDatabase;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.UUID;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -352,6 +359,40 @@ class IdempotencyConfigTest {
         .isInstanceOf(InvalidConfigurationException.class)
         .hasMessageStartingWith("idempotency.schema: schema name 'pg_catalog' is a PostgreSQL"
             + " system schema");
+  }
+
+  static List<String> tablesIn(String schema) throws SQLException {
+    try (Connection connection = TestDatabase.dataSource().getConnection();
+        Statement statement = connection.createStatement();
+        ResultSet rows = statement.executeQuery("SELECT table_name FROM information_schema.tables"
+            + " WHERE table_schema = '" + schema + "' ORDER BY table_name")) {
+      List<String> names = new ArrayList<>();
+      while (rows.next()) {
+        names.add(rows.getString(1));
+      }
+      return names;
+    }
+  }
+
+  @Test
+  void filterBuild_tableOfTheApplication_failsNamingSchemaAndTablePropertiesCreatingNothing()
+      throws Exception {
+    String schema = "app_" + UUID.randomUUID().toString().replace("-", "").substring(0, 10);
+    try (Connection connection = TestDatabase.dataSource().getConnection();
+        Statement statement = connection.createStatement()) {
+      statement.execute("CREATE SCHEMA " + schema);
+      statement.execute("CREATE TABLE " + schema + ".payments (id bigint PRIMARY KEY)");
+    }
+    IdempotencyConfig config = IdempotencyConfig.builder()
+        .set("schema", schema).set("table", "payments").set("purge.interval", "0s").build();
+
+    assertThatThrownBy(() -> IdempotencyFilter.builder()
+            .config(config).dataSource(TestDatabase.dataSource()).build())
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessageStartingWith("idempotency.schema/idempotency.table (" + schema + ".payments):"
+            + " table " + schema + ".payments already exists and is not an idemkey table");
+
+    assertThat(tablesIn(schema)).containsExactly("payments");
   }
 
   @Test
