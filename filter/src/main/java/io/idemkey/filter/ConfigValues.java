@@ -47,6 +47,23 @@ final class ConfigValues {
     }
   }
 
+  /** {@code duration} in the largest short form that shows it exactly: 30s, 24h, 500ms. */
+  static String format(Duration duration) {
+    if (duration.getNano() % 1_000_000 != 0 || duration.isNegative()
+        || duration.getSeconds() > Long.MAX_VALUE / 1000) {
+      return duration.toString();
+    }
+    long millis = duration.toMillis();
+    long[] units = {86_400_000, 3_600_000, 60_000, 1000};
+    String[] names = {"d", "h", "m", "s"};
+    for (int i = 0; i < units.length; i++) {
+      if (millis != 0 && millis % units[i] == 0) {
+        return millis / units[i] + names[i];
+      }
+    }
+    return millis + "ms";
+  }
+
   static long size(String value) {
     Matcher matcher = SIZE.matcher(value.trim());
     if (!matcher.matches()) {

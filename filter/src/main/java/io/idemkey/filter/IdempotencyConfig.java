@@ -1,6 +1,8 @@
 package io.idemkey.filter;
 
+import io.idemkey.migrations.ForeignTableException;
 import io.idemkey.migrations.TableName;
+import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.StoreBuilder;
 import java.io.IOException;
 import java.io.InputStream;
@@ -89,6 +91,38 @@ public final class IdempotencyConfig {
   static final String PREFIX = "idempotency.";
   private static final Pattern TOKEN = Pattern.compile("[!#$%&'*+.^_`|~0-9A-Za-z-]+");
 
+  /** The shortest lease: renewed every lease/3, it must leave time for the renewal to run. */
+  static final Duration MIN_LEASE = Duration.ofSeconds(1);
+
+  /**
+   * The longest ttl: now + ttl must stay far inside PostgreSQL's timestamptz range (and
+   * {@link java.time.Instant}'s), and a key kept longer than ten years is a mistake.
+   */
+  static final Duration MAX_TTL = Duration.ofDays(3650);
+
+  /**
+   * Headers the replay marker must not be: request headers, headers that describe the content or
+   * steer caches, and the headers never stored (hop-by-hop, Date, Set-Cookie, Server). A replay
+   * that set one of them would change what the stored response says. Lower case.
+   */
+  private static final Set<String> RESERVED_REPLAY_HEADERS = reservedReplayHeaders();
+
+  private static Set<String> reservedReplayHeaders() {
+    Set<String> names = new LinkedHashSet<>(ResponseCapture.NEVER_STORED);
+    names.addAll(List.of(
+        // content and representation
+        "content-type", "content-length", "content-encoding", "content-language",
+        "content-location", "content-range", "content-disposition", "digest",
+        // response control and caching
+        "location", "cache-control", "etag", "last-modified", "expires", "pragma", "vary", "age",
+        "allow", "retry-after", "accept-ranges", "www-authenticate", "link",
+        // request headers
+        "host", "authorization", "cookie", "accept", "accept-encoding", "accept-language",
+        "user-agent", "origin", "referer", "expect", "range", "if-match", "if-none-match",
+        "if-modified-since", "if-unmodified-since", "if-range", "forwarded", "idempotency-key"));
+    return Set.copyOf(names);
+  }
+
   /** Every property, its key written once, and how a text value reaches the builder. */
   private enum Property {
     HEADER("header", (b, v) -> b.header(v.trim())),
@@ -111,6 +145,9 @@ public final class IdempotencyConfig {
     MAX_RESPONSE_BYTES("max-response-bytes", (b, v) -> b.maxResponseBytes(ConfigValues.size(v))),
     ON_STORE_FAILURE(
         "on-store-failure", (b, v) -> b.onStoreFailure(parseEnum(OnStoreFailure.class, v))),
+    TRANSACTIONAL("transactional", (b, v) -> b.transactional(ConfigValues.bool(v))),
+    COMPLETION_TIMEOUT(
+        "completion-timeout", (b, v) -> b.completionTimeout(ConfigValues.duration(v))),
     STORE("store", (b, v) -> b.store(parseEnum(StoreType.class, v))),
     JDBC_URL("jdbc.url", (b, v) -> b.jdbcUrl(v.trim())),
     JDBC_USERNAME("jdbc.username", (b, v) -> b.jdbcUsername(v)),
@@ -123,10 +160,7 @@ public final class IdempotencyConfig {
     MIGRATE("migrate", (b, v) -> b.migrate(ConfigValues.bool(v))),
     CACHE_MAX_BYTES("cache.max-bytes", (b, v) -> b.cacheMaxBytes(ConfigValues.size(v))),
     PURGE_INTERVAL("purge.interval", (b, v) -> b.purgeInterval(ConfigValues.duration(v))),
-    PURGE_BATCH_SIZE("purge.batch-size", (b, v) -> b.purgeBatchSize(ConfigValues.integer(v))),
-    TRANSACTIONAL("transactional", (b, v) -> b.transactional(ConfigValues.bool(v))),
-    COMPLETION_TIMEOUT(
-        "completion-timeout", (b, v) -> b.completionTimeout(ConfigValues.duration(v)));
+    PURGE_BATCH_SIZE("purge.batch-size", (b, v) -> b.purgeBatchSize(ConfigValues.integer(v)));
 
     final String key;
     final BiConsumer<Builder, String> apply;
@@ -188,6 +222,8 @@ public final class IdempotencyConfig {
   private final long maxRequestBytes;
   private final long maxResponseBytes;
   private final OnStoreFailure onStoreFailure;
+  private final boolean transactional;
+  private final Duration completionTimeout;
   private final StoreType store;
   private final String jdbcUrl;
   private final String jdbcUsername;
@@ -199,8 +235,6 @@ public final class IdempotencyConfig {
   private final long cacheMaxBytes;
   private final Duration purgeInterval;
   private final int purgeBatchSize;
-  private final boolean transactional;
-  private final Duration completionTimeout;
 
   private IdempotencyConfig(Builder b) {
     this.header = b.header;
@@ -221,6 +255,8 @@ public final class IdempotencyConfig {
     this.maxRequestBytes = b.maxRequestBytes;
     this.maxResponseBytes = b.maxResponseBytes;
     this.onStoreFailure = b.onStoreFailure;
+    this.transactional = b.transactional;
+    this.completionTimeout = b.completionTimeout;
     this.store = b.store;
     this.jdbcUrl = b.jdbcUrl;
     this.jdbcUsername = b.jdbcUsername;
@@ -232,16 +268,6 @@ public final class IdempotencyConfig {
     this.cacheMaxBytes = b.cacheMaxBytes;
     this.purgeInterval = b.purgeInterval;
     this.purgeBatchSize = b.purgeBatchSize;
-    this.transactional = b.transactional;
-    this.completionTimeout = b.completionTimeout;
-  }
-
-  public boolean transactional() {
-    return transactional;
-  }
-
-  public Duration completionTimeout() {
-    return completionTimeout;
   }
 
   /** A builder holding every default of SPEC §10. */
@@ -359,6 +385,24 @@ public final class IdempotencyConfig {
     return onStoreFailure;
   }
 
+  /**
+   * Whether the handler runs in a transaction that the filter opens, and the completion is
+   * written in it, so that one commit makes the handler's writes and the stored response durable
+   * together (SPEC §6).
+   */
+  public boolean transactional() {
+    return transactional;
+  }
+
+  /**
+   * In non-transactional mode, how long the filter keeps retrying (with backoff, renewing the
+   * lease) to store a response while the database is away, before it answers 503. Positive and at
+   * most {@link #ttl()}.
+   */
+  public Duration completionTimeout() {
+    return completionTimeout;
+  }
+
   public StoreType store() {
     return store;
   }
@@ -416,6 +460,24 @@ public final class IdempotencyConfig {
             .connectTimeout(jdbcConnectTimeout));
   }
 
+  /**
+   * Builds the store from {@code builder}; when the table name is taken by a table that is not
+   * idemkey's, the error names the properties to change.
+   *
+   * @throws InvalidConfigurationException naming {@code idempotency.schema} and {@code
+   *     idempotency.table} if the table exists and is not an idemkey table
+   * @throws io.idemkey.store.StoreUnavailableException if the database cannot be reached or
+   *     migrated
+   */
+  IdempotencyStore buildStore(StoreBuilder builder) {
+    try {
+      return builder.build();
+    } catch (ForeignTableException e) {
+      throw new InvalidConfigurationException(Property.SCHEMA.key + "/" + Property.TABLE.key
+          + " (" + e.tableName() + "): " + e.getMessage(), e);
+    }
+  }
+
   /** Sets this configuration's key lifetime, table, migration, cache and purge on {@code builder}. */
   public StoreBuilder applyTo(StoreBuilder builder) {
     return builder
@@ -440,7 +502,8 @@ public final class IdempotencyConfig {
         + ", replay-header=" + replayHeader
         + ", exclude-response-headers=" + String.join(",", excludeResponseHeaders)
         + ", max-request-bytes=" + maxRequestBytes + ", max-response-bytes=" + maxResponseBytes
-        + ", on-store-failure=" + display(onStoreFailure) + ", store=" + display(store)
+        + ", on-store-failure=" + display(onStoreFailure) + ", transactional=" + transactional
+        + ", completion-timeout=" + completionTimeout + ", store=" + display(store)
         + ", jdbc.url=" + jdbcUrl + ", jdbc.username=" + jdbcUsername
         + ", jdbc.password=" + (jdbcPassword == null ? null : "****")
         + ", jdbc.pool-size=" + jdbcPoolSize + ", jdbc.connect-timeout=" + jdbcConnectTimeout
@@ -469,6 +532,8 @@ public final class IdempotencyConfig {
     private long maxRequestBytes = 1L << 20;
     private long maxResponseBytes = 4L << 20;
     private OnStoreFailure onStoreFailure = OnStoreFailure.FAIL_CLOSED;
+    private boolean transactional;
+    private Duration completionTimeout = Duration.ofSeconds(30);
     private StoreType store = StoreType.POSTGRES;
     private String jdbcUrl;
     private String jdbcUsername;
@@ -481,8 +546,6 @@ public final class IdempotencyConfig {
     private long cacheMaxBytes = StoreBuilder.DEFAULT_CACHE_MAX_BYTES;
     private Duration purgeInterval = StoreBuilder.DEFAULT_PURGE_INTERVAL;
     private int purgeBatchSize = StoreBuilder.DEFAULT_PURGE_BATCH_SIZE;
-    private boolean transactional;
-    private Duration completionTimeout = Duration.ofSeconds(30);
 
     private Builder() {
       releaseStatuses("408,429,5xx");
@@ -531,7 +594,14 @@ public final class IdempotencyConfig {
       return this;
     }
 
+    /**
+     * @throws IllegalArgumentException if a method is not a token, or there is none
+     */
     public Builder methods(Collection<String> methods) {
+      if (methods.isEmpty()) {
+        throw new IllegalArgumentException(
+            "must name at least one method: with none, the filter would cover no request");
+      }
       Set<String> upper = new LinkedHashSet<>();
       for (String method : methods) {
         upper.add(token("method", method).toUpperCase(Locale.ROOT));
@@ -540,7 +610,14 @@ public final class IdempotencyConfig {
       return this;
     }
 
+    /**
+     * @throws IllegalArgumentException if a pattern is not a servlet path pattern, or there is none
+     */
     public Builder includePaths(List<String> patterns) {
+      if (patterns.isEmpty()) {
+        throw new IllegalArgumentException("must name at least one path pattern (/* for every"
+            + " path): with none, the filter would cover no request");
+      }
       this.includePaths = new PathPatterns(patterns);
       return this;
     }
@@ -568,13 +645,31 @@ public final class IdempotencyConfig {
       return this;
     }
 
+    /**
+     * @throws IllegalArgumentException if not positive, or over {@link #MAX_TTL} (ten years)
+     */
     public Builder ttl(Duration ttl) {
-      this.ttl = positive(ttl);
+      positive(ttl);
+      if (ttl.compareTo(MAX_TTL) > 0) {
+        throw new IllegalArgumentException("must be at most " + ConfigValues.format(MAX_TTL)
+            + " (10 years), so that an expiry time stays a valid timestamp, was "
+            + ConfigValues.format(ttl));
+      }
+      this.ttl = ttl;
       return this;
     }
 
+    /**
+     * @throws IllegalArgumentException if shorter than {@link #MIN_LEASE} (1s)
+     */
     public Builder lease(Duration lease) {
-      this.lease = positive(lease);
+      positive(lease);
+      if (lease.compareTo(MIN_LEASE) < 0) {
+        throw new IllegalArgumentException("must be at least " + ConfigValues.format(MIN_LEASE)
+            + ", so that it can be renewed (every lease/3) before it runs out, was "
+            + ConfigValues.format(lease));
+      }
+      this.lease = lease;
       return this;
     }
 
@@ -588,7 +683,12 @@ public final class IdempotencyConfig {
       return this;
     }
 
-    /** Statuses that release the key, e.g. {@code 408,429,5xx}: codes or a class like 5xx. */
+    /**
+     * Statuses that release the key, e.g. {@code 408,429,5xx}: codes or a class like 5xx.
+     *
+     * @throws IllegalArgumentException if an item is not a status or class, or covers a 2xx
+     *     status: a released success would run the handler again on every retry
+     */
     public Builder releaseStatuses(String spec) {
       boolean[] statuses = new boolean[600];
       for (String item : ConfigValues.list(spec)) {
@@ -603,14 +703,27 @@ public final class IdempotencyConfig {
           throw new IllegalArgumentException(
               "'" + item + "' is not a status (100-599) or a class (1xx-5xx)");
         }
+        if (item.charAt(0) == '2') {
+          throw new IllegalArgumentException("'" + item + "' covers success statuses (200-299):"
+              + " a released success is not stored, so every retry would run the handler again");
+        }
       }
       this.releaseStatusSpec = String.join(",", ConfigValues.list(spec));
       this.releaseStatuses = statuses;
       return this;
     }
 
+    /**
+     * @throws IllegalArgumentException if not a header name, or a request, content, caching or
+     *     hop-by-hop header that a response already uses
+     */
     public Builder replayHeader(String replayHeader) {
-      this.replayHeader = token("header", replayHeader);
+      token("header", replayHeader);
+      if (RESERVED_REPLAY_HEADERS.contains(replayHeader.toLowerCase(Locale.ROOT))) {
+        throw new IllegalArgumentException("'" + replayHeader + "' is a request, content or"
+            + " hop-by-hop header, not a marker of its own (as Idempotent-Replayed is)");
+      }
+      this.replayHeader = replayHeader;
       return this;
     }
 
@@ -635,6 +748,23 @@ public final class IdempotencyConfig {
 
     public Builder onStoreFailure(OnStoreFailure onStoreFailure) {
       this.onStoreFailure = Objects.requireNonNull(onStoreFailure, "onStoreFailure");
+      return this;
+    }
+
+    /** Whether the handler's writes and the completion are committed together (SPEC §6). */
+    public Builder transactional(boolean transactional) {
+      this.transactional = transactional;
+      return this;
+    }
+
+    /**
+     * How long, in non-transactional mode, the filter keeps trying to store a response while the
+     * database is away before it answers 503; at most the ttl (checked in {@link #build()}).
+     *
+     * @throws IllegalArgumentException if not positive
+     */
+    public Builder completionTimeout(Duration completionTimeout) {
+      this.completionTimeout = positive(completionTimeout);
       return this;
     }
 
@@ -714,19 +844,48 @@ public final class IdempotencyConfig {
       return this;
     }
 
-    public Builder transactional(boolean transactional) {
-      this.transactional = transactional;
-      return this;
-    }
-
-    public Builder completionTimeout(Duration timeout) {
-      this.completionTimeout = positive(timeout);
-      return this;
-    }
-
-    /** The immutable configuration. */
+    /**
+     * The immutable configuration, once the values that are valid alone are checked together.
+     *
+     * @throws InvalidConfigurationException naming both properties if two values are unsafe
+     *     together
+     */
     public IdempotencyConfig build() {
+      if (ttl.compareTo(lease) < 0) {
+        throw new InvalidConfigurationException(Property.TTL.key + " (" + ConfigValues.format(ttl)
+            + ") must be at least " + Property.LEASE.key + " (" + ConfigValues.format(lease)
+            + "): a completed key must live at least as long as the claim that made it");
+      }
+      // Only a pool that the store opens waits for connections this long; a memory store has none.
+      if (store == StoreType.POSTGRES && lease.compareTo(jdbcConnectTimeout.multipliedBy(3)) < 0) {
+        throw new InvalidConfigurationException(Property.LEASE.key + " ("
+            + ConfigValues.format(lease) + ") must be at least 3 x " + Property.JDBC_CONNECT_TIMEOUT.key
+            + " (" + ConfigValues.format(jdbcConnectTimeout) + ") = "
+            + ConfigValues.format(jdbcConnectTimeout.multipliedBy(3)) + ": the lease is renewed"
+            + " every lease/3, and a renewal that waits that long for a connection must still"
+            + " finish before the lease runs out");
+      }
+      if (completionTimeout.compareTo(ttl) > 0) {
+        throw new InvalidConfigurationException(Property.COMPLETION_TIMEOUT.key + " ("
+            + ConfigValues.format(completionTimeout) + ") must be at most " + Property.TTL.key
+            + " (" + ConfigValues.format(ttl) + ")");
+      }
+      requireReplayHeaderDiffers(Property.HEADER, header);
+      if (scope.kind() == Scope.Kind.HEADER) {
+        requireReplayHeaderDiffers(Property.SCOPE, scope.headerName());
+      }
+      for (String name : fingerprintHeaders) {
+        requireReplayHeaderDiffers(Property.FINGERPRINT_HEADERS, name);
+      }
       return new IdempotencyConfig(this);
+    }
+
+    private void requireReplayHeaderDiffers(Property property, String requestHeader) {
+      if (replayHeader.equalsIgnoreCase(requestHeader)) {
+        throw new InvalidConfigurationException(Property.REPLAY_HEADER.key + " (" + replayHeader
+            + ") names a request header of " + property.key + " (" + requestHeader
+            + "): the replay marker must be a header of its own");
+      }
     }
 
     private TableName tableName() {

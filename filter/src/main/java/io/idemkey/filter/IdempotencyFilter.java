@@ -81,7 +81,7 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       initParams.put(name, filterConfig.getInitParameter(name));
     }
     IdempotencyConfig loaded = IdempotencyConfig.load(initParams);
-    start(loaded, loaded.storeBuilder().build(), true, Clock.systemUTC(),
+    start(loaded, loaded.buildStore(loaded.storeBuilder()), true, Clock.systemUTC(),
         IdempotencyListener.logging());
   }
 
@@ -420,7 +420,8 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     /**
      * Builds the filter; opens the store unless one was handed in.
      *
-     * @throws InvalidConfigurationException if no store, data source or JDBC URL is given
+     * @throws InvalidConfigurationException if no store, data source or JDBC URL is given, or
+     *     the configured table exists and is not an idemkey table
      * @throws StoreUnavailableException if the database cannot be reached or migrated
      */
     public IdempotencyFilter build() {
@@ -432,7 +433,7 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
         if (clock != null) {
           storeBuilder.clock(clock);
         }
-        store = storeBuilder.build();
+        store = config.buildStore(storeBuilder);
         storeOwned = true;
       }
       return new IdempotencyFilter(this);

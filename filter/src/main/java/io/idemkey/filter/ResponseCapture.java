@@ -33,7 +33,7 @@ final class ResponseCapture extends HttpServletResponseWrapper {
    * Headers never stored or replayed: hop-by-hop, Date and Set-Cookie (SPEC §6), the length
    * (recomputed), and Server, which the container sets again on every response.
    */
-  private static final Set<String> NEVER_STORED =
+  static final Set<String> NEVER_STORED =
       Set.of("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
           "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "date",
           "set-cookie", "server",

@@ -232,13 +232,13 @@ abstract class FilterHttpContract {
 
   @Test
   void leaseRenewedWhileHandlerRuns_duplicateAfterLeaseTimeIsStill409() throws Exception {
-    start(c -> c.lease(Duration.ofMillis(600)));
+    start(c -> c.lease(Duration.ofSeconds(1))); // the shortest lease the config accepts
     String key = key();
 
     java.util.concurrent.CompletableFuture<HttpResponse<byte[]>> slow =
         java.util.concurrent.CompletableFuture.supplyAsync(() -> {
           try {
-            return send("POST", "/p?delayMs=2000", key, "{}");
+            return send("POST", "/p?delayMs=3000", key, "{}");
           } catch (Exception e) {
             throw new IllegalStateException(e);
           }
@@ -246,9 +246,9 @@ abstract class FilterHttpContract {
     while (handler.executions.get() == 0) {
       Thread.onSpinWait();
     }
-    Thread.sleep(1200); // twice the lease: only renewal keeps the key held
+    Thread.sleep(2000); // twice the lease: only renewal keeps the key held
 
-    assertProblem(send("POST", "/p?delayMs=2000", key, "{}"), 409, "in-progress");
+    assertProblem(send("POST", "/p?delayMs=3000", key, "{}"), 409, "in-progress");
     assertThat(slow.get().statusCode()).isEqualTo(201);
     assertThat(handler.executions).hasValue(1);
   }

@@ -3,10 +3,20 @@ package io.idemkey.filter;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.idemkey.store.TestDatabase;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.UUID;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class IdempotencyConfigTest {
 
@@ -36,6 +46,8 @@ class IdempotencyConfigTest {
     assertThat(config.maxRequestBytes()).isEqualTo(1 << 20);
     assertThat(config.maxResponseBytes()).isEqualTo(4 << 20);
     assertThat(config.onStoreFailure()).isEqualTo(IdempotencyConfig.OnStoreFailure.FAIL_CLOSED);
+    assertThat(config.transactional()).isFalse();
+    assertThat(config.completionTimeout()).isEqualTo(Duration.ofSeconds(30));
     assertThat(config.store()).isEqualTo(IdempotencyConfig.StoreType.POSTGRES);
     assertThat(config.jdbcConnectTimeout()).isEqualTo(Duration.ofSeconds(2));
     assertThat(config.tableName().toString()).isEqualTo("public.idempotency_keys");
@@ -128,7 +140,7 @@ class IdempotencyConfigTest {
     IdempotencyConfig config =
         IdempotencyConfig.builder()
             .set("ttl", "PT2H")
-            .set("lease", "500ms")
+            .set("lease", "6500ms")
             .set("wait-timeout", "2m")
             .set("purge.interval", "1d")
             .set("max-request-bytes", "512KiB")
@@ -138,7 +150,7 @@ class IdempotencyConfigTest {
             .build();
 
     assertThat(config.ttl()).isEqualTo(Duration.ofHours(2));
-    assertThat(config.lease()).isEqualTo(Duration.ofMillis(500));
+    assertThat(config.lease()).isEqualTo(Duration.ofMillis(6500));
     assertThat(config.waitTimeout()).isEqualTo(Duration.ofMinutes(2));
     assertThat(config.maxRequestBytes()).isEqualTo(512 * 1024);
     assertThat(config.maxResponseBytes()).isEqualTo(4 * 1024 * 1024);
@@ -162,6 +174,233 @@ class IdempotencyConfigTest {
     assertThat(config.covers("POST", "/exact/more")).isFalse();
     assertThat(config.covers("POST", "/api/health")).isFalse();
     assertThat(config.covers("GET", "/api/payments")).isFalse();
+  }
+
+  static IdempotencyConfig loadInitParams(String... keyValues) {
+    Map<String, String> initParams = new java.util.LinkedHashMap<>();
+    for (int i = 0; i < keyValues.length; i += 2) {
+      initParams.put(keyValues[i], keyValues[i + 1]);
+    }
+    return IdempotencyConfig.load(new Properties(), initParams, new Properties(), Map.of());
+  }
+
+  @Test
+  void load_emptyIncludePaths_failsNamingPropertyAndSource() {
+    assertThatThrownBy(() -> loadInitParams("idempotency.include-paths", ""))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.include-paths from filter init-param: must name at least one path"
+            + " pattern (/* for every path): with none, the filter would cover no request");
+  }
+
+  @Test
+  void load_emptyMethods_failsNamingPropertyAndSource() {
+    assertThatThrownBy(() -> loadInitParams("idempotency.methods", " , "))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.methods from filter init-param: must name at least one method:"
+            + " with none, the filter would cover no request");
+  }
+
+  @Test
+  void set_leaseUnderOneSecond_failsSayingItCannotBeRenewed() {
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("lease", "999ms"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.lease: must be at least 1s, so that it can be renewed (every"
+            + " lease/3) before it runs out, was 999ms");
+    assertThat(IdempotencyConfig.builder().store(IdempotencyConfig.StoreType.MEMORY)
+            .set("lease", "1s").build().lease())
+        .isEqualTo(Duration.ofSeconds(1));
+  }
+
+  @Test
+  void build_leaseUnderThreeConnectTimeouts_failsNamingBoth() {
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("lease", "5999ms").build())
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.lease (5999ms) must be at least 3 x idempotency.jdbc.connect-timeout"
+            + " (2s) = 6s: the lease is renewed every lease/3, and a renewal that waits that long for"
+            + " a connection must still finish before the lease runs out");
+    assertThat(IdempotencyConfig.builder().set("lease", "6s").build().lease())
+        .isEqualTo(Duration.ofSeconds(6));
+    assertThat(IdempotencyConfig.builder().set("lease", "2s").set("jdbc.connect-timeout", "500ms")
+            .build().lease())
+        .isEqualTo(Duration.ofSeconds(2));
+  }
+
+  @Test
+  void build_memoryStoreShortLease_isAcceptedBecauseNoConnectionIsAwaited() {
+    IdempotencyConfig config = IdempotencyConfig.builder()
+        .store(IdempotencyConfig.StoreType.MEMORY).lease(Duration.ofSeconds(1)).build();
+
+    assertThat(config.lease()).isEqualTo(Duration.ofSeconds(1));
+  }
+
+  @Test
+  void load_ttlShorterThanLease_failsNamingBoth() {
+    assertThatThrownBy(() -> loadInitParams("ttl", "20s", "lease", "30s"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.ttl (20s) must be at least idempotency.lease (30s): a completed"
+            + " key must live at least as long as the claim that made it");
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"2xx", "408,201", "299", "5xx, 200"})
+  void set_releaseStatusesCoveringASuccess_fails(String spec) {
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("release-statuses", spec))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessageStartingWith("idempotency.release-statuses: '2")
+        .hasMessageEndingWith("' covers success statuses (200-299): a released success is not"
+            + " stored, so every retry would run the handler again");
+  }
+
+  @Test
+  void set_releaseStatusesOutsideSuccess_areAccepted() {
+    IdempotencyConfig config =
+        IdempotencyConfig.builder().set("release-statuses", "199,300,4xx").build();
+
+    assertThat(config.isReleaseStatus(199)).isTrue();
+    assertThat(config.isReleaseStatus(300)).isTrue();
+    assertThat(config.isReleaseStatus(200)).isFalse();
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"Content-Type", "content-length", "Content-Encoding", "Content-Language",
+      "Location", "Cache-Control", "ETag", "Vary", "Transfer-Encoding", "Set-Cookie", "Date",
+      "Server", "Connection", "Authorization", "Idempotency-Key", "Host"})
+  void set_replayHeaderNamingARequestOrContentHeader_fails(String name) {
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("replay-header", name))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.replay-header: '" + name + "' is a request, content or hop-by-hop"
+            + " header, not a marker of its own (as Idempotent-Replayed is)");
+  }
+
+  @Test
+  void build_replayHeaderIsTheKeyHeader_failsNamingBoth() {
+    assertThatThrownBy(
+            () -> loadInitParams("header", "X-Request-Key", "replay-header", "x-request-key"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.replay-header (x-request-key) names a request header of"
+            + " idempotency.header (X-Request-Key): the replay marker must be a header of its own");
+  }
+
+  @Test
+  void build_replayHeaderIsTheScopeHeader_failsNamingBoth() {
+    assertThatThrownBy(() -> loadInitParams("scope", "header:X-Tenant", "replay-header", "X-Tenant"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessageStartingWith("idempotency.replay-header (X-Tenant) names a request header of"
+            + " idempotency.scope (X-Tenant)");
+  }
+
+  @Test
+  void build_replayHeaderIsAFingerprintHeader_failsNamingBoth() {
+    assertThatThrownBy(() -> loadInitParams(
+            "fingerprint.headers", "Content-Type,X-Account", "replay-header", "X-Account"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessageStartingWith("idempotency.replay-header (X-Account) names a request header of"
+            + " idempotency.fingerprint.headers (X-Account)");
+  }
+
+  @Test
+  void set_ttlPastTenYears_failsSayingTheBound() {
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("ttl", "3651d"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.ttl: must be at most 3650d (10 years), so that an expiry time stays"
+            + " a valid timestamp, was 3651d");
+    // So large that now + ttl overflows an Instant: still the same message, not an exception.
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("ttl", "106751991167d"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessageStartingWith("idempotency.ttl: must be at most 3650d (10 years)");
+    assertThat(IdempotencyConfig.builder().set("ttl", "3650d").build().ttl())
+        .isEqualTo(Duration.ofDays(3650));
+  }
+
+  @Test
+  void load_newProperties_parseFromEverySource() {
+    IdempotencyConfig fromFile = IdempotencyConfig.load(
+        properties("idempotency.transactional", "true", "idempotency.completion-timeout", "45s"),
+        Map.of(), new Properties(), Map.of());
+    IdempotencyConfig fromInitParams = IdempotencyConfig.load(new Properties(),
+        Map.of("transactional", "true", "completion-timeout", "PT46S"), new Properties(), Map.of());
+    IdempotencyConfig fromSystem = IdempotencyConfig.load(new Properties(), Map.of(),
+        properties("idempotency.transactional", "true", "idempotency.completion-timeout", "47000ms"),
+        Map.of());
+    IdempotencyConfig fromEnvironment = IdempotencyConfig.load(new Properties(), Map.of(),
+        new Properties(),
+        Map.of("IDEMPOTENCY_TRANSACTIONAL", "true", "IDEMPOTENCY_COMPLETION_TIMEOUT", "1m"));
+
+    assertThat(List.of(fromFile, fromInitParams, fromSystem, fromEnvironment))
+        .allSatisfy(config -> assertThat(config.transactional()).isTrue());
+    assertThat(List.of(fromFile, fromInitParams, fromSystem, fromEnvironment))
+        .extracting(IdempotencyConfig::completionTimeout)
+        .containsExactly(Duration.ofSeconds(45), Duration.ofSeconds(46), Duration.ofSeconds(47),
+            Duration.ofMinutes(1));
+  }
+
+  @Test
+  void set_badTransactionalOrCompletionTimeout_failsNamingTheProperty() {
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("transactional", "yes"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.transactional: 'yes' is not true or false");
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("completion-timeout", "0s"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.completion-timeout: must be a positive duration, was PT0S");
+  }
+
+  @Test
+  void build_completionTimeoutOverTtl_failsNamingBoth() {
+    assertThatThrownBy(() -> loadInitParams("ttl", "1m", "completion-timeout", "61s"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.completion-timeout (61s) must be at most idempotency.ttl (1m)");
+    assertThat(loadInitParams("ttl", "1m", "completion-timeout", "60s").completionTimeout())
+        .isEqualTo(Duration.ofMinutes(1));
+  }
+
+  @Test
+  void set_systemSchema_failsNamingTheProperty() {
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("schema", "pg_catalog"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessageStartingWith("idempotency.schema: schema name 'pg_catalog' is a PostgreSQL"
+            + " system schema");
+  }
+
+  static List<String> tablesIn(String schema) throws SQLException {
+    try (Connection connection = TestDatabase.dataSource().getConnection();
+        Statement statement = connection.createStatement();
+        ResultSet rows = statement.executeQuery("SELECT table_name FROM information_schema.tables"
+            + " WHERE table_schema = '" + schema + "' ORDER BY table_name")) {
+      List<String> names = new ArrayList<>();
+      while (rows.next()) {
+        names.add(rows.getString(1));
+      }
+      return names;
+    }
+  }
+
+  @Test
+  void filterBuild_tableOfTheApplication_failsNamingSchemaAndTablePropertiesCreatingNothing()
+      throws Exception {
+    String schema = "app_" + UUID.randomUUID().toString().replace("-", "").substring(0, 10);
+    try (Connection connection = TestDatabase.dataSource().getConnection();
+        Statement statement = connection.createStatement()) {
+      statement.execute("CREATE SCHEMA " + schema);
+      statement.execute("CREATE TABLE " + schema + ".payments (id bigint PRIMARY KEY)");
+    }
+    IdempotencyConfig config = IdempotencyConfig.builder()
+        .set("schema", schema).set("table", "payments").set("purge.interval", "0s").build();
+
+    assertThatThrownBy(() -> IdempotencyFilter.builder()
+            .config(config).dataSource(TestDatabase.dataSource()).build())
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessageStartingWith("idempotency.schema/idempotency.table (" + schema + ".payments):"
+            + " table " + schema + ".payments already exists and is not an idemkey table");
+
+    assertThat(tablesIn(schema)).containsExactly("payments");
+  }
+
+  @Test
+  void toString_showsTheNewProperties() {
+    String text = IdempotencyConfig.builder()
+        .transactional(true).completionTimeout(Duration.ofSeconds(12)).build().toString();
+
+    assertThat(text).contains("transactional=true", "completion-timeout=PT12S");
   }
 
   @Test

@@ -8,7 +8,9 @@ import java.util.regex.Pattern;
  * <p>Both names must be lower-case identifiers ({@code [a-z_][a-z0-9_]*}) so that they mean the
  * same thing quoted and unquoted; they are always quoted when written into SQL. The table name is
  * at most {@value #MAX_TABLE_LENGTH} characters because the names derived from it (history table,
- * token sequence, purge index) must fit PostgreSQL's 63-byte limit.
+ * token sequence, purge index) must fit PostgreSQL's 63-byte limit. The schema may not be one of
+ * PostgreSQL's own: {@code information_schema}, or any name starting with {@code pg_} (reserved for
+ * the system: {@code pg_catalog}, {@code pg_toast}, ...).
  *
  * <p>Immutable and thread-safe.
  *
@@ -30,11 +32,16 @@ public record TableName(String schema, String table) {
    * Validates both names.
    *
    * @throws IllegalArgumentException if either name is not a lower-case SQL identifier, or is too
-   *     long
+   *     long, or the schema is a system schema
    */
   public TableName {
     requireIdentifier("schema", schema, MAX_IDENTIFIER_LENGTH);
     requireIdentifier("table", table, MAX_TABLE_LENGTH);
+    if (schema.equals("information_schema") || schema.startsWith("pg_")) {
+      throw new IllegalArgumentException(
+          "schema name '" + schema + "' is a PostgreSQL system schema (information_schema and"
+              + " every name starting with pg_ are reserved): use a schema of your own");
+    }
   }
 
   /** The quoted, schema-qualified table name, safe to write into SQL. */

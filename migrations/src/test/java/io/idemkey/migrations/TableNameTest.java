@@ -35,6 +35,22 @@ class TableNameTest {
         .hasMessage("schema name must not be empty");
   }
 
+  @ParameterizedTest
+  @ValueSource(strings = {"information_schema", "pg_catalog", "pg_toast", "pg_temp_1", "pg_mine"})
+  void constructor_systemSchema_failsSayingItIsReserved(String schema) {
+    assertThatThrownBy(() -> new TableName(schema, "keys"))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("schema name '" + schema + "' is a PostgreSQL system schema"
+            + " (information_schema and every name starting with pg_ are reserved): use a schema"
+            + " of your own");
+  }
+
+  @Test
+  void constructor_schemaThatOnlyContainsPg_isAccepted() {
+    assertThat(new TableName("app_pg_keys", "keys").schema()).isEqualTo("app_pg_keys");
+    assertThat(new TableName("pgx", "keys").schema()).isEqualTo("pgx");
+  }
+
   @Test
   void constructor_tableTooLong_failsWithLengths() {
     String name = "k".repeat(TableName.MAX_TABLE_LENGTH + 1);

@@ -2,6 +2,7 @@ package io.idemkey.store;
 
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
+import io.idemkey.migrations.ForeignTableException;
 import io.idemkey.migrations.Migrations;
 import io.idemkey.migrations.TableName;
 import java.time.Clock;
@@ -185,6 +186,7 @@ public final class StoreBuilder {
    * Builds the store; for PostgreSQL, opens the pool and runs the migrations if asked to.
    *
    * @throws StoreUnavailableException if the database cannot be reached or migrated
+   * @throws ForeignTableException if the table name is taken by a table that is not idemkey's
    */
   public IdempotencyStore build() {
     IdempotencyStore store =
@@ -201,6 +203,12 @@ public final class StoreBuilder {
       if (migrate) {
         Migrations.migrate(source, tableName);
       }
+    } catch (ForeignTableException e) {
+      // Not a database that is away: a retry cannot help, so it is not StoreUnavailable.
+      if (ownPool != null) {
+        ownPool.close();
+      }
+      throw e;
     } catch (RuntimeException e) {
       if (ownPool != null) {
         ownPool.close();

@@ -1,6 +1,7 @@
 package io.idemkey.migrations;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.idemkey.store.TestDatabase;
 import java.sql.Connection;
@@ -10,6 +11,10 @@ import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import org.flywaydb.core.Flyway;
 import org.junit.jupiter.api.Test;
 
@@ -30,6 +35,20 @@ class MigrationsTest {
       }
       return values;
     }
+  }
+
+  static void execute(String... statements) throws SQLException {
+    try (Connection connection = TestDatabase.dataSource().getConnection();
+        Statement statement = connection.createStatement()) {
+      for (String sql : statements) {
+        statement.execute(sql);
+      }
+    }
+  }
+
+  static List<String> relations(String schema) throws SQLException {
+    return query("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        + " WHERE n.nspname = '" + schema + "' ORDER BY c.relname");
   }
 
   @Test
@@ -95,5 +114,81 @@ class MigrationsTest {
             "orders",
             "other_keys",
             "other_keys_schema_history");
+  }
+
+  @Test
+  void migrate_tableOfTheApplication_failsSayingSoAndCreatesNothing() throws Exception {
+    String schema = unique("app_");
+    execute("CREATE SCHEMA " + schema,
+        "CREATE TABLE " + schema + ".payments (id bigint PRIMARY KEY, amount bigint)");
+    List<String> before = relations(schema);
+
+    assertThatThrownBy(
+            () -> Migrations.migrate(TestDatabase.dataSource(), new TableName(schema, "payments")))
+        .isInstanceOf(ForeignTableException.class)
+        .hasMessage("table " + schema + ".payments already exists and is not an idemkey table"
+            + " (it has no idemkey migration history table " + schema + ".payments_schema_history)."
+            + " Nothing was created; choose another table name for the idempotency keys");
+
+    assertThat(relations(schema)).isEqualTo(before).doesNotContain("payments_schema_history");
+  }
+
+  @Test
+  void migrate_tableOfTheApplicationBesideLeftoverHistory_failsAndCreatesNothing()
+      throws Exception {
+    // What an earlier version left behind after failing on the application's table.
+    String schema = unique("app_");
+    execute("CREATE SCHEMA " + schema,
+        "CREATE TABLE " + schema + ".payments (id bigint PRIMARY KEY)",
+        "CREATE TABLE " + schema + ".payments_schema_history (installed_rank int PRIMARY KEY)");
+    List<String> before = relations(schema);
+
+    assertThatThrownBy(
+            () -> Migrations.migrate(TestDatabase.dataSource(), new TableName(schema, "payments")))
+        .isInstanceOf(ForeignTableException.class)
+        .hasMessageStartingWith("table " + schema + ".payments already exists and is not an"
+            + " idemkey table (it lacks idemkey's columns");
+
+    assertThat(relations(schema)).isEqualTo(before);
+  }
+
+  @Test
+  void migrate_tokenSequenceNameTaken_failsAndCreatesNothing() throws Exception {
+    String schema = unique("app_");
+    execute("CREATE SCHEMA " + schema, "CREATE SEQUENCE " + schema + ".keys_token_seq");
+
+    assertThatThrownBy(
+            () -> Migrations.migrate(TestDatabase.dataSource(), new TableName(schema, "keys")))
+        .isInstanceOf(ForeignTableException.class)
+        .hasMessageContaining(schema + ".keys_token_seq, which it needs, already exists");
+
+    assertThat(relations(schema)).containsExactly("keys_token_seq");
+  }
+
+  @Test
+  void migrate_manyNodesAtOnceOnANewTable_allSucceed() throws Exception {
+    // A node that checks while another is migrating sees our table before its history row.
+    int nodes = 6;
+    ExecutorService pool = Executors.newFixedThreadPool(nodes);
+    try {
+      for (int round = 0; round < 5; round++) {
+        TableName table = new TableName("public", unique("race_"));
+        CyclicBarrier start = new CyclicBarrier(nodes);
+        List<Future<Integer>> results = new ArrayList<>();
+        for (int i = 0; i < nodes; i++) {
+          results.add(pool.submit(() -> {
+            start.await();
+            return Migrations.migrate(TestDatabase.dataSource(), table);
+          }));
+        }
+        int applied = 0;
+        for (Future<Integer> result : results) {
+          applied += result.get();
+        }
+        assertThat(applied).as(table.toString()).isEqualTo(1);
+      }
+    } finally {
+      pool.shutdownNow();
+    }
   }
 }
