@@ -92,7 +92,7 @@ final class Execution {
         lease.stop();
         releaseQuietly();
         LOG.log(System.Logger.Level.WARNING,
-            "could not begin the request's transaction: {0}", e.getMessage());
+            "could not begin the transaction of a request: {0}", e.getMessage());
         Problem.STORE_UNAVAILABLE.write(
             response, "the idempotency store cannot be reached; retry later", STORE_RETRY_AFTER);
         return IdempotencyListener.Outcome.STORE_FAILURE;
@@ -171,7 +171,7 @@ final class Execution {
       // Nothing was stored, unless the commit landed and only its reply was lost: then the
       // release below finds the key completed and leaves it, and a retry replays.
       abandon();
-      LOG.log(System.Logger.Level.ERROR, "the request's transaction could not be committed: {0}",
+      LOG.log(System.Logger.Level.ERROR, "the transaction of a request could not be committed: {0}",
           e.getMessage());
       return storeUnavailable("the response could not be stored; retry later");
     } catch (RuntimeException e) {
