@@ -378,6 +378,61 @@ abstract class FilterHttpContract {
     assertThat(handler.executions).hasValue(1);
   }
 
+  // Regression: a form body read by a filter in front (getParameter, as a CSRF filter does) left
+  // idemkey 0 bytes: the handler lost the fields and a different body was replayed, not a 422.
+  @Test
+  void formReadByFilterInFront_handlerGetsFields_differentBodySameKeyIs422() throws Exception {
+    IdempotencyConfig config =
+        IdempotencyConfig.builder().store(IdempotencyConfig.StoreType.MEMORY).build();
+    container = newContainer();
+    container.start(
+        new FormReadInFront(
+            IdempotencyFilter.builder().config(config).store(config.storeBuilder().build()).build()),
+        handler);
+    String key = key();
+    String form = "application/x-www-form-urlencoded";
+
+    HttpResponse<byte[]> first = send("POST", "/f?form=1", key, "a=100&csrf=t", form);
+    HttpResponse<byte[]> replay = send("POST", "/f?form=1", key, "a=100&csrf=t", form);
+    HttpResponse<byte[]> other = send("POST", "/f?form=1", key, "a=999999&csrf=t", form);
+
+    assertThat(text(first)).isEqualTo("a=100 run=1");
+    assertThat(replay.body()).isEqualTo(first.body());
+    assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertProblem(other, 422, "key-reused");
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  // Regression: getParts() failed (400) through the filter, which had consumed the body.
+  @Test
+  void multipartUpload_partsReachHandlerAsWithoutFilter_otherFileSameKeyIs422() throws Exception {
+    start(c -> c.excludePaths(List.of("/bare/*")));
+    String key = key();
+    String type = "multipart/form-data; boundary=idemkey-boundary";
+
+    HttpResponse<byte[]> bare = send("POST", "/bare/up?parts=1", null, multipart("hello"), type);
+    HttpResponse<byte[]> first = send("POST", "/up?parts=1", key, multipart("hello"), type);
+    HttpResponse<byte[]> replay = send("POST", "/up?parts=1", key, multipart("hello"), type);
+    HttpResponse<byte[]> otherFile = send("POST", "/up?parts=1", key, multipart("HELLO"), type);
+
+    assertThat(text(bare)).isEqualTo("a=1 parts=a:null:1;f:x.txt:hello;");
+    assertThat(first.statusCode()).isEqualTo(201);
+    assertThat(first.body()).isEqualTo(bare.body());
+    assertThat(replay.body()).isEqualTo(bare.body());
+    assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertProblem(otherFile, 422, "key-reused");
+    assertThat(handler.executions).hasValue(2);
+  }
+
+  static String multipart(String fileContent) {
+    return "--idemkey-boundary\r\n"
+        + "Content-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n"
+        + "--idemkey-boundary\r\n"
+        + "Content-Disposition: form-data; name=\"f\"; filename=\"x.txt\"\r\n"
+        + "Content-Type: text/plain\r\n\r\n" + fileContent + "\r\n"
+        + "--idemkey-boundary--\r\n";
+  }
+
   @Test
   void concurrentDuplicates_reject_handlerRunsOnce_othersGet409OrSameBytes() throws Exception {
     start(c -> c);

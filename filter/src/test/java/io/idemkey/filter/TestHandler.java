@@ -4,6 +4,7 @@ import jakarta.servlet.http.Cookie;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
+import jakarta.servlet.http.Part;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
@@ -38,6 +39,10 @@ final class TestHandler extends HttpServlet {
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }
+    }
+    if (request.getParameter("parts") != null) {
+      listParts(request, response);
+      return;
     }
     if (request.getParameter("async") != null) {
       jakarta.servlet.AsyncContext async = request.startAsync();
@@ -96,6 +101,25 @@ final class TestHandler extends HttpServlet {
         ("{\"node\":\"" + node + "\",\"run\":" + run + ",\"echo\":\"" + body.replace("\"", "'") + "\"}")
             .getBytes(StandardCharsets.UTF_8));
     response.getOutputStream().flush();
+  }
+
+  /** Answers with the form field {@code a} and each part's name, file name and content. */
+  private static void listParts(HttpServletRequest request, HttpServletResponse response)
+      throws IOException {
+    StringBuilder text = new StringBuilder("a=" + request.getParameter("a") + " parts=");
+    try {
+      for (Part part : request.getParts()) {
+        text.append(part.getName()).append(':').append(part.getSubmittedFileName()).append(':')
+            .append(new String(part.getInputStream().readAllBytes(), StandardCharsets.UTF_8))
+            .append(';');
+      }
+      response.setStatus(201);
+    } catch (jakarta.servlet.ServletException | IllegalStateException e) {
+      response.setStatus(400);
+      text.append("getParts failed: ").append(e.getMessage());
+    }
+    response.setContentType("text/plain;charset=UTF-8");
+    response.getOutputStream().write(text.toString().getBytes(StandardCharsets.UTF_8));
   }
 
   private static String valueOr(String value, String fallback) {
