@@ -232,11 +232,13 @@ public final class IdempotencyFilter implements Filter {
       HttpServletResponse response,
       FilterChain chain)
       throws IOException, ServletException {
-    ResponseCapture capture = new ResponseCapture(response);
     long renewEvery = Math.max(1, config.lease().toMillis() / 3);
     ScheduledFuture<?> renewal =
         renewals.scheduleAtFixedRate(
             () -> renew(key, token), renewEvery, renewEvery, TimeUnit.MILLISECONDS);
+    ResponseCapture capture = new ResponseCapture(
+        response, config.excludeResponseHeaders(), config.maxResponseBytes(),
+        notStored -> settleBeforeStreaming(key, token, renewal, notStored));
     long started = System.nanoTime();
     request.captureAsync(
         capture,
@@ -279,15 +281,20 @@ public final class IdempotencyFilter implements Filter {
   private IdempotencyListener.Outcome finish(
       IdempotencyKey key, long token, ResponseCapture capture, HttpServletResponse response)
       throws IOException {
+    if (capture.isStreaming()) {
+      // Over max-response-bytes: settled in settleBeforeStreaming, the body is on its way.
+      capture.sendToClient();
+      return IdempotencyListener.Outcome.EXECUTED;
+    }
     int status = capture.getStatus();
     if (config.isReleaseStatus(status)) {
       releaseQuietly(key, token);
       capture.sendToClient();
       return IdempotencyListener.Outcome.RELEASED;
     }
-    StoredResponse stored =
-        capture.toStoredResponse(config.excludeResponseHeaders(), config.maxResponseBytes());
-    Boolean completed = completeWithRetries(key, token, stored);
+    // Abandoned: the store failed when the body outgrew max-response-bytes.
+    Boolean completed =
+        capture.isAbandoned() ? null : completeWithRetries(key, token, capture.toStoredResponse());
     if (completed == null) {
       // The handler ran but its response could not be stored. The key stays in progress until
       // its lease runs out; answering 503 keeps the rule that a client never sees a response that
@@ -308,6 +315,23 @@ public final class IdempotencyFilter implements Filter {
       return IdempotencyListener.Outcome.STALE_COMPLETION;
     }
     return IdempotencyListener.Outcome.EXECUTED;
+  }
+
+  /**
+   * Completes the key without its body (or releases it, for a release status) before a response
+   * over max-response-bytes streams to the client (SPEC §6).
+   *
+   * @throws IOException if the store stayed unreachable: the response must not be sent
+   */
+  private void settleBeforeStreaming(
+      IdempotencyKey key, long token, ScheduledFuture<?> renewal, StoredResponse notStored)
+      throws IOException {
+    renewal.cancel(false);
+    if (config.isReleaseStatus(notStored.status())) {
+      releaseQuietly(key, token);
+    } else if (completeWithRetries(key, token, notStored) == null) {
+      throw new IOException("the idempotency store is unreachable");
+    }
   }
 
   /** True if stored, false if the token is stale, null if the store stayed unreachable. */
