@@ -73,7 +73,11 @@ final class Execution {
     this.token = token;
     this.request = request;
     this.response = response;
-    this.capture = new ResponseCapture(response);
+    IdempotencyConfig config = context.config();
+    this.capture =
+        new ResponseCapture(
+            response, config.excludeResponseHeaders(), config.maxResponseBytes(),
+            this::settleBeforeStreaming);
   }
 
   /**
@@ -144,22 +148,61 @@ final class Execution {
 
   /** Stores (or releases) the captured response, then sends it to the client. */
   private IdempotencyListener.Outcome finish() throws IOException {
+    if (capture.isStreaming()) {
+      // Over max-response-bytes: settled in settleBeforeStreaming, the body is on its way.
+      capture.sendToClient();
+      if (transaction != null) {
+        transaction.close();
+      }
+      return IdempotencyListener.Outcome.EXECUTED;
+    }
+    if (capture.isAbandoned()) {
+      // The body outgrew max-response-bytes and the key could not be settled: nothing was sent.
+      return storeUnavailable("the response could not be stored; retry later");
+    }
     StoredResponse stored;
     try {
-      int status = capture.getStatus();
-      if (context.config().isReleaseStatus(status)) {
+      if (context.config().isReleaseStatus(capture.getStatus())) {
         abandon();
         capture.sendToClient();
         return IdempotencyListener.Outcome.RELEASED;
       }
-      stored =
-          capture.toStoredResponse(
-              context.config().excludeResponseHeaders(), context.config().maxResponseBytes());
+      stored = capture.toStoredResponse();
     } catch (RuntimeException e) {
       abandon();
       throw e;
     }
     return transaction != null ? commit(stored) : complete(stored);
+  }
+
+  /**
+   * Settles the key before a response over max-response-bytes streams to the client (SPEC §6):
+   * completes it without its body (in transactional mode, commits the handler's writes so far
+   * with it), or releases it for a release status.
+   *
+   * @throws IOException if the key could not be settled: the response must not be sent
+   */
+  private void settleBeforeStreaming(StoredResponse notStored) throws IOException {
+    if (context.config().isReleaseStatus(notStored.status())) {
+      abandon();
+      return;
+    }
+    Boolean completed;
+    if (transaction != null) {
+      try {
+        completed = transaction.commit(notStored);
+      } catch (StoreUnavailableException e) {
+        completed = null;
+      }
+    } else {
+      completed = completeWithRetries(notStored);
+    }
+    lease.stop();
+    if (completed == null || !completed) {
+      abandon();
+      throw new IOException(
+          completed == null ? "the idempotency store is unreachable" : "the lease was lost");
+    }
   }
 
   /** Transactional mode: the completion and the handler's writes in one commit. */
@@ -199,21 +242,9 @@ final class Execution {
    * away (the lease still renewed) for up to completion-timeout (SPEC §8).
    */
   private IdempotencyListener.Outcome complete(StoredResponse stored) throws IOException {
-    Boolean completed = null;
-    long deadline = System.nanoTime() + context.config().completionTimeout().toNanos();
-    long backoffMillis = 50;
+    Boolean completed;
     try {
-      while (completed == null) {
-        try {
-          completed = context.store().complete(key, token, stored);
-        } catch (StoreUnavailableException e) {
-          long left = deadline - System.nanoTime();
-          if (left <= 0 || !pause(Math.min(backoffMillis, left / 1_000_000 + 1))) {
-            break;
-          }
-          backoffMillis = Math.min(2_000, backoffMillis * 2);
-        }
-      }
+      completed = completeWithRetries(stored);
     } finally {
       lease.stop();
     }
@@ -234,6 +265,23 @@ final class Execution {
       return IdempotencyListener.Outcome.STALE_COMPLETION;
     }
     return IdempotencyListener.Outcome.EXECUTED;
+  }
+
+  /** True if stored, false if the token is stale, null if the store stayed away too long. */
+  private Boolean completeWithRetries(StoredResponse stored) {
+    long deadline = System.nanoTime() + context.config().completionTimeout().toNanos();
+    long backoffMillis = 50;
+    while (true) {
+      try {
+        return context.store().complete(key, token, stored);
+      } catch (StoreUnavailableException e) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0 || !pause(Math.min(backoffMillis, left / 1_000_000 + 1))) {
+          return null;
+        }
+        backoffMillis = Math.min(2_000, backoffMillis * 2);
+      }
+    }
   }
 
   private IdempotencyListener.Outcome storeUnavailable(String detail) throws IOException {

@@ -17,7 +17,6 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
-import java.io.InputStream;
 import java.security.Principal;
 import java.time.Clock;
 import java.time.Duration;
@@ -191,8 +190,8 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     if (declared > config.maxRequestBytes()) {
       return tooLarge(response);
     }
-    byte[] body = readBody(request);
-    if (body == null) {
+    CachedBodyRequest cached = CachedBodyRequest.read(request, config.maxRequestBytes());
+    if (cached == null) {
       return tooLarge(response);
     }
     String scope = scopeOf(request);
@@ -201,9 +200,8 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
           response, "the " + config.scope().headerName() + " header must appear once");
       return IdempotencyListener.Outcome.BAD_REQUEST;
     }
-    CachedBodyRequest cached = new CachedBodyRequest(request, body, body.length);
     IdempotencyKey key = new IdempotencyKey(scope, ((KeyParser.Valid) parsed).key());
-    Fingerprint fingerprint = fingerprintOf(request, body);
+    Fingerprint fingerprint = fingerprintOf(request, cached.fingerprintBody());
 
     ClaimResult claim;
     try {
@@ -263,15 +261,6 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     Problem.REQUEST_TOO_LARGE.write(
         response, "the request body is over " + config.maxRequestBytes() + " bytes");
     return IdempotencyListener.Outcome.BAD_REQUEST;
-  }
-
-  /** The body, or null when it is over the limit. */
-  private byte[] readBody(HttpServletRequest request) throws IOException {
-    long limit = config.maxRequestBytes();
-    try (InputStream in = request.getInputStream()) {
-      byte[] body = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, limit + 1));
-      return body.length > limit ? null : body;
-    }
   }
 
   private ClaimResult waitForFirst(

@@ -21,6 +21,9 @@ import java.util.concurrent.Future;
 import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * SPEC.md rules over real HTTP. Each container runs this suite through a subclass, so every rule
@@ -107,6 +110,18 @@ abstract class FilterHttpContract {
         .contains("\"title\":")
         .contains("\"detail\":")
         .doesNotContain("Exception");
+  }
+
+  @Test
+  void scopeHeaderTwice_is400InvalidScope_handlerNotRun() throws Exception {
+    start(c -> c.scope(IdempotencyConfig.Scope.header("X-Tenant")));
+
+    HttpResponse<byte[]> response =
+        send("POST", "/payments", key(), "{}", "application/json",
+            "X-Tenant", "mine", "X-Tenant", "someone-else");
+
+    assertProblem(response, 400, "invalid-scope");
+    assertThat(handler.executions.get()).isZero();
   }
 
   @Test
@@ -375,6 +390,187 @@ abstract class FilterHttpContract {
     assertThat(first.body()).hasSize(5000);
     assertProblem(second, 409, "response-not-stored");
     assertThat(text(second)).contains("status 202");
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  // Regression: with getWriter() the charset went missing from Content-Type (Tomcat sent
+  // "application/json" for ISO-8859-1 bytes, Jetty "text/html" for UTF-8 ones), and on Tomcat the
+  // Content-Language of setLocale was not stored.
+  @ParameterizedTest
+  @ValueSource(strings = {"application/json", "text/plain", "text/html"})
+  void writer_contentTypeCharsetAndLanguage_areTheContainersOwn_onFirstAndReplay(String type)
+      throws Exception {
+    start(c -> c.excludePaths(List.of("/bare/*")));
+    String query = "?writerType=" + type + "&locale=1";
+    String key = key();
+
+    HttpResponse<byte[]> bare = send("POST", "/bare/w" + query, null, "{}");
+    HttpResponse<byte[]> first = send("POST", "/w" + query, key, "{}");
+    HttpResponse<byte[]> replay = send("POST", "/w" + query, key, "{}");
+
+    assertThat(bare.headers().allValues("Content-Language")).containsExactly("de-DE");
+    assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    for (HttpResponse<byte[]> filtered : List.of(first, replay)) {
+      assertThat(filtered.headers().allValues("Content-Type"))
+          .isEqualTo(bare.headers().allValues("Content-Type"));
+      assertThat(filtered.headers().allValues("Content-Language"))
+          .isEqualTo(bare.headers().allValues("Content-Language"));
+      assertThat(filtered.body()).isEqualTo(bare.body());
+    }
+  }
+
+  // Regression: getWriter(); reset(); getOutputStream() was a 500 through the filter.
+  @Test
+  void reset_clearsTheWriterChoice_outputStreamThenWorksAsWithoutFilter() throws Exception {
+    start(c -> c.excludePaths(List.of("/bare/*")));
+    String key = key();
+
+    HttpResponse<byte[]> bare = send("POST", "/bare/r?reset=1", null, "{}");
+    HttpResponse<byte[]> first = send("POST", "/r?reset=1", key, "{}");
+    HttpResponse<byte[]> replay = send("POST", "/r?reset=1", key, "{}");
+
+    assertThat(bare.statusCode()).isEqualTo(201);
+    assertThat(text(bare)).isEqualTo("ok");
+    assertThat(first.statusCode()).isEqualTo(201);
+    assertThat(first.body()).isEqualTo(bare.body());
+    assertThat(replay.statusCode()).isEqualTo(201);
+    assertThat(replay.body()).isEqualTo(bare.body());
+  }
+
+  // Regression: the Servlet 6.1 sendRedirect overloads went past the capture to the client.
+  @ParameterizedTest
+  @CsvSource({"int, 303, ''", "boolean, 302, moved", "int-boolean, 307, ''"})
+  void sendRedirect61Overloads_areCaptured_andReplayed(String overload, int status, String body)
+      throws Exception {
+    start(c -> c);
+    String key = key();
+
+    HttpResponse<byte[]> first = send("POST", "/p?redirect=" + overload, key, "{}");
+    HttpResponse<byte[]> replay = send("POST", "/p?redirect=" + overload, key, "{}");
+
+    for (HttpResponse<byte[]> response : List.of(first, replay)) {
+      assertThat(response.statusCode()).isEqualTo(status);
+      assertThat(response.headers().firstValue("Location").orElseThrow()).endsWith("/payments/42");
+      assertThat(text(response)).isEqualTo(body);
+    }
+    assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  // Regression: a 303 from sendRedirect(String, int) reached the client although its record
+  // could not be stored (then a 500 with a stack trace, and the key never released).
+  @Test
+  void sendRedirect61_whenTheRecordCannotBeStored_is503_notTheRedirect() throws Exception {
+    IdempotencyConfig config =
+        IdempotencyConfig.builder().store(IdempotencyConfig.StoreType.MEMORY)
+            .completionTimeout(Duration.ofMillis(300)).build();
+    start(IdempotencyFilter.builder()
+        .config(config)
+        .store(new FailingCompletions(config.storeBuilder().build()))
+        .build());
+
+    HttpResponse<byte[]> response = send("POST", "/p?redirect=int", key(), "{}");
+
+    assertProblem(response, 503, "store-unavailable");
+    assertThat(response.headers().firstValue("Location")).isEmpty();
+  }
+
+  // Regression: a form body read by a filter in front (getParameter, as a CSRF filter does) left
+  // idemkey 0 bytes: the handler lost the fields and a different body was replayed, not a 422.
+  @Test
+  void formReadByFilterInFront_handlerGetsFields_differentBodySameKeyIs422() throws Exception {
+    IdempotencyConfig config =
+        IdempotencyConfig.builder().store(IdempotencyConfig.StoreType.MEMORY).build();
+    container = newContainer();
+    container.start(
+        new FormReadInFront(
+            IdempotencyFilter.builder().config(config).store(config.storeBuilder().build()).build()),
+        handler);
+    String key = key();
+    String form = "application/x-www-form-urlencoded";
+
+    HttpResponse<byte[]> first = send("POST", "/f?form=1", key, "a=100&csrf=t", form);
+    HttpResponse<byte[]> replay = send("POST", "/f?form=1", key, "a=100&csrf=t", form);
+    HttpResponse<byte[]> other = send("POST", "/f?form=1", key, "a=999999&csrf=t", form);
+
+    assertThat(text(first)).isEqualTo("a=100 run=1");
+    assertThat(replay.body()).isEqualTo(first.body());
+    assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertProblem(other, 422, "key-reused");
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  // Regression: getParts() failed (400) through the filter, which had consumed the body.
+  @Test
+  void multipartUpload_partsReachHandlerAsWithoutFilter_otherFileSameKeyIs422() throws Exception {
+    start(c -> c.excludePaths(List.of("/bare/*")));
+    String key = key();
+    String type = "multipart/form-data; boundary=idemkey-boundary";
+
+    HttpResponse<byte[]> bare = send("POST", "/bare/up?parts=1", null, multipart("hello"), type);
+    HttpResponse<byte[]> first = send("POST", "/up?parts=1", key, multipart("hello"), type);
+    HttpResponse<byte[]> replay = send("POST", "/up?parts=1", key, multipart("hello"), type);
+    HttpResponse<byte[]> otherFile = send("POST", "/up?parts=1", key, multipart("HELLO"), type);
+
+    assertThat(text(bare)).isEqualTo("a=1 parts=a:null:1;f:x.txt:hello;");
+    assertThat(first.statusCode()).isEqualTo(201);
+    assertThat(first.body()).isEqualTo(bare.body());
+    assertThat(replay.body()).isEqualTo(bare.body());
+    assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertProblem(otherFile, 422, "key-reused");
+    assertThat(handler.executions).hasValue(2);
+  }
+
+  static String multipart(String fileContent) {
+    return "--idemkey-boundary\r\n"
+        + "Content-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n"
+        + "--idemkey-boundary\r\n"
+        + "Content-Disposition: form-data; name=\"f\"; filename=\"x.txt\"\r\n"
+        + "Content-Type: text/plain\r\n\r\n" + fileContent + "\r\n"
+        + "--idemkey-boundary--\r\n";
+  }
+
+  // Regression: the whole body was buffered whatever max-response-bytes said (a 600 MB download
+  // died with OutOfMemoryError). The handler waits, mid-stream, for the client to have bytes.
+  @Test
+  void responseOverLimit_streamsAsWritten_neverBufferedPastLimit_duplicateGets409()
+      throws Exception {
+    int limit = 1 << 20;
+    int mib = 64;
+    start(c -> c.maxResponseBytes(limit));
+    String key = key();
+    HttpRequest request = HttpRequest.newBuilder(URI.create(container.uri() + "/p?streamMiB=" + mib))
+        .timeout(Duration.ofSeconds(60))
+        .header("Idempotency-Key", key)
+        .header("Content-Type", "application/json")
+        .POST(HttpRequest.BodyPublishers.ofString("{}"))
+        .build();
+
+    HttpResponse<java.io.InputStream> first = client
+        .sendAsync(request, HttpResponse.BodyHandlers.ofInputStream())
+        .get(5, java.util.concurrent.TimeUnit.SECONDS);
+    long received = 0;
+    long wrongBytes = 0;
+    try (java.io.InputStream in = first.body()) {
+      byte[] buffer = new byte[64 * 1024];
+      for (int n; (n = in.read(buffer)) >= 0; received += n) {
+        handler.clientHasBytes.countDown();
+        for (int i = 0; i < n; i++) {
+          if (buffer[i] != (byte) ((received + i) >>> 16)) {
+            wrongBytes++;
+          }
+        }
+      }
+    }
+    HttpResponse<byte[]> duplicate = send("POST", "/p?streamMiB=" + mib, key, "{}");
+
+    assertThat(first.statusCode()).isEqualTo(200);
+    assertThat(received).isEqualTo((long) mib << 20);
+    assertThat(wrongBytes).isZero();
+    assertThat(handler.clientHadBytesMidStream).isTrue();
+    assertThat(handler.largestCaptureBuffer).isBetween(1, limit);
+    assertProblem(duplicate, 409, "response-not-stored");
+    assertThat(text(duplicate)).contains("status 200");
     assertThat(handler.executions).hasValue(1);
   }
 

@@ -33,6 +33,8 @@ final class JettyContainer implements ServletContainer {
     context.addFilter(filterHolder, "/*", EnumSet.of(DispatcherType.REQUEST));
     ServletHolder servletHolder = new ServletHolder(servlet);
     servletHolder.setAsyncSupported(true);
+    servletHolder.getRegistration().setMultipartConfig(
+        new jakarta.servlet.MultipartConfigElement(System.getProperty("java.io.tmpdir")));
     context.addServlet(servletHolder, "/*");
     server.setHandler(context);
     server.start();

@@ -4,7 +4,7 @@ import jakarta.servlet.Filter;
 import jakarta.servlet.http.HttpServlet;
 import java.net.URI;
 
-/** An embedded servlet container for the tests: one filter on /*, one servlet on /*. */
+/** An embedded servlet container for the tests: one filter on /*, one servlet (with a multipart config) on /*. */
 interface ServletContainer extends AutoCloseable {
 
   /** Starts the container on a free port. */

@@ -4,9 +4,14 @@ import jakarta.servlet.http.Cookie;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
+import jakarta.servlet.http.Part;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
+import java.util.Locale;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -16,6 +21,12 @@ import java.util.concurrent.atomic.AtomicInteger;
 final class TestHandler extends HttpServlet {
 
   final AtomicInteger executions = new AtomicInteger();
+  /** Counted down by a test once its client has the first bytes of a streamed response. */
+  final CountDownLatch clientHasBytes = new CountDownLatch(1);
+  /** Whether the client had bytes of a streamed response while the handler was still writing. */
+  volatile boolean clientHadBytesMidStream;
+  /** The most bytes a ResponseCapture had room for while the handler streamed; -1 if none. */
+  volatile int largestCaptureBuffer = -1;
   private final String node;
 
   TestHandler() {
@@ -38,6 +49,34 @@ final class TestHandler extends HttpServlet {
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }
+    }
+    if (request.getParameter("writerType") != null) {
+      response.setStatus(201);
+      response.setContentType(request.getParameter("writerType"));
+      if (request.getParameter("locale") != null) {
+        response.setLocale(Locale.GERMANY);
+      }
+      response.getWriter().write("caf\u00e9 \u20ac");
+      return;
+    }
+    if (request.getParameter("reset") != null) {
+      response.getWriter();
+      response.reset();
+      response.setStatus(201);
+      response.getOutputStream().write("ok".getBytes(StandardCharsets.UTF_8));
+      return;
+    }
+    if (request.getParameter("redirect") != null) {
+      redirect(request.getParameter("redirect"), response);
+      return;
+    }
+    if (request.getParameter("parts") != null) {
+      listParts(request, response);
+      return;
+    }
+    if (request.getParameter("streamMiB") != null) {
+      stream(Integer.parseInt(request.getParameter("streamMiB")), response);
+      return;
     }
     if (request.getParameter("async") != null) {
       jakarta.servlet.AsyncContext async = request.startAsync();
@@ -96,6 +135,61 @@ final class TestHandler extends HttpServlet {
         ("{\"node\":\"" + node + "\",\"run\":" + run + ",\"echo\":\"" + body.replace("\"", "'") + "\"}")
             .getBytes(StandardCharsets.UTF_8));
     response.getOutputStream().flush();
+  }
+
+  /** The Servlet 6.1 overloads, after a body that only {@code clearBuffer=false} keeps. */
+  private static void redirect(String overload, HttpServletResponse response) throws IOException {
+    response.getOutputStream().write("moved".getBytes(StandardCharsets.UTF_8));
+    switch (overload) {
+      case "int" -> response.sendRedirect("/payments/42", 303);
+      case "boolean" -> response.sendRedirect("/payments/42", false);
+      case "int-boolean" -> response.sendRedirect("/payments/42", 307, true);
+      default -> throw new IllegalArgumentException(overload);
+    }
+  }
+
+  /** Answers with the form field {@code a} and each part's name, file name and content. */
+  private static void listParts(HttpServletRequest request, HttpServletResponse response)
+      throws IOException {
+    StringBuilder text = new StringBuilder("a=" + request.getParameter("a") + " parts=");
+    try {
+      for (Part part : request.getParts()) {
+        text.append(part.getName()).append(':').append(part.getSubmittedFileName()).append(':')
+            .append(new String(part.getInputStream().readAllBytes(), StandardCharsets.UTF_8))
+            .append(';');
+      }
+      response.setStatus(201);
+    } catch (jakarta.servlet.ServletException | IllegalStateException e) {
+      response.setStatus(400);
+      text.append("getParts failed: ").append(e.getMessage());
+    }
+    response.setContentType("text/plain;charset=UTF-8");
+    response.getOutputStream().write(text.toString().getBytes(StandardCharsets.UTF_8));
+  }
+
+  /**
+   * Writes {@code mib} MiB in 64 KiB chunks, chunk i filled with the byte i; after 2 MiB, waits
+   * (up to 10 s) for the client to have the first bytes.
+   */
+  private void stream(int mib, HttpServletResponse response) throws IOException {
+    response.setStatus(200);
+    response.setContentType("application/octet-stream");
+    OutputStream out = response.getOutputStream();
+    byte[] chunk = new byte[64 * 1024];
+    for (int i = 0; i < mib * 16; i++) {
+      java.util.Arrays.fill(chunk, (byte) i);
+      out.write(chunk);
+      if (response instanceof ResponseCapture capture) {
+        largestCaptureBuffer = Math.max(largestCaptureBuffer, capture.bufferCapacity());
+      }
+      if (i == 32) {
+        try {
+          clientHadBytesMidStream = clientHasBytes.await(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }
+    }
   }
 
   private static String valueOr(String value, String fallback) {

@@ -38,7 +38,10 @@ final class TomcatContainer implements ServletContainer {
     filterMap.setFilterName("idempotency");
     filterMap.addURLPattern("/*");
     context.addFilterMap(filterMap);
-    Tomcat.addServlet(context, "handler", servlet).setAsyncSupported(true);
+    org.apache.catalina.Wrapper wrapper = Tomcat.addServlet(context, "handler", servlet);
+    wrapper.setAsyncSupported(true);
+    wrapper.setMultipartConfigElement(
+        new jakarta.servlet.MultipartConfigElement(System.getProperty("java.io.tmpdir")));
     context.addServletMappingDecoded("/*", "handler");
     tomcat.start();
     uri = URI.create("http://127.0.0.1:" + connector.getLocalPort());

@@ -57,11 +57,13 @@ class PostgresStoreTest extends IdempotencyStoreContract {
       IdempotencyKey key = key();
       store.complete(key, tokenOf(store.claim(key, fingerprint("a"))), response("x"));
     }
+    // Made before the clock moves: a store's test clock counts from when the store was made.
+    IdempotencyStore second = secondStore(clock);
     clock.advance(TTL);
     IdempotencyKey live = key();
     store.complete(live, tokenOf(store.claim(live, fingerprint("a"))), response("live"));
 
-    try (IdempotencyStore second = secondStore(clock)) {
+    try (second) {
       List<IdempotencyStore> nodes = List.of(store, second);
       ExecutorService pool = Executors.newFixedThreadPool(2);
       try {
