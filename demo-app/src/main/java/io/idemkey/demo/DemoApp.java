@@ -112,7 +112,8 @@ public final class DemoApp implements AutoCloseable {
     context.setContextPath("/");
     context.addFilter(new FilterHolder(new BearerPrincipal()), "/*",
         EnumSet.of(DispatcherType.REQUEST));
-    context.addFilter(new FilterHolder(filter), "/payments/*", EnumSet.of(DispatcherType.REQUEST));
+    context.addFilter(new FilterHolder(filter), "/payments/*",
+        EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
     context.addServlet(new ServletHolder(payments), "/payments/*");
     context.addServlet(new ServletHolder(new PaymentsServlet(dataSource, executions)),
         "/bare/payments");

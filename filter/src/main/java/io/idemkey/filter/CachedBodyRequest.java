@@ -212,14 +212,20 @@ final class CachedBodyRequest extends HttpServletRequestWrapper {
 
   @Override
   public AsyncContext startAsync() {
-    return startAsync(this, capturedResponse);
+    // Not executing (fail-open, or a transactional refusal in front): the container's own.
+    return asyncCompletion == null ? super.startAsync() : startAsync(this, capturedResponse);
   }
 
   @Override
   public AsyncContext startAsync(ServletRequest request, ServletResponse response) {
     AsyncContext started = super.startAsync(request, response);
+    if (asyncCompletion == null) {
+      return started;
+    }
     if (asyncContext == null) {
       asyncContext = new CapturedAsyncContext(started, asyncCompletion);
+      // Found again by the filter when the container dispatches the request back (ASYNC).
+      setAttribute(CapturedAsyncContext.ATTRIBUTE, asyncContext);
     }
     return asyncContext;
   }

@@ -10,13 +10,19 @@ import java.io.IOException;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * The async context a handler gets for a covered request: {@link #complete()} first stores the
- * captured response and sends it (SPEC §6: responses produced asynchronously are captured when
- * they complete), then completes the real context. A timeout or error releases the key.
+ * The async context a handler gets for a covered request. However the cycle ends, the record is
+ * finished once (SPEC §6: responses produced asynchronously are captured when they complete):
+ * {@link #complete()} stores and sends the captured response, then completes the real context;
+ * a {@link #dispatch()} back through the filter ends in {@link #dispatchReturned()}, which does
+ * the same before the container completes; a timeout or error releases the key.
  *
  * <p>Thread-safe: the record is finished exactly once, whichever thread completes.
  */
 final class CapturedAsyncContext implements AsyncContext {
+
+  private static final System.Logger LOG = System.getLogger(CapturedAsyncContext.class.getName());
+  /** The request attribute under which a covered request's async context is found again. */
+  static final String ATTRIBUTE = CapturedAsyncContext.class.getName();
 
   /** What to do once the async cycle ends. */
   interface Completion {
@@ -37,7 +43,17 @@ final class CapturedAsyncContext implements AsyncContext {
     delegate.addListener(
         new AsyncListener() {
           @Override
-          public void onComplete(AsyncEvent event) {}
+          public void onComplete(AsyncEvent event) {
+            // Finished already (complete(), or after an ASYNC dispatch through the filter),
+            // unless the filter is not mapped for ASYNC dispatches: then the container sent the
+            // response without the filter, which can neither store nor send it now.
+            if (finished.compareAndSet(false, true)) {
+              LOG.log(System.Logger.Level.ERROR,
+                  "an asynchronous request was dispatched past the idempotency filter; map the"
+                      + " filter for the ASYNC dispatcher type too. Its key was released.");
+              completion.abandon();
+            }
+          }
 
           @Override
           public void onTimeout(AsyncEvent event) {
@@ -58,6 +74,21 @@ final class CapturedAsyncContext implements AsyncContext {
     if (finished.compareAndSet(false, true)) {
       completion.abandon();
     }
+  }
+
+  /**
+   * After an ASYNC dispatch through the filter has returned without starting another async
+   * cycle: stores and sends the response, once, before the container completes the request.
+   */
+  void dispatchReturned() throws IOException {
+    if (finished.compareAndSet(false, true)) {
+      completion.finish();
+    }
+  }
+
+  /** An ASYNC dispatch through the filter threw: the key is released. */
+  void dispatchFailed() {
+    abandon();
   }
 
   @Override

@@ -8,6 +8,7 @@ import io.idemkey.store.ResponseHeader;
 import io.idemkey.store.StoreBuilder;
 import io.idemkey.store.StoreUnavailableException;
 import io.idemkey.store.StoredResponse;
+import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
 import jakarta.servlet.FilterChain;
 import jakarta.servlet.FilterConfig;
@@ -123,6 +124,12 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       chain.doFilter(request, response);
       return;
     }
+    if (request.getDispatcherType() == DispatcherType.ASYNC
+        && request.getAttribute(CapturedAsyncContext.ATTRIBUTE)
+            instanceof CapturedAsyncContext async) {
+      dispatchAsync(async, request, response, chain);
+      return;
+    }
     String path = pathOf(request);
     if (!config.coversPath(path)) {
       chain.doFilter(request, response);
@@ -132,6 +139,28 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     IdempotencyListener.Outcome outcome = handle(request, response, chain, path);
     if (outcome != null) {
       report(outcome, request, path, started);
+    }
+  }
+
+  /**
+   * A covered request that the handler dispatched back (startAsync, then dispatch: Spring's
+   * DeferredResult and Callable): the response is written into the capture during this dispatch,
+   * and stored and sent when it returns (SPEC §6).
+   */
+  private static void dispatchAsync(
+      CapturedAsyncContext async,
+      HttpServletRequest request,
+      HttpServletResponse response,
+      FilterChain chain)
+      throws IOException, ServletException {
+    try {
+      chain.doFilter(request, response);
+    } catch (IOException | ServletException | RuntimeException | Error e) {
+      async.dispatchFailed();
+      throw e;
+    }
+    if (!request.isAsyncStarted()) {
+      async.dispatchReturned();
     }
   }
 
@@ -288,8 +317,16 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       return IdempotencyListener.Outcome.REPLAYED;
     }
     response.setStatus(stored.status());
+    // The first value of each name (stored side by side) replaces what a filter in front set,
+    // as the handler did.
+    String previous = null;
     for (ResponseHeader header : stored.headers()) {
-      response.addHeader(header.name(), header.value());
+      if (header.name().equalsIgnoreCase(previous)) {
+        response.addHeader(header.name(), header.value());
+      } else {
+        response.setHeader(header.name(), header.value());
+      }
+      previous = header.name();
     }
     response.setHeader(config.replayHeader(), "true");
     response.setContentLength(stored.bodyLength());

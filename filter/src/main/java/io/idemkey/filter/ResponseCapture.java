@@ -23,6 +23,8 @@ import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.HashMap;
 import java.util.Set;
 
 /**
@@ -153,6 +155,11 @@ final class ResponseCapture extends HttpServletResponseWrapper {
   private Charset writerCharset;
   private boolean localeSet;
   private long declaredLength = -1;
+  /**
+   * The headers that the container and the filters in front had set before the handler ran
+   * (lower-case name to values): they set them again on a replay, so they are not stored.
+   */
+  private final Map<String, List<String>> headersBefore;
 
   /**
    * A capture of {@code response}'s body.
@@ -166,6 +173,7 @@ final class ResponseCapture extends HttpServletResponseWrapper {
       long maxBodyBytes,
       Overflow overflow) {
     super(response);
+    this.headersBefore = headersOf(response);
     this.excludedHeaders = excludedHeaders;
     this.body = new Buffer((int) Math.min(Integer.MAX_VALUE - 8, maxBodyBytes));
     this.overflow = overflow;
@@ -442,7 +450,7 @@ final class ResponseCapture extends HttpServletResponseWrapper {
       }
       hasContentType |= lower.equals("content-type");
       hasContentLanguage |= lower.equals("content-language");
-      for (String value : response.getHeaders(name)) {
+      for (String value : setByHandler(lower, List.copyOf(response.getHeaders(name)))) {
         headers.add(new ResponseHeader(name, value));
       }
     }
@@ -453,6 +461,30 @@ final class ResponseCapture extends HttpServletResponseWrapper {
     }
     if (!hasContentLanguage && localeSet && !excludedHeaders.contains("content-language")) {
       headers.add(new ResponseHeader("Content-Language", response.getLocale().toLanguageTag()));
+    }
+    return headers;
+  }
+
+  /**
+   * The values of a header that the handler set: all of them if it replaced what was there
+   * before it ran, the ones it added if it only added, none if it left the header alone.
+   */
+  private List<String> setByHandler(String lowerName, List<String> values) {
+    List<String> before = headersBefore.get(lowerName);
+    if (before == null) {
+      return values;
+    }
+    if (values.size() >= before.size() && values.subList(0, before.size()).equals(before)) {
+      return values.subList(before.size(), values.size());
+    }
+    return values;
+  }
+
+  private static Map<String, List<String>> headersOf(HttpServletResponse response) {
+    Map<String, List<String>> headers = new HashMap<>();
+    for (String name : response.getHeaderNames()) {
+      headers.computeIfAbsent(
+          name.toLowerCase(Locale.ROOT), lower -> List.copyOf(response.getHeaders(name)));
     }
     return headers;
   }

@@ -113,6 +113,75 @@ abstract class FilterHttpContract {
   }
 
   @Test
+  void asyncDispatch_responseWrittenOnDispatchIsStoredAndReplayed_keyNotLeftInProgress()
+      throws Exception {
+    start(c -> c);
+    String key = key();
+
+    HttpResponse<byte[]> first = send("POST", "/p?dispatch=true", key, "{}");
+    HttpResponse<byte[]> second = send("POST", "/p?dispatch=true", key, "{}");
+
+    assertThat(first.statusCode()).isEqualTo(201);
+    assertThat(text(first)).isEqualTo("dispatched run 1");
+    assertThat(second.statusCode()).isEqualTo(201);
+    assertThat(second.body()).isEqualTo(first.body());
+    assertThat(second.headers().firstValue("Content-Type"))
+        .isEqualTo(first.headers().firstValue("Content-Type"));
+    assertThat(second.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(handler.executions.get()).isEqualTo(1);
+    assertThat(awaitEvents(2)).extracting(IdempotencyListener.Event::outcome)
+        .contains(IdempotencyListener.Outcome.EXECUTED, IdempotencyListener.Outcome.REPLAYED);
+  }
+
+  @Test
+  void failOpenWithAsyncHandler_storeUnreachable_handlerAnswersWithoutDeduplication()
+      throws Exception {
+    IdempotencyConfig config =
+        IdempotencyConfig.builder()
+            .onStoreFailure(IdempotencyConfig.OnStoreFailure.FAIL_OPEN)
+            .store(IdempotencyConfig.StoreType.MEMORY)
+            .build();
+    start(IdempotencyFilter.builder()
+        .config(config)
+        .store(StoreBuilder.postgres("jdbc:postgresql://127.0.0.1:1/none", "u", "p")
+            .migrate(false).cacheMaxBytes(0).purgeInterval(Duration.ZERO)
+            .connectTimeout(Duration.ofMillis(500)).build())
+        .listener(events::add)
+        .build());
+
+    HttpResponse<byte[]> response = send("POST", "/p?async=true", key(), "{}");
+
+    assertThat(response.statusCode()).isEqualTo(202);
+    assertThat(text(response)).isEqualTo("async run 1");
+  }
+
+  @Test
+  void headersSetByFilterInFront_areNotStored_replayCarriesOnlyTheirNewValues()
+      throws Exception {
+    IdempotencyConfig config =
+        IdempotencyConfig.builder().store(IdempotencyConfig.StoreType.MEMORY).build();
+    container = newContainer();
+    container.start(
+        new HeadersInFront(
+            IdempotencyFilter.builder().config(config).store(config.storeBuilder().build()).build()),
+        handler);
+    String key = key();
+
+    HttpResponse<byte[]> first =
+        send("POST", "/payments", key, "{}", "application/json", "Origin", "https://a.example");
+    HttpResponse<byte[]> replay =
+        send("POST", "/payments", key, "{}", "application/json", "Origin", "https://b.example");
+
+    assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(replay.headers().allValues("Access-Control-Allow-Origin"))
+        .containsExactly("https://b.example");
+    assertThat(replay.headers().allValues("X-Request-Id")).hasSize(1)
+        .doesNotContainAnyElementsOf(first.headers().allValues("X-Request-Id"));
+    assertThat(replay.headers().allValues("X-Multi")).containsExactly("one", "two");
+    assertThat(replay.body()).isEqualTo(first.body());
+  }
+
+  @Test
   void scopeHeaderTwice_is400InvalidScope_handlerNotRun() throws Exception {
     start(c -> c.scope(IdempotencyConfig.Scope.header("X-Tenant")));
 

@@ -30,7 +30,7 @@ final class JettyContainer implements ServletContainer {
     FilterHolder filterHolder = new FilterHolder(filter);
     filterHolder.setAsyncSupported(true);
     filterHolder.setInitParameters(initParams);
-    context.addFilter(filterHolder, "/*", EnumSet.of(DispatcherType.REQUEST));
+    context.addFilter(filterHolder, "/*", EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
     ServletHolder servletHolder = new ServletHolder(servlet);
     servletHolder.setAsyncSupported(true);
     servletHolder.getRegistration().setMultipartConfig(

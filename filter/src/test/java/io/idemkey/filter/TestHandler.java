@@ -41,7 +41,19 @@ final class TestHandler extends HttpServlet {
   @Override
   protected void service(HttpServletRequest request, HttpServletResponse response)
       throws IOException {
+    if (request.getDispatcherType() == jakarta.servlet.DispatcherType.ASYNC) {
+      // Dispatched back after startAsync (as Spring's DeferredResult and Callable do).
+      response.setStatus(201);
+      response.setContentType("text/plain;charset=UTF-8");
+      response.getWriter().write("dispatched run " + executions.get());
+      return;
+    }
     int run = executions.incrementAndGet();
+    if (request.getParameter("dispatch") != null) {
+      jakarta.servlet.AsyncContext async = request.startAsync();
+      async.start(async::dispatch);
+      return;
+    }
     String delay = request.getParameter("delayMs");
     if (delay != null) {
       try {

@@ -37,6 +37,8 @@ final class TomcatContainer implements ServletContainer {
     FilterMap filterMap = new FilterMap();
     filterMap.setFilterName("idempotency");
     filterMap.addURLPattern("/*");
+    filterMap.setDispatcher("REQUEST");
+    filterMap.setDispatcher("ASYNC");
     context.addFilterMap(filterMap);
     org.apache.catalina.Wrapper wrapper = Tomcat.addServlet(context, "handler", servlet);
     wrapper.setAsyncSupported(true);
