@@ -20,12 +20,13 @@ import java.sql.Statement;
  * <p>With {@code statementStats}, {@code pg_stat_statements} is preloaded and created, if the
  * binaries ship it; {@link #hasStatementStats()} says whether that worked.
  *
- * <p>Not thread-safe to start and close; connections from {@link #connect()} are independent.
+ * <p>Thread-safe.
  */
 final class DurablePostgres implements AutoCloseable {
 
   private final EmbeddedPostgres server;
   private final boolean statementStats;
+  private boolean closed;
 
   private DurablePostgres(EmbeddedPostgres server, boolean statementStats) {
     this.server = server;
@@ -115,8 +116,12 @@ final class DurablePostgres implements AutoCloseable {
     }
   }
 
+  /** Stops the server and removes its data; a second call does nothing. */
   @Override
-  public void close() throws IOException {
-    server.close();
+  public synchronized void close() throws IOException {
+    if (!closed) {
+      closed = true;
+      server.close();
+    }
   }
 }
