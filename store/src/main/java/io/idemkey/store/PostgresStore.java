@@ -12,7 +12,9 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.OffsetDateTime;
+import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.concurrent.Executor;
 import javax.sql.DataSource;
 
@@ -20,7 +22,9 @@ import javax.sql.DataSource;
  * The dedup store in PostgreSQL, shared by every application node that uses the same table.
  *
  * <p>Every operation is one statement, one round trip: the claim reads the key and inserts (or
- * takes over) only when the key is free, so a duplicate of a live key writes nothing; complete,
+ * takes over) only when the key is free, so a duplicate of a live key writes nothing; claims that
+ * arrive together are written together, as one statement and one commit ({@link ClaimBatcher});
+ * complete,
  * release and renew are guarded by the fencing token. Tokens come from one sequence, so they only
  * grow, even across purges. An in-progress row lives as long as its lease ({@code expires_at} is
  * the lease's end), a completed one for the time to live.
@@ -47,6 +51,7 @@ final class PostgresStore implements IdempotencyStore {
   /** The default bound on each statement when none is given. */
   static final Duration DEFAULT_STATEMENT_TIMEOUT = Duration.ofSeconds(5);
   private static final String SERIALIZATION_FAILURE = "40001";
+  private static final String DEADLOCK = "40P01";
   private static final Executor DIRECT = Runnable::run;
 
   private final DataSource dataSource;
@@ -59,6 +64,8 @@ final class PostgresStore implements IdempotencyStore {
   private final int purgeBatchSize;
   private final AutoCloseable ownedPool;
   private final String claimSql;
+  private final String claimBatchSql;
+  private final ClaimBatcher batcher = new ClaimBatcher(this::claimAll);
   private final String completeSql;
   private final String releaseSql;
   private final String renewSql;
@@ -128,6 +135,40 @@ final class PostgresStore implements IdempotencyStore {
             + "   CASE WHEN c.token IS NULL THEN e.response_body END,"
             + "   e.body_stored"
             + " FROM n LEFT JOIN c ON true LEFT JOIN e ON true";
+    // The same over arrays (scope, key, fingerprint), one row per claim in the arrays' order,
+    // which the caller sorts by key so that concurrent batches lock rows in one order.
+    this.claimBatchSql =
+        "WITH n AS (SELECT s.now, s.now + ?::bigint * interval '1 microsecond' AS lease_end"
+            + "   FROM (SELECT " + now + " AS now) s),"
+            + " r AS (SELECT * FROM unnest(?::text[], ?::text[], ?::bytea[])"
+            + "   WITH ORDINALITY AS r(scope, idem_key, fingerprint, ord)),"
+            + " e AS (SELECT r.ord, k.state, k.token, k.fingerprint, k.expires_at,"
+            + "   k.response_status, k.response_headers, k.response_body, k.body_stored"
+            + "   FROM r JOIN " + t + " k ON k.scope = r.scope AND k.idem_key = r.idem_key),"
+            + " c AS (INSERT INTO " + t + " AS k (scope, idem_key, fingerprint, state, token,"
+            + "     lease_expires_at, created_at, expires_at)"
+            + "   SELECT r.scope, r.idem_key, r.fingerprint, '" + IN_PROGRESS + "', nextval('"
+            + table.qualifiedTokenSequence() + "'), n.lease_end, n.now, n.lease_end"
+            + "   FROM r CROSS JOIN n"
+            + "   WHERE NOT EXISTS (SELECT 1 FROM e WHERE e.ord = r.ord AND e.expires_at > n.now)"
+            + "   ORDER BY r.ord"
+            + "   ON CONFLICT (scope, idem_key) DO UPDATE SET"
+            + "     fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state,"
+            + "     token = EXCLUDED.token, lease_expires_at = EXCLUDED.lease_expires_at,"
+            + "     response_status = NULL, response_headers = NULL, response_body = NULL,"
+            + "     body_stored = NULL, created_at = EXCLUDED.created_at,"
+            + "     expires_at = EXCLUDED.expires_at"
+            + "   WHERE k.expires_at <= EXCLUDED.created_at"
+            + "   RETURNING k.scope, k.idem_key, k.token)"
+            + " SELECT c.token, e.state, e.token, e.fingerprint, e.expires_at, n.now,"
+            + "   e.response_status,"
+            + "   CASE WHEN c.token IS NULL THEN e.response_headers END,"
+            + "   CASE WHEN c.token IS NULL THEN e.response_body END,"
+            + "   e.body_stored"
+            + " FROM r CROSS JOIN n"
+            + " LEFT JOIN c ON c.scope = r.scope AND c.idem_key = r.idem_key"
+            + " LEFT JOIN e ON e.ord = r.ord"
+            + " ORDER BY r.ord";
     String byToken = " WHERE scope = ? AND idem_key = ? AND token = ?";
     // Completing a key that this token already completed answers true and changes nothing: a
     // retry after a commit whose reply was lost finds its own completion, not a stale token. (The
@@ -152,34 +193,58 @@ final class PostgresStore implements IdempotencyStore {
 
   @Override
   public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
-    String scope = storedScope(key.scope());
-    byte[] digest = fingerprint.sha256();
-    for (int attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      ClaimResult result =
-          run("claim", connection -> {
-            try (PreparedStatement statement = connection.prepareStatement(claimSql)) {
-              statement.setLong(1, leaseMicros);
-              statement.setLong(2, shiftMicros());
-              statement.setString(3, scope);
-              statement.setString(4, key.key());
-              statement.setString(5, scope);
-              statement.setString(6, key.key());
-              statement.setBytes(7, digest);
-              try (ResultSet row = statement.executeQuery()) {
-                row.next();
-                return classify(row, fingerprint);
-              }
-            }
-          });
-      if (result != null) {
-        return result;
+    return batcher.claim(key, fingerprint);
+  }
+
+  /** Claims written per statement on average since the store was made. */
+  double averageClaimBatchSize() {
+    return batcher.averageBatchSize();
+  }
+
+  /**
+   * Writes a batch of claims (sorted by key, one per key) as one statement: the single-key
+   * statement for a batch of one, the same statement over arrays otherwise. A null result is a
+   * claim that lost a race it could not see (see {@link #classify}).
+   */
+  private List<ClaimResult> claimAll(List<ClaimBatcher.Pending> batch) {
+    return run("claim", connection -> {
+      boolean one = batch.size() == 1;
+      try (PreparedStatement statement =
+          connection.prepareStatement(one ? claimSql : claimBatchSql)) {
+        statement.setLong(1, leaseMicros);
+        statement.setLong(2, shiftMicros());
+        if (one) {
+          ClaimBatcher.Pending pending = batch.get(0);
+          String scope = storedScope(pending.key.scope());
+          statement.setString(3, scope);
+          statement.setString(4, pending.key.key());
+          statement.setString(5, scope);
+          statement.setString(6, pending.key.key());
+          statement.setBytes(7, pending.fingerprint.sha256());
+        } else {
+          String[] scopes = new String[batch.size()];
+          String[] keys = new String[batch.size()];
+          byte[][] fingerprints = new byte[batch.size()][];
+          for (int i = 0; i < batch.size(); i++) {
+            ClaimBatcher.Pending pending = batch.get(i);
+            scopes[i] = storedScope(pending.key.scope());
+            keys[i] = pending.key.key();
+            fingerprints[i] = pending.fingerprint.sha256();
+          }
+          statement.setArray(3, connection.createArrayOf("text", scopes));
+          statement.setArray(4, connection.createArrayOf("text", keys));
+          statement.setArray(5, connection.createArrayOf("bytea", fingerprints));
+        }
+        List<ClaimResult> results = new ArrayList<>(batch.size());
+        try (ResultSet rows = statement.executeQuery()) {
+          for (ClaimBatcher.Pending pending : batch) {
+            rows.next();
+            results.add(classify(rows, pending.fingerprint));
+          }
+        }
+        return results;
       }
-    }
-    // Never seen in practice; answering "in progress" makes the client retry shortly.
-    LOG.log(System.Logger.Level.WARNING,
-        "claim of a key in {0} saw a changing row {1} times in a row; answering in progress",
-        table, MAX_ATTEMPTS);
-    return new ClaimResult.InProgress(Duration.ofSeconds(1));
+    });
   }
 
   /**
@@ -425,6 +490,7 @@ final class PostgresStore implements IdempotencyStore {
   /** Closes the connection pool if this store opened it; a data source handed in stays open. */
   @Override
   public void close() {
+    LOG.log(System.Logger.Level.INFO, "idemkey store on {0}: {1}", table, batcher);
     if (ownedPool != null) {
       try {
         ownedPool.close();
@@ -459,7 +525,9 @@ final class PostgresStore implements IdempotencyStore {
           restoreNetworkTimeout(connection, previousTimeout);
         }
       } catch (SQLException e) {
-        if (SERIALIZATION_FAILURE.equals(e.getSQLState()) && attempt < MAX_ATTEMPTS) {
+        boolean lostRace =
+            SERIALIZATION_FAILURE.equals(e.getSQLState()) || DEADLOCK.equals(e.getSQLState());
+        if (lostRace && attempt < MAX_ATTEMPTS) {
           continue;
         }
         throw unavailable(operation, e);

@@ -119,6 +119,47 @@ class PostgresStoreTest extends IdempotencyStoreContract {
   }
 
   @Test
+  void claim_whileABatchIsBeingWritten_claimsQueuedBehindItGoAsOneBatch() throws Exception {
+    PostgresStore postgres = (PostgresStore) store;
+    IdempotencyKey blocker = key();
+    postgres.claim(blocker, fingerprint("a"));
+    clock.advance(LEASE); // lapsed: the next claim of it takes the row over, and waits on a lock
+    List<IdempotencyKey> keys = new ArrayList<>();
+    for (int i = 0; i < 20; i++) {
+      keys.add(key());
+    }
+    ExecutorService threads = Executors.newFixedThreadPool(21);
+    try (Connection locker = TestDatabase.dataSource().getConnection();
+        Statement lock = locker.createStatement()) {
+      locker.setAutoCommit(false);
+      lock.execute("SELECT 1 FROM " + table.qualifiedTable() + " WHERE idem_key = '"
+          + blocker.key() + "' FOR UPDATE");
+      Future<ClaimResult> first = threads.submit(() -> postgres.claim(blocker, fingerprint("a")));
+      Thread.sleep(300); // the first batch is now waiting on the row lock
+      List<Future<ClaimResult>> queued = new ArrayList<>();
+      for (IdempotencyKey key : keys) {
+        queued.add(threads.submit(() -> postgres.claim(key, fingerprint("b"))));
+      }
+      Thread.sleep(500); // every claim is queued behind the first batch
+      locker.rollback();
+
+      assertThat(first.get()).isInstanceOf(ClaimResult.TakenOver.class);
+      List<Long> tokens = new ArrayList<>();
+      for (Future<ClaimResult> claim : queued) {
+        tokens.add(tokenOf(claim.get()));
+      }
+      assertThat(tokens).doesNotHaveDuplicates().hasSize(20);
+    } finally {
+      threads.shutdownNow();
+    }
+    // The first claim (alone), the blocker's take-over (alone), then the 20 in one or two batches.
+    assertThat(postgres.averageClaimBatchSize()).isGreaterThanOrEqualTo(22.0 / 4);
+    for (IdempotencyKey key : keys) {
+      assertThat(store.claim(key, fingerprint("b"))).isInstanceOf(ClaimResult.InProgress.class);
+    }
+  }
+
+  @Test
   void claim_databaseUnreachable_failsFastWithStoreUnavailable() {
     try (IdempotencyStore unreachable =
         StoreBuilder.postgres("jdbc:postgresql://127.0.0.1:1/none", "u", "p")
