@@ -137,6 +137,7 @@ public final class IdempotencyConfig {
     LEASE("lease", (b, v) -> b.lease(ConfigValues.duration(v))),
     ON_IN_FLIGHT("on-in-flight", (b, v) -> b.onInFlight(parseEnum(InFlight.class, v))),
     WAIT_TIMEOUT("wait-timeout", (b, v) -> b.waitTimeout(ConfigValues.duration(v))),
+    MAX_WAITERS("max-waiters", (b, v) -> b.maxWaiters(ConfigValues.integer(v))),
     RELEASE_STATUSES("release-statuses", (b, v) -> b.releaseStatuses(v)),
     REPLAY_HEADER("replay-header", (b, v) -> b.replayHeader(v.trim())),
     EXCLUDE_RESPONSE_HEADERS(
@@ -215,6 +216,7 @@ public final class IdempotencyConfig {
   private final Duration lease;
   private final InFlight onInFlight;
   private final Duration waitTimeout;
+  private final int maxWaiters;
   private final String releaseStatusSpec;
   private final boolean[] releaseStatuses;
   private final String replayHeader;
@@ -248,6 +250,7 @@ public final class IdempotencyConfig {
     this.lease = b.lease;
     this.onInFlight = b.onInFlight;
     this.waitTimeout = b.waitTimeout;
+    this.maxWaiters = b.maxWaiters;
     this.releaseStatusSpec = b.releaseStatusSpec;
     this.releaseStatuses = b.releaseStatuses.clone();
     this.replayHeader = b.replayHeader;
@@ -362,6 +365,11 @@ public final class IdempotencyConfig {
 
   public Duration waitTimeout() {
     return waitTimeout;
+  }
+
+  /** The most duplicates that wait at once on this node (on-in-flight=wait); beyond, 409. */
+  public int maxWaiters() {
+    return maxWaiters;
   }
 
   public String replayHeader() {
@@ -487,7 +495,8 @@ public final class IdempotencyConfig {
         .migrate(migrate)
         .cacheMaxBytes(cacheMaxBytes)
         .purgeInterval(purgeInterval)
-        .purgeBatchSize(purgeBatchSize);
+        .purgeBatchSize(purgeBatchSize)
+        .notifySettled(onInFlight == InFlight.WAIT);
   }
 
   /** The resolved configuration on one line, the password masked. */
@@ -498,7 +507,7 @@ public final class IdempotencyConfig {
         + ", required=" + required + ", scope=" + scope
         + ", fingerprint.headers=" + String.join(",", fingerprintHeaders)
         + ", ttl=" + ttl + ", lease=" + lease + ", on-in-flight=" + display(onInFlight)
-        + ", wait-timeout=" + waitTimeout + ", release-statuses=" + releaseStatusSpec
+        + ", wait-timeout=" + waitTimeout + ", max-waiters=" + maxWaiters + ", release-statuses=" + releaseStatusSpec
         + ", replay-header=" + replayHeader
         + ", exclude-response-headers=" + String.join(",", excludeResponseHeaders)
         + ", max-request-bytes=" + maxRequestBytes + ", max-response-bytes=" + maxResponseBytes
@@ -525,6 +534,7 @@ public final class IdempotencyConfig {
     private Duration lease = StoreBuilder.DEFAULT_LEASE;
     private InFlight onInFlight = InFlight.REJECT;
     private Duration waitTimeout = Duration.ofSeconds(10);
+    private int maxWaiters = 1000;
     private String releaseStatusSpec;
     private boolean[] releaseStatuses;
     private String replayHeader = "Idempotent-Replayed";
@@ -675,6 +685,14 @@ public final class IdempotencyConfig {
 
     public Builder onInFlight(InFlight onInFlight) {
       this.onInFlight = Objects.requireNonNull(onInFlight, "onInFlight");
+      return this;
+    }
+
+    public Builder maxWaiters(int maxWaiters) {
+      if (maxWaiters < 1 || maxWaiters > 1_000_000) {
+        throw new IllegalArgumentException("must be 1 to 1000000, was " + maxWaiters);
+      }
+      this.maxWaiters = maxWaiters;
       return this;
     }
 

@@ -8,6 +8,9 @@ import io.idemkey.store.ResponseHeader;
 import io.idemkey.store.StoreBuilder;
 import io.idemkey.store.StoreUnavailableException;
 import io.idemkey.store.StoredResponse;
+import jakarta.servlet.AsyncContext;
+import jakarta.servlet.AsyncEvent;
+import jakarta.servlet.AsyncListener;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
 import jakarta.servlet.FilterChain;
@@ -21,13 +24,14 @@ import java.io.IOException;
 import java.security.Principal;
 import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.Collections;
 import java.util.Enumeration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import javax.sql.DataSource;
 
 /**
@@ -48,16 +52,15 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
   private IdempotencyConfig config;
   private IdempotencyStore store;
   private boolean ownsStore;
-  private Clock clock;
   private IdempotencyListener listener;
   private LeaseRenewals renewals;
+  private Waiters waiters;
 
   /** A filter configured in {@link #init} from init-params and the other sources. */
   public IdempotencyFilter() {}
 
   private IdempotencyFilter(Builder builder) {
-    start(builder.config, builder.store, builder.storeOwned,
-        builder.clock == null ? Clock.systemUTC() : builder.clock, builder.listener);
+    start(builder.config, builder.store, builder.storeOwned, builder.listener);
   }
 
   /** A builder for configuring the filter in code. */
@@ -81,7 +84,7 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       initParams.put(name, filterConfig.getInitParameter(name));
     }
     IdempotencyConfig loaded = IdempotencyConfig.load(initParams);
-    start(loaded, loaded.buildStore(loaded.storeBuilder()), true, Clock.systemUTC(),
+    start(loaded, loaded.buildStore(loaded.storeBuilder()), true,
         IdempotencyListener.logging());
   }
 
@@ -89,14 +92,13 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       IdempotencyConfig config,
       IdempotencyStore store,
       boolean ownsStore,
-      Clock clock,
       IdempotencyListener listener) {
     this.config = config;
     this.store = store;
     this.ownsStore = ownsStore;
-    this.clock = clock;
     this.listener = listener;
     this.renewals = new LeaseRenewals(store, config.lease());
+    this.waiters = new Waiters(store, config.waitTimeout(), config.maxWaiters());
     LOG.log(System.Logger.Level.INFO, config.toString());
   }
 
@@ -104,6 +106,7 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
   public void destroy() {
     if (renewals != null) {
       renewals.close();
+      waiters.close();
     }
     if (ownsStore && store != null) {
       store.close();
@@ -136,7 +139,7 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       return;
     }
     long started = System.nanoTime();
-    IdempotencyListener.Outcome outcome = handle(request, response, chain, path);
+    IdempotencyListener.Outcome outcome = handle(request, response, chain, path, started);
     if (outcome != null) {
       report(outcome, request, path, started);
     }
@@ -193,7 +196,11 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
   }
 
   private IdempotencyListener.Outcome handle(
-      HttpServletRequest request, HttpServletResponse response, FilterChain chain, String path)
+      HttpServletRequest request,
+      HttpServletResponse response,
+      FilterChain chain,
+      String path,
+      long started)
       throws IOException, ServletException {
     Enumeration<String> headers = request.getHeaders(config.header());
     if (headers == null || !headers.hasMoreElements()) {
@@ -235,11 +242,12 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     ClaimResult claim;
     try {
       claim = store.claim(key, fingerprint);
-      if (claim instanceof ClaimResult.InProgress && config.onInFlight() == IdempotencyConfig.InFlight.WAIT) {
-        claim = waitForFirst(key, fingerprint, (ClaimResult.InProgress) claim);
-      }
     } catch (StoreUnavailableException e) {
       return storeUnavailable(cached, response, chain, e);
+    }
+    if (claim instanceof ClaimResult.InProgress inProgress
+        && config.onInFlight() == IdempotencyConfig.InFlight.WAIT) {
+      return await(request, response, key, fingerprint, inProgress, path, started);
     }
 
     if (claim instanceof ClaimResult.Acquired || claim instanceof ClaimResult.TakenOver) {
@@ -292,19 +300,87 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     return IdempotencyListener.Outcome.BAD_REQUEST;
   }
 
-  private ClaimResult waitForFirst(
-      IdempotencyKey key, Fingerprint fingerprint, ClaimResult.InProgress first) {
-    Instant deadline = clock.instant().plus(config.waitTimeout());
-    long backoffMillis = 10;
-    ClaimResult claim = first;
-    while (claim instanceof ClaimResult.InProgress && clock.instant().isBefore(deadline)) {
-      if (!Execution.pause(backoffMillis)) {
-        return claim;
-      }
-      backoffMillis = Math.min(250, backoffMillis * 2);
-      claim = store.claim(key, fingerprint);
+  /**
+   * A duplicate in wait mode (SPEC §5): it waits without a thread (the request goes asynchronous)
+   * for the first request to settle, then is answered as a new duplicate would be: a replay, 422,
+   * or 409 when the first was released (the client retries and runs it) or the wait ran out.
+   * Returns null when the answer comes later; it is reported then.
+   */
+  private IdempotencyListener.Outcome await(
+      HttpServletRequest request,
+      HttpServletResponse response,
+      IdempotencyKey key,
+      Fingerprint fingerprint,
+      ClaimResult.InProgress first,
+      String path,
+      long started)
+      throws IOException {
+    Waiters.Waiter waiter = waiters.reserve();
+    if (waiter == null) {
+      return answer(key, first, response);
     }
-    return claim;
+    if (!request.isAsyncSupported()) {
+      // The container will not let this request wait without its thread: it waits on it.
+      CompletableFuture<Waiters.Outcome> settled = new CompletableFuture<>();
+      waiter.await(key, fingerprint, first, settled::complete);
+      try {
+        return answerWait(key, settled.get(), response);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        waiter.cancel();
+        return answerWait(key, Waiters.Outcome.TIMED_OUT, response);
+      } catch (ExecutionException e) {
+        throw new IllegalStateException("a waiter failed", e.getCause());
+      }
+    }
+    AsyncContext async = request.startAsync(request, response);
+    async.setTimeout(0); // the waiters time it out themselves
+    async.addListener(new AsyncListener() {
+      @Override
+      public void onComplete(AsyncEvent event) {}
+
+      @Override
+      public void onTimeout(AsyncEvent event) {
+        waiter.cancel();
+      }
+
+      @Override
+      public void onError(AsyncEvent event) {
+        waiter.cancel();
+      }
+
+      @Override
+      public void onStartAsync(AsyncEvent event) {}
+    });
+    waiter.await(key, fingerprint, first, outcome -> {
+      try {
+        report(answerWait(key, outcome, (HttpServletResponse) async.getResponse()), request, path,
+            started);
+      } catch (IOException | RuntimeException e) {
+        LOG.log(System.Logger.Level.DEBUG, "answering a waiting request failed", e);
+      } finally {
+        async.complete();
+      }
+    });
+    return null;
+  }
+
+  private IdempotencyListener.Outcome answerWait(
+      IdempotencyKey key, Waiters.Outcome outcome, HttpServletResponse response)
+      throws IOException {
+    if (outcome.failure() != null) {
+      Problem.STORE_UNAVAILABLE.write(
+          response, "the idempotency store cannot be reached; retry later",
+          Execution.STORE_RETRY_AFTER);
+      return IdempotencyListener.Outcome.STORE_FAILURE;
+    }
+    if (outcome.claim() == null) {
+      Problem.IN_PROGRESS.write(
+          response, "the first request with this key is still running; retry later",
+          Duration.ofSeconds(1));
+      return IdempotencyListener.Outcome.IN_PROGRESS;
+    }
+    return answer(key, outcome.claim(), response);
   }
 
   private IdempotencyListener.Outcome replay(StoredResponse stored, HttpServletResponse response)
@@ -430,7 +506,7 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
 
     /**
      * A clock for tests, whose advance moves the store's time forward (the database's clock
-     * decides leases and expiry); default: the UTC system clock, for waits only.
+     * decides leases and expiry); default: none.
      */
     public Builder clock(Clock clock) {
       this.clock = Objects.requireNonNull(clock, "clock");

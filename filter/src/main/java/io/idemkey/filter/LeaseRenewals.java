@@ -44,7 +44,7 @@ final class LeaseRenewals implements AutoCloseable {
             daemon("idemkey-lease-renewal"));
   }
 
-  private static java.util.concurrent.ThreadFactory daemon(String name) {
+  static java.util.concurrent.ThreadFactory daemon(String name) {
     AtomicInteger count = new AtomicInteger();
     return runnable -> {
       Thread thread = new Thread(runnable, name + "-" + count.incrementAndGet());

@@ -93,6 +93,11 @@ final class CachingStore implements IdempotencyStore {
   }
 
   @Override
+  public Registration watch(IdempotencyKey key, Runnable onSettled) {
+    return delegate.watch(key, onSettled);
+  }
+
+  @Override
   public int purgeExpired() {
     completed.cleanUp();
     return delegate.purgeExpired();

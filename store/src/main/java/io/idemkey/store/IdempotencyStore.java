@@ -61,6 +61,22 @@ public interface IdempotencyStore extends AutoCloseable {
   StoreTransaction beginTransaction(IdempotencyKey key, long token);
 
   /**
+   * Calls {@code onSettled} when {@code key} may have been completed or released, on this node or
+   * any other, until the registration is closed. Calls may be spurious (claim again to see what
+   * happened) and run on a thread of the store's, so they must be quick. A store that cannot tell
+   * never calls: the caller then looks again when the holder's lease would run out.
+   */
+  default Registration watch(IdempotencyKey key, Runnable onSettled) {
+    return () -> {};
+  }
+
+  /** A subscription, ended by {@link #close()}. */
+  interface Registration extends AutoCloseable {
+    @Override
+    void close();
+  }
+
+  /**
    * Deletes expired keys in bounded batches. Across every instance sharing a database, only one
    * purges at a time; the others return 0 at once.
    *

@@ -3,7 +3,9 @@ package io.idemkey.store;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -24,6 +26,8 @@ final class MemoryStore implements IdempotencyStore {
   }
 
   private final ConcurrentHashMap<IdempotencyKey, Entry> entries = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<IdempotencyKey, List<Runnable>> watchers =
+      new ConcurrentHashMap<>();
   private final AtomicLong tokens = new AtomicLong();
   private final Clock clock;
   private final Duration ttl;
@@ -87,7 +91,25 @@ final class MemoryStore implements IdempotencyStore {
           }
           return new Entry(existing.fingerprint(), token, response, now.plus(ttl));
         });
+    if (updated[0]) {
+      settled(key);
+    }
     return updated[0];
+  }
+
+  @Override
+  public Registration watch(IdempotencyKey key, Runnable onSettled) {
+    watchers.computeIfAbsent(key, k -> new CopyOnWriteArrayList<>()).add(onSettled);
+    return () ->
+        watchers.computeIfPresent(
+            key, (k, list) -> list.remove(onSettled) && list.isEmpty() ? null : list);
+  }
+
+  private void settled(IdempotencyKey key) {
+    List<Runnable> list = watchers.get(key);
+    if (list != null) {
+      list.forEach(Runnable::run);
+    }
   }
 
   /** Releasing removes the key, as the PostgreSQL store does. */
@@ -103,6 +125,9 @@ final class MemoryStore implements IdempotencyStore {
           released[0] = true;
           return null;
         });
+    if (released[0]) {
+      settled(key);
+    }
     return released[0];
   }
 

@@ -66,6 +66,9 @@ final class PostgresStore implements IdempotencyStore {
   private final String claimSql;
   private final String claimBatchSql;
   private final ClaimBatcher batcher = new ClaimBatcher(this::claimAll);
+  private final boolean notifySettled;
+  private final String settledChannel;
+  private final SettledKeys settledKeys;
   private final String completeSql;
   private final String releaseSql;
   private final String renewSql;
@@ -80,12 +83,13 @@ final class PostgresStore implements IdempotencyStore {
       int purgeBatchSize,
       AutoCloseable ownedPool) {
     this(dataSource, table, testClock, ttl, lease, DEFAULT_STATEMENT_TIMEOUT, purgeBatchSize,
-        ownedPool);
+        false, ownedPool);
   }
 
   /**
    * @param testClock null in production (the database's clock alone); in tests, a clock whose
    *     advance moves the store's time forward
+   * @param notifySettled whether completions and releases notify the nodes that {@link #watch}
    */
   PostgresStore(
       DataSource dataSource,
@@ -95,8 +99,12 @@ final class PostgresStore implements IdempotencyStore {
       Duration lease,
       Duration statementTimeout,
       int purgeBatchSize,
+      boolean notifySettled,
       AutoCloseable ownedPool) {
     this.dataSource = dataSource;
+    this.notifySettled = notifySettled;
+    this.settledChannel = "idemkey_" + HexFormat.of().formatHex(sha256(table.qualifiedTable()), 0, 8);
+    this.settledKeys = new SettledKeys(dataSource, settledChannel);
     this.ownedPool = ownedPool;
     this.table = table;
     this.testClock = testClock;
@@ -177,10 +185,15 @@ final class PostgresStore implements IdempotencyStore {
         "WITH u AS (UPDATE " + t + " SET state = '" + COMPLETED + "', lease_expires_at = NULL,"
             + " response_status = ?, response_headers = ?, response_body = ?, body_stored = ?,"
             + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
-            + " AND state = '" + IN_PROGRESS + "' RETURNING 1)"
+            + " AND state = '" + IN_PROGRESS + "' RETURNING 1),"
+            + notify("u")
             + " SELECT (SELECT count(*) FROM u)"
-            + " + (SELECT count(*) FROM " + t + byToken + " AND state = '" + COMPLETED + "')";
-    this.releaseSql = "DELETE FROM " + t + byToken + " AND state = '" + IN_PROGRESS + "'";
+            + " + (SELECT count(*) FROM " + t + byToken + " AND state = '" + COMPLETED + "')"
+            + " + 0 * (SELECT count(*) FROM notified)";
+    this.releaseSql =
+        "WITH d AS (DELETE FROM " + t + byToken + " AND state = '" + IN_PROGRESS + "'"
+            + " RETURNING 1)," + notify("d")
+            + " SELECT (SELECT count(*) FROM d) + 0 * (SELECT count(*) FROM notified)";
     this.renewSql =
         "UPDATE " + t + " SET lease_expires_at = " + now + " + ?::bigint * interval '1 microsecond',"
             + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
@@ -189,6 +202,32 @@ final class PostgresStore implements IdempotencyStore {
         "DELETE FROM " + t + " WHERE ctid = ANY(ARRAY("
             + "SELECT ctid FROM " + t + " WHERE expires_at <= " + now
             + " LIMIT ? FOR UPDATE SKIP LOCKED))";
+  }
+
+  /**
+   * A CTE that notifies the listeners of settled keys (channel, payload, and whether to: three
+   * parameters) once per row of {@code changed}; delivered when the statement's transaction
+   * commits.
+   */
+  private static String notify(String changed) {
+    return " notified AS (SELECT pg_notify(?, ?) FROM " + changed + " WHERE ?::boolean)";
+  }
+
+  private int bindNotify(PreparedStatement statement, int first, IdempotencyKey key)
+      throws SQLException {
+    statement.setString(first, settledChannel);
+    statement.setString(first + 1, settledPayload(key));
+    statement.setBoolean(first + 2, notifySettled);
+    return first + 3;
+  }
+
+  private static String settledPayload(IdempotencyKey key) {
+    return storedScope(key.scope()) + "\n" + key.key();
+  }
+
+  @Override
+  public Registration watch(IdempotencyKey key, Runnable onSettled) {
+    return settledKeys.watch(settledPayload(key), onSettled);
   }
 
   @Override
@@ -301,7 +340,8 @@ final class PostgresStore implements IdempotencyStore {
       statement.setLong(5, shiftMicros());
       statement.setLong(6, ttlMicros);
       bindKey(statement, 7, key, token);
-      bindKey(statement, 10, key, token);
+      bindNotify(statement, 10, key);
+      bindKey(statement, 13, key, token);
       try (ResultSet row = statement.executeQuery()) {
         row.next();
         return checkedOne("complete", row.getLong(1));
@@ -313,7 +353,12 @@ final class PostgresStore implements IdempotencyStore {
   public boolean release(IdempotencyKey key, long token) {
     return run("release", connection -> {
       try (PreparedStatement statement = connection.prepareStatement(releaseSql)) {
-        return updatedOne("release", bindKey(statement, 1, key, token));
+        bindKey(statement, 1, key, token);
+        bindNotify(statement, 4, key);
+        try (ResultSet row = statement.executeQuery()) {
+          row.next();
+          return checkedOne("release", row.getLong(1));
+        }
       }
     });
   }
@@ -491,6 +536,7 @@ final class PostgresStore implements IdempotencyStore {
   @Override
   public void close() {
     LOG.log(System.Logger.Level.INFO, "idemkey store on {0}: {1}", table, batcher);
+    settledKeys.close();
     if (ownedPool != null) {
       try {
         ownedPool.close();
@@ -569,14 +615,15 @@ final class PostgresStore implements IdempotencyStore {
 
   /** The scope as stored: itself, or a SHA-256 digest when it is too long for the key index. */
   static String storedScope(String scope) {
-    if (scope.length() <= MAX_STORED_SCOPE_LENGTH) {
-      return scope;
-    }
+    // The filter's scopes all begin with a kind and ':', so none of them looks like this.
+    return scope.length() <= MAX_STORED_SCOPE_LENGTH
+        ? scope
+        : "sha256~" + HexFormat.of().formatHex(sha256(scope));
+  }
+
+  private static byte[] sha256(String text) {
     try {
-      byte[] digest =
-          MessageDigest.getInstance("SHA-256").digest(scope.getBytes(StandardCharsets.UTF_8));
-      // The filter's scopes all begin with a kind and ':', so none of them looks like this.
-      return "sha256~" + HexFormat.of().formatHex(digest);
+      return MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8));
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("SHA-256 is required of every Java runtime", e);
     }

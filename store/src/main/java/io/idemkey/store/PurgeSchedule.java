@@ -69,6 +69,11 @@ final class PurgeSchedule implements IdempotencyStore {
   }
 
   @Override
+  public Registration watch(IdempotencyKey key, Runnable onSettled) {
+    return delegate.watch(key, onSettled);
+  }
+
+  @Override
   public int purgeExpired() {
     return delegate.purgeExpired();
   }

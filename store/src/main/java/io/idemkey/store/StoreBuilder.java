@@ -57,6 +57,7 @@ public final class StoreBuilder {
   private long cacheMaxBytes = DEFAULT_CACHE_MAX_BYTES;
   private Duration purgeInterval = DEFAULT_PURGE_INTERVAL;
   private int purgeBatchSize = DEFAULT_PURGE_BATCH_SIZE;
+  private boolean notifySettled;
 
   private StoreBuilder(
       Kind kind, DataSource dataSource, String jdbcUrl, String username, String password) {
@@ -172,6 +173,16 @@ public final class StoreBuilder {
     return this;
   }
 
+  /**
+   * Whether completions and releases notify every node that {@link IdempotencyStore#watch}es the
+   * key (PostgreSQL: {@code pg_notify} in the same transaction). Turn it on on every node where
+   * requests wait for one another; it costs a notification per completion. Default false.
+   */
+  public StoreBuilder notifySettled(boolean notifySettled) {
+    this.notifySettled = notifySettled;
+    return this;
+  }
+
   /** Keys deleted per purge batch. Default 1000. */
   public StoreBuilder purgeBatchSize(int purgeBatchSize) {
     if (purgeBatchSize < 1) {
@@ -218,7 +229,8 @@ public final class StoreBuilder {
     }
     IdempotencyStore store =
         new PostgresStore(
-            source, tableName, clock, ttl, lease, statementTimeout(), purgeBatchSize, ownPool);
+            source, tableName, clock, ttl, lease, statementTimeout(), purgeBatchSize,
+            notifySettled, ownPool);
     return cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, clock);
   }
 

@@ -1,0 +1,234 @@
+package io.idemkey.filter;
+
+import io.idemkey.store.ClaimResult;
+import io.idemkey.store.Fingerprint;
+import io.idemkey.store.IdempotencyKey;
+import io.idemkey.store.IdempotencyStore;
+import io.idemkey.store.StoreUnavailableException;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
+
+/**
+ * The duplicates that wait for the first request with their key (on-in-flight=wait, SPEC §5). A
+ * waiter holds no thread: it is woken when the store says the key settled (completed or released,
+ * on any node), or when the holder's lease would run out, and then one claim per key, not per
+ * waiter, finds out what happened. Nothing polls. At most {@code max-waiters} wait at once; each
+ * waits at most {@code wait-timeout}.
+ *
+ * <p>Thread-safe.
+ */
+final class Waiters implements AutoCloseable {
+
+  private static final System.Logger LOG = System.getLogger(Waiters.class.getName());
+  /** After a holder's lease would end, how long before looking: its renewal may be in flight. */
+  private static final long LEASE_END_SLACK_MILLIS = 50;
+
+  /** How a wait ended: a claim that settles it, a failure of the store, or neither (timed out). */
+  record Outcome(ClaimResult claim, StoreUnavailableException failure) {
+    static final Outcome TIMED_OUT = new Outcome(null, null);
+  }
+
+  private final IdempotencyStore store;
+  private final Duration waitTimeout;
+  private final int maxWaiters;
+  private final AtomicInteger waiting = new AtomicInteger();
+  private final Map<IdempotencyKey, Group> groups = new ConcurrentHashMap<>();
+  private final ScheduledThreadPoolExecutor timer;
+  private final ExecutorService workers;
+
+  Waiters(IdempotencyStore store, Duration waitTimeout, int maxWaiters) {
+    this.store = store;
+    this.waitTimeout = waitTimeout;
+    this.maxWaiters = maxWaiters;
+    this.timer = new ScheduledThreadPoolExecutor(1, LeaseRenewals.daemon("idemkey-waiters-timer"));
+    timer.setRemoveOnCancelPolicy(true);
+    this.workers =
+        new ThreadPoolExecutor(
+            0, Integer.MAX_VALUE, 30, TimeUnit.SECONDS, new SynchronousQueue<>(),
+            LeaseRenewals.daemon("idemkey-waiters"));
+  }
+
+  /**
+   * Takes a place among the waiters, or returns null when {@code max-waiters} already wait. A
+   * place taken must be used by {@link Waiter#await}.
+   */
+  Waiter reserve() {
+    if (waiting.incrementAndGet() > maxWaiters) {
+      waiting.decrementAndGet();
+      return null;
+    }
+    return new Waiter();
+  }
+
+  /** The number of requests waiting now. */
+  int waiting() {
+    return waiting.get();
+  }
+
+  @Override
+  public void close() {
+    timer.shutdownNow();
+    workers.shutdownNow();
+  }
+
+  /** One waiting request. {@code onSettled} is called exactly once, on a thread of the waiters. */
+  final class Waiter {
+    private final AtomicBoolean settled = new AtomicBoolean();
+    private Consumer<Outcome> onSettled;
+    private ScheduledFuture<?> deadline;
+    private Group group;
+
+    /** Waits for the key that {@code first} found in progress. */
+    void await(
+        IdempotencyKey key,
+        Fingerprint fingerprint,
+        ClaimResult.InProgress first,
+        Consumer<Outcome> onSettled) {
+      this.onSettled = onSettled;
+      this.deadline =
+          timer.schedule(() -> settle(Outcome.TIMED_OUT), waitTimeout.toMillis(),
+              TimeUnit.MILLISECONDS);
+      // Joining and leaving happen inside the map's atomic update of the key: a group is never
+      // closed while a waiter joins it.
+      boolean[] created = new boolean[1];
+      this.group =
+          groups.compute(key, (k, existing) -> {
+            created[0] = existing == null;
+            Group joined = created[0] ? new Group(key, fingerprint) : existing;
+            joined.waiters.add(this);
+            return joined;
+          });
+      if (created[0]) {
+        // The key may have settled between the claim that found it in progress and the
+        // subscription: one look per key, not per waiter, closes that gap.
+        group.wake();
+      }
+      group.lookAt(first.leaseRemaining());
+    }
+
+    /** The client went away, or the container ended the request: stop waiting. */
+    void cancel() {
+      if (settled.compareAndSet(false, true)) {
+        leave();
+      }
+    }
+
+    void settle(Outcome outcome) {
+      if (settled.compareAndSet(false, true)) {
+        leave();
+        try {
+          onSettled.accept(outcome);
+        } catch (RuntimeException e) {
+          LOG.log(System.Logger.Level.WARNING, "answering a waiting request failed", e);
+        }
+      }
+    }
+
+    private void leave() {
+      if (deadline != null) {
+        deadline.cancel(false);
+      }
+      waiting.decrementAndGet();
+      if (group != null) {
+        groups.computeIfPresent(group.key, (k, existing) -> {
+          existing.waiters.remove(this);
+          if (existing.waiters.isEmpty()) {
+            existing.close();
+            return null;
+          }
+          return existing;
+        });
+      }
+    }
+  }
+
+  /** The waiters of one key: one subscription, one look at a time. */
+  private final class Group {
+    private final IdempotencyKey key;
+    private final Fingerprint fingerprint;
+    private final List<Waiter> waiters = new CopyOnWriteArrayList<>();
+    private final IdempotencyStore.Registration registration;
+    private final AtomicBoolean looking = new AtomicBoolean();
+    private ScheduledFuture<?> leaseEnd;
+
+    Group(IdempotencyKey key, Fingerprint fingerprint) {
+      this.key = key;
+      this.fingerprint = fingerprint;
+      this.registration = store.watch(key, this::wake);
+    }
+
+    /** Looks again when the holder's lease would run out, had it not been renewed. */
+    synchronized void lookAt(Duration leaseRemaining) {
+      if (leaseEnd == null || leaseEnd.isDone()) {
+        leaseEnd =
+            timer.schedule(this::wake, leaseRemaining.toMillis() + LEASE_END_SLACK_MILLIS,
+                TimeUnit.MILLISECONDS);
+      }
+    }
+
+    private void wake() {
+      if (looking.compareAndSet(false, true)) {
+        workers.execute(this::look);
+      }
+    }
+
+    private void look() {
+      Outcome outcome;
+      try {
+        ClaimResult claim = store.claim(key, fingerprint);
+        if (claim instanceof ClaimResult.InProgress inProgress) {
+          looking.set(false);
+          lookAt(inProgress.leaseRemaining());
+          return;
+        }
+        outcome = new Outcome(freed(claim), null);
+      } catch (StoreUnavailableException e) {
+        outcome = new Outcome(null, e);
+      }
+      looking.set(false);
+      for (Waiter waiter : waiters) {
+        waiter.settle(outcome);
+      }
+    }
+
+    /**
+     * The first request was released (or its node died): the key is free, and this look now holds
+     * it. It lets it go again, so that each waiting client retries and one of them runs it.
+     */
+    private ClaimResult freed(ClaimResult claim) {
+      long token =
+          claim instanceof ClaimResult.Acquired acquired
+              ? acquired.token()
+              : claim instanceof ClaimResult.TakenOver takenOver ? takenOver.token() : -1;
+      if (token < 0) {
+        return claim;
+      }
+      try {
+        store.release(key, token);
+      } catch (StoreUnavailableException e) {
+        LOG.log(System.Logger.Level.WARNING, "releasing a key failed; its lease will run out", e);
+      }
+      return new ClaimResult.InProgress(Duration.ZERO);
+    }
+
+    /** The last waiter left: stop listening and looking. */
+    synchronized void close() {
+      registration.close();
+      if (leaseEnd != null) {
+        leaseEnd.cancel(false);
+      }
+    }
+  }
+}

@@ -1,0 +1,185 @@
+package io.idemkey.filter;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.idemkey.migrations.TableName;
+import io.idemkey.store.ClaimResult;
+import io.idemkey.store.Fingerprint;
+import io.idemkey.store.IdempotencyKey;
+import io.idemkey.store.IdempotencyStore;
+import io.idemkey.store.StoreBuilder;
+import io.idemkey.store.StoreTransaction;
+import io.idemkey.store.StoredResponse;
+import io.idemkey.store.TestDatabase;
+import jakarta.servlet.DispatcherType;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.eclipse.jetty.ee10.servlet.FilterHolder;
+import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
+import org.eclipse.jetty.ee10.servlet.ServletHolder;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.util.thread.QueuedThreadPool;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Waiting duplicates (on-in-flight=wait) on a Jetty with a small thread pool and a real
+ * PostgreSQL: they hold no thread, do not poll, and are woken when the first request completes.
+ */
+class WaitersTest {
+
+  static final int THREADS = 24;
+  static final int WAITERS = 120;
+
+  final TestHandler handler = new TestHandler();
+  final AtomicInteger claims = new AtomicInteger();
+  final HttpClient client =
+      HttpClient.newBuilder().executor(Executors.newFixedThreadPool(8)).build();
+  Server server;
+  URI uri;
+
+  @AfterEach
+  void stop() throws Exception {
+    if (server != null) {
+      server.stop();
+    }
+  }
+
+  /** The PostgreSQL store, with its claims counted. */
+  final class CountedClaims implements IdempotencyStore {
+    final IdempotencyStore store;
+
+    CountedClaims(IdempotencyStore store) {
+      this.store = store;
+    }
+
+    @Override
+    public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
+      claims.incrementAndGet();
+      return store.claim(key, fingerprint);
+    }
+
+    @Override
+    public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
+      return store.complete(key, token, response);
+    }
+
+    @Override
+    public boolean release(IdempotencyKey key, long token) {
+      return store.release(key, token);
+    }
+
+    @Override
+    public boolean renew(IdempotencyKey key, long token) {
+      return store.renew(key, token);
+    }
+
+    @Override
+    public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
+      return store.beginTransaction(key, token);
+    }
+
+    @Override
+    public Registration watch(IdempotencyKey key, Runnable onSettled) {
+      return store.watch(key, onSettled);
+    }
+
+    @Override
+    public int purgeExpired() {
+      return 0;
+    }
+
+    @Override
+    public void close() {
+      store.close();
+    }
+  }
+
+  void start() throws Exception {
+    IdempotencyConfig config =
+        IdempotencyConfig.builder().onInFlight(IdempotencyConfig.InFlight.WAIT)
+            .waitTimeout(Duration.ofSeconds(30)).build();
+    TableName table = TestDatabase.freshTable();
+    IdempotencyStore store =
+        config.applyTo(StoreBuilder.postgres(TestDatabase.dataSource()))
+            .tableName(table).migrate(false).purgeInterval(Duration.ZERO).build();
+    QueuedThreadPool pool = new QueuedThreadPool(THREADS, 4);
+    server = new Server(pool);
+    ServerConnector connector = new ServerConnector(server, 1, 1);
+    connector.setHost("127.0.0.1");
+    server.addConnector(connector);
+    ServletContextHandler context = new ServletContextHandler();
+    FilterHolder filter = new FilterHolder(
+        IdempotencyFilter.builder().config(config).store(new CountedClaims(store)).build());
+    filter.setAsyncSupported(true);
+    context.addFilter(filter, "/*", EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
+    ServletHolder servlet = new ServletHolder(handler);
+    servlet.setAsyncSupported(true);
+    context.addServlet(servlet, "/*");
+    server.setHandler(context);
+    server.start();
+    uri = URI.create("http://127.0.0.1:" + connector.getLocalPort());
+  }
+
+  HttpRequest post(String path, String key) {
+    return HttpRequest.newBuilder(URI.create(uri + path))
+        .timeout(Duration.ofSeconds(60))
+        .header("Idempotency-Key", key)
+        .POST(HttpRequest.BodyPublishers.ofString("{}"))
+        .build();
+  }
+
+  @Test
+  void await_moreWaitersThanThreads_serverStillAnswersAndWaitersGetTheReplay() throws Exception {
+    start();
+    String key = UUID.randomUUID().toString();
+    CompletableFuture<HttpResponse<String>> first =
+        client.sendAsync(post("/p?delayMs=4000", key), HttpResponse.BodyHandlers.ofString());
+    for (int i = 0; i < 50 && handler.executions.get() == 0; i++) {
+      Thread.sleep(20);
+    }
+    List<CompletableFuture<HttpResponse<String>>> waiting = new ArrayList<>();
+    for (int i = 0; i < WAITERS; i++) {
+      waiting.add(client.sendAsync(post("/p?delayMs=4000", key),
+          HttpResponse.BodyHandlers.ofString()));
+    }
+    Thread.sleep(1_500); // every duplicate has claimed once and is waiting
+    int claimsWhileWaiting = claims.get();
+
+    // More requests wait than the server has threads: an uncovered request is still served.
+    HttpResponse<String> other = client.send(
+        HttpRequest.newBuilder(URI.create(uri + "/other")).timeout(Duration.ofSeconds(10))
+            .GET().build(),
+        HttpResponse.BodyHandlers.ofString());
+    assertThat(other.statusCode()).isEqualTo(201);
+    // ... while the first is still running, not once the waiters have let their threads go.
+    assertThat(first).isNotDone();
+
+    HttpResponse<String> answer = first.get(60, TimeUnit.SECONDS);
+    assertThat(answer.statusCode()).isEqualTo(201);
+    for (CompletableFuture<HttpResponse<String>> duplicate : waiting) {
+      HttpResponse<String> replay = duplicate.get(60, TimeUnit.SECONDS);
+      assertThat(replay.statusCode()).isEqualTo(201);
+      assertThat(replay.body()).isEqualTo(answer.body());
+      assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    }
+    // The first request and the uncovered one ran the handler: no duplicate did.
+    assertThat(handler.executions.get()).isEqualTo(2);
+    // One claim per request, one look when the first waiter arrived, one when the key settled:
+    // nothing polled while they waited.
+    assertThat(claimsWhileWaiting).isLessThanOrEqualTo(1 + WAITERS + 1);
+    assertThat(claims.get()).isLessThanOrEqualTo(1 + WAITERS + 2);
+  }
+}

@@ -1,0 +1,120 @@
+package io.idemkey.store;
+
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import javax.sql.DataSource;
+import org.postgresql.PGConnection;
+import org.postgresql.PGNotification;
+
+/**
+ * The keys that complete or are released on any node, heard through PostgreSQL's LISTEN/NOTIFY:
+ * the completion and release statements notify (in their own transaction, so a notification is
+ * delivered only once its change is committed), and one connection per node listens. Callbacks
+ * run on the listening thread and must be quick. When the connection is lost, every watcher is
+ * called once (a notification may have been missed), and it listens again after a pause.
+ *
+ * <p>Thread-safe. The listening thread and its connection exist only while something is watched
+ * or was watched since the last {@link #close()}.
+ */
+final class SettledKeys implements AutoCloseable {
+
+  private static final System.Logger LOG = System.getLogger(SettledKeys.class.getName());
+  private static final int POLL_MILLIS = 500;
+  private static final long RECONNECT_MILLIS = 1_000;
+
+  private final DataSource dataSource;
+  private final String channel;
+  private final Map<String, List<Runnable>> watchers = new ConcurrentHashMap<>();
+  private Thread listener;
+  private volatile boolean closed;
+
+  SettledKeys(DataSource dataSource, String channel) {
+    this.dataSource = dataSource;
+    this.channel = channel;
+  }
+
+  /** Calls {@code onSettled} on each notification for {@code payload} until closed. */
+  IdempotencyStore.Registration watch(String payload, Runnable onSettled) {
+    startListening();
+    watchers.computeIfAbsent(payload, p -> new CopyOnWriteArrayList<>()).add(onSettled);
+    return () ->
+        watchers.computeIfPresent(
+            payload, (p, list) -> list.remove(onSettled) && list.isEmpty() ? null : list);
+  }
+
+  private synchronized void startListening() {
+    if (listener == null && !closed) {
+      listener = new Thread(this::listen, "idemkey-settled-keys");
+      listener.setDaemon(true);
+      listener.start();
+    }
+  }
+
+  private void listen() {
+    while (!closed) {
+      try (Connection connection = dataSource.getConnection()) {
+        if (!connection.getAutoCommit()) {
+          connection.setAutoCommit(true);
+        }
+        try (Statement statement = connection.createStatement()) {
+          statement.execute("LISTEN \"" + channel + "\"");
+        }
+        PGConnection postgres = connection.unwrap(PGConnection.class);
+        // Anything settled while no connection listened is found by a fresh look.
+        fireAll();
+        while (!closed) {
+          PGNotification[] notifications = postgres.getNotifications(POLL_MILLIS);
+          if (notifications != null) {
+            for (PGNotification notification : notifications) {
+              fire(notification.getParameter());
+            }
+          }
+        }
+      } catch (SQLException | RuntimeException e) {
+        if (!closed) {
+          LOG.log(System.Logger.Level.WARNING,
+              "listening for settled idempotency keys failed; listening again in {0} ms: {1}",
+              RECONNECT_MILLIS, e.getMessage());
+          fireAll();
+          try {
+            Thread.sleep(RECONNECT_MILLIS);
+          } catch (InterruptedException interrupted) {
+            return;
+          }
+        }
+      }
+    }
+  }
+
+  private void fire(String payload) {
+    List<Runnable> list = watchers.get(payload);
+    if (list != null) {
+      list.forEach(SettledKeys::runQuietly);
+    }
+  }
+
+  private void fireAll() {
+    watchers.values().forEach(list -> list.forEach(SettledKeys::runQuietly));
+  }
+
+  private static void runQuietly(Runnable callback) {
+    try {
+      callback.run();
+    } catch (RuntimeException e) {
+      LOG.log(System.Logger.Level.WARNING, "a settled-key callback failed", e);
+    }
+  }
+
+  @Override
+  public synchronized void close() {
+    closed = true;
+    if (listener != null) {
+      listener.interrupt();
+    }
+  }
+}
