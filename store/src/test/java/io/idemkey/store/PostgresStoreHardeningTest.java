@@ -222,6 +222,62 @@ class PostgresStoreHardeningTest {
   }
 
   @Test
+  void purgeExpired_unlockFails_sessionClosedSoTheLockDoesNotOutliveTheCall() throws Exception {
+    TableName table = TestDatabase.freshTable();
+    MutableClock clock = MutableClock.atEpochDay();
+    try (HikariDataSource pool = pool(true, null)) {
+      PostgresStore faulty =
+          new PostgresStore(new UnlockFails(pool), table, clock, TTL, LEASE, 100, null);
+      PostgresStore healthy =
+          new PostgresStore(TestDatabase.dataSource(), table, clock, TTL, LEASE, 100, null);
+      faulty.claim(key(), fingerprint("x"));
+      clock.advance(LEASE);
+
+      assertThatThrownBy(faulty::purgeExpired).isInstanceOf(StoreUnavailableException.class);
+
+      healthy.claim(key(), fingerprint("x"));
+      clock.advance(LEASE);
+      // The lock went with the closed session (the server notices at once, or nearly): the
+      // purge is not stuck until the pool retires a connection.
+      int purged = 0;
+      for (int i = 0; i < 50 && purged == 0; i++) {
+        purged = healthy.purgeExpired();
+        if (purged == 0) {
+          Thread.sleep(100);
+        }
+      }
+      assertThat(purged).isEqualTo(1);
+    }
+  }
+
+  /** Connections of a real pool whose {@code pg_advisory_unlock} statements fail. */
+  static final class UnlockFails extends HikariDataSource {
+    private final HikariDataSource pool;
+
+    UnlockFails(HikariDataSource pool) {
+      this.pool = pool;
+    }
+
+    @Override
+    public Connection getConnection() throws SQLException {
+      Connection connection = pool.getConnection();
+      return (Connection) java.lang.reflect.Proxy.newProxyInstance(
+          getClass().getClassLoader(), new Class<?>[] {Connection.class},
+          (proxy, method, args) -> {
+            if (method.getName().equals("prepareStatement")
+                && ((String) args[0]).contains("pg_advisory_unlock")) {
+              throw new SQLException("test: the connection broke before the unlock");
+            }
+            try {
+              return method.invoke(connection, args);
+            } catch (java.lang.reflect.InvocationTargetException e) {
+              throw e.getCause();
+            }
+          });
+    }
+  }
+
+  @Test
   void claim_frozenDatabase_failsWithinTheStatementBound() throws Exception {
     EmbeddedPostgres postgres = TestDatabase.startEmbedded();
     try (IdempotencyStore store =
