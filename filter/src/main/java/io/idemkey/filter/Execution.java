@@ -146,8 +146,21 @@ final class Execution {
     releaseQuietly();
   }
 
-  /** Stores (or releases) the captured response, then sends it to the client. */
+  /**
+   * Stores (or releases) the captured response, then sends it to the client. Whatever fails on
+   * the way (a bug, an error of the container) releases the key rather than leaving it in
+   * progress until its lease runs out.
+   */
   private IdempotencyListener.Outcome finish() throws IOException {
+    try {
+      return settle();
+    } catch (IOException | RuntimeException | Error e) {
+      abandon();
+      throw e;
+    }
+  }
+
+  private IdempotencyListener.Outcome settle() throws IOException {
     if (capture.isStreaming()) {
       // Over max-response-bytes: settled in settleBeforeStreaming, the body is on its way.
       capture.sendToClient();
@@ -160,18 +173,12 @@ final class Execution {
       // The body outgrew max-response-bytes and the key could not be settled: nothing was sent.
       return storeUnavailable("the response could not be stored; retry later");
     }
-    StoredResponse stored;
-    try {
-      if (context.config().isReleaseStatus(capture.getStatus())) {
-        abandon();
-        capture.sendToClient();
-        return IdempotencyListener.Outcome.RELEASED;
-      }
-      stored = capture.toStoredResponse();
-    } catch (RuntimeException e) {
+    if (context.config().isReleaseStatus(capture.getStatus())) {
       abandon();
-      throw e;
+      capture.sendToClient();
+      return IdempotencyListener.Outcome.RELEASED;
     }
+    StoredResponse stored = capture.toStoredResponse();
     return transaction != null ? commit(stored) : complete(stored);
   }
 
@@ -217,9 +224,6 @@ final class Execution {
       LOG.log(System.Logger.Level.ERROR, "the transaction of a request could not be committed: {0}",
           e.getMessage());
       return storeUnavailable("the response could not be stored; retry later");
-    } catch (RuntimeException e) {
-      abandon();
-      throw e;
     }
     lease.stop();
     transaction.close();

@@ -8,7 +8,7 @@ import io.idemkey.store.StoreUnavailableException;
 import io.idemkey.store.StoredResponse;
 
 /** A store that claims, renews and releases, but cannot complete: the database went away. */
-final class FailingCompletions implements IdempotencyStore {
+class FailingCompletions implements IdempotencyStore {
 
   private final IdempotencyStore store;
 

@@ -2,6 +2,9 @@ package io.idemkey.filter;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.idemkey.store.IdempotencyKey;
+import io.idemkey.store.IdempotencyStore;
+import io.idemkey.store.StoredResponse;
 import io.idemkey.store.StoreBuilder;
 import io.idemkey.store.TestDatabase;
 import java.io.IOException;
@@ -179,6 +182,34 @@ abstract class FilterHttpContract {
         .doesNotContainAnyElementsOf(first.headers().allValues("X-Request-Id"));
     assertThat(replay.headers().allValues("X-Multi")).containsExactly("one", "two");
     assertThat(replay.body()).isEqualTo(first.body());
+  }
+
+  @Test
+  void completionThrows_keyIsReleasedNotLeftInProgress() throws Exception {
+    IdempotencyConfig config =
+        IdempotencyConfig.builder().store(IdempotencyConfig.StoreType.MEMORY).build();
+    IdempotencyStore memory = config.storeBuilder().build();
+    java.util.concurrent.atomic.AtomicBoolean broken =
+        new java.util.concurrent.atomic.AtomicBoolean(true);
+    start(IdempotencyFilter.builder()
+        .config(config)
+        .store(new FailingCompletions(memory) {
+          @Override
+          public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
+            if (broken.getAndSet(false)) {
+              throw new IllegalStateException("test: a bug in the completion path");
+            }
+            return memory.complete(key, token, response);
+          }
+        })
+        .build());
+    String key = key();
+
+    assertThat(send("POST", "/payments", key, "{}").statusCode()).isEqualTo(500);
+    HttpResponse<byte[]> retry = send("POST", "/payments", key, "{}");
+
+    assertThat(retry.statusCode()).isEqualTo(201);
+    assertThat(handler.executions.get()).isEqualTo(2);
   }
 
   @Test
