@@ -1,0 +1,191 @@
+package io.idemkey.demo;
+
+import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
+import java.io.File;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A PostgreSQL that the test owns (durable: fsync and synchronous commit on, so that a stop and
+ * start loses nothing that was acknowledged), and demo nodes on it as separate JVM processes that
+ * the test can SIGKILL and restart. Only processes started here are ever killed.
+ *
+ * <p>Thread-safe: the chaos thread kills and restarts nodes while client threads send requests.
+ */
+final class DemoNodes implements AutoCloseable {
+
+  private final Path dir;
+  private final int postgresPort;
+  private final List<String> nodeProperties;
+  private final Map<Integer, Process> nodes = new ConcurrentHashMap<>();
+  private final AtomicInteger launches = new AtomicInteger();
+  private final HttpClient client =
+      HttpClient.newBuilder()
+          .version(HttpClient.Version.HTTP_1_1)
+          .connectTimeout(Duration.ofSeconds(2))
+          .build();
+  private volatile EmbeddedPostgres postgres;
+
+  /**
+   * @param nodeProperties {@code -D} options given to every node, e.g. {@code
+   *     -Didempotency.lease=2s}
+   */
+  DemoNodes(Path dir, String... nodeProperties) throws IOException {
+    this.dir = dir;
+    this.postgresPort = freePort();
+    this.nodeProperties = List.of(nodeProperties);
+    startDatabase();
+  }
+
+  static int freePort() throws IOException {
+    try (ServerSocket socket = new ServerSocket(0)) {
+      return socket.getLocalPort();
+    }
+  }
+
+  /** Starts PostgreSQL on the same data directory and port as before. */
+  synchronized void startDatabase() throws IOException {
+    postgres =
+        EmbeddedPostgres.builder()
+            .setDataDirectory(dir.resolve("pg"))
+            .setCleanDataDirectory(false)
+            .setPort(postgresPort)
+            // zonky starts PostgreSQL with -F (fsync off) and synchronous_commit=off; a later -c
+            // overrides both, so a commit that a node acknowledged is on disk.
+            .setServerConfig("fsync", "on")
+            .setServerConfig("synchronous_commit", "on")
+            .setServerConfig("full_page_writes", "on")
+            .start();
+  }
+
+  /** Stops PostgreSQL (a fast shutdown: sessions are ended, open transactions roll back). */
+  synchronized void stopDatabase() throws IOException {
+    postgres.close();
+  }
+
+  String jdbcUrl() {
+    return "jdbc:postgresql://localhost:" + postgresPort + "/postgres";
+  }
+
+  /** A connection of the test's own, outside every node. */
+  Connection connect() throws SQLException {
+    return DriverManager.getConnection(jdbcUrl(), "postgres", "postgres");
+  }
+
+  /** Starts a node process on {@code port} and returns without waiting for it. */
+  Process launch(int port) throws IOException {
+    List<String> command = new ArrayList<>();
+    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    // Small and quick to start: the machine is shared, and nodes are restarted often.
+    command.add("-Xmx192m");
+    command.add("-XX:+UseSerialGC");
+    command.add("-XX:TieredStopAtLevel=1");
+    command.addAll(nodeProperties);
+    command.add("-cp");
+    command.add(System.getProperty("java.class.path"));
+    command.add("io.idemkey.demo.DemoApp");
+    ProcessBuilder builder = new ProcessBuilder(command);
+    builder.environment().put("PORT", Integer.toString(port));
+    builder.environment().put("IDEMPOTENCY_JDBC_URL", jdbcUrl());
+    builder.environment().put("IDEMPOTENCY_JDBC_USERNAME", "postgres");
+    builder.environment().put("IDEMPOTENCY_JDBC_PASSWORD", "postgres");
+    builder.redirectErrorStream(true);
+    builder.redirectOutput(
+        new File(dir.toFile(), "node-" + port + "-" + launches.incrementAndGet() + ".log"));
+    Process process = builder.start();
+    Process previous = nodes.put(port, process);
+    if (previous != null) {
+      previous.destroyForcibly();
+    }
+    return process;
+  }
+
+  /** Starts a node process on {@code port} and waits until it answers /health. */
+  Process start(int port) throws Exception {
+    Process process = launch(port);
+    if (!awaitHealthy(port, Duration.ofSeconds(30))) {
+      throw new AssertionError("node on port " + port + " did not become healthy; see " + dir);
+    }
+    return process;
+  }
+
+  /** Waits, at most {@code timeout}, until the node on {@code port} answers /health. */
+  boolean awaitHealthy(int port, Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (System.nanoTime() < deadline) {
+      Process process = nodes.get(port);
+      if (process == null || !process.isAlive()) {
+        return false;
+      }
+      if (healthy(port)) {
+        return true;
+      }
+      Thread.sleep(100);
+    }
+    return false;
+  }
+
+  boolean healthy(int port) {
+    try {
+      return client
+              .send(
+                  HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/health"))
+                      .timeout(Duration.ofSeconds(1))
+                      .build(),
+                  HttpResponse.BodyHandlers.discarding())
+              .statusCode()
+          == 200;
+    } catch (IOException e) {
+      return false;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
+    }
+  }
+
+  boolean alive(int port) {
+    Process process = nodes.get(port);
+    return process != null && process.isAlive();
+  }
+
+  /** SIGKILLs the node on {@code port} (a process this object started) and waits for its end. */
+  void kill(int port) throws InterruptedException {
+    Process process = nodes.get(port);
+    if (process != null) {
+      process.destroyForcibly().waitFor();
+    }
+  }
+
+  Path dir() {
+    return dir;
+  }
+
+  @Override
+  public void close() throws IOException {
+    for (Process process : nodes.values()) {
+      process.destroyForcibly();
+    }
+    for (Process process : nodes.values()) {
+      try {
+        process.waitFor();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    stopDatabase();
+  }
+}
