@@ -234,7 +234,11 @@ final class Execution {
           "a request finished after its lease on a key was taken over (token {0});"
               + " its writes were rolled back", token);
       capture.reset();
-      context.answer(key, context.store().claim(key, fingerprint), response);
+      try {
+        context.answer(key, context.store().claim(key, fingerprint), response);
+      } catch (StoreUnavailableException e) {
+        storeUnavailable("the response could not be stored; retry later");
+      }
       return IdempotencyListener.Outcome.STALE_COMPLETION;
     }
     capture.sendToClient();
