@@ -92,6 +92,18 @@ class SpringMvcApp implements WebMvcConfigurer {
       return result;
     }
 
+    @PostMapping("/deferred-unavailable")
+    DeferredResult<ResponseEntity<String>> deferredUnavailable(@RequestBody OrderRequest request) {
+      int run = executions.run("deferred-unavailable");
+      DeferredResult<ResponseEntity<String>> result = new DeferredResult<>();
+      later.execute(() -> result.setResult(
+          ResponseEntity.status(HttpStatus.SERVICE_UNAVAILABLE)
+              .header("Retry-After", "1")
+              .contentType(MediaType.TEXT_PLAIN)
+              .body("try again (run " + run + ")")));
+      return result;
+    }
+
     @PostMapping("/callable")
     Callable<ResponseEntity<String>> callable(@RequestBody String body) {
       int run = executions.run("callable");

@@ -119,6 +119,21 @@ abstract class SpringMvcContract extends FrameworkContract {
 
   @Test
   @Disabled("issue 9 item 1: async dispatch")
+  void deferredResult503_retrySameKey_releasedAndRunsAgain() throws Exception {
+    String key = key();
+    HttpResponse<byte[]> first = post("/spring/deferred-unavailable", key, ORDER);
+    HttpResponse<byte[]> retry = post("/spring/deferred-unavailable", key, ORDER);
+
+    assertThat(first.statusCode()).isEqualTo(503);
+    assertThat(text(first)).isEqualTo("try again (run 1)");
+    assertThat(retry.statusCode()).isEqualTo(503);
+    assertThat(text(retry)).isEqualTo("try again (run 2)");
+    assertThat(retry.headers().firstValue("Idempotent-Replayed")).isEmpty();
+    assertThat(executions.of("deferred-unavailable")).isEqualTo(2);
+  }
+
+  @Test
+  @Disabled("issue 9 item 1: async dispatch")
   void callable_duplicate_replays201AndRunsOnce() throws Exception {
     HttpResponse<byte[]> first = assertRunsOnceAndReplays("callable");
 
