@@ -1,0 +1,8 @@
+package io.idemkey.frameworks;
+
+class SpringMvcOnTomcatTest extends SpringMvcContract {
+  @Override
+  ServletContainer newContainer() {
+    return new TomcatContainer();
+  }
+}
