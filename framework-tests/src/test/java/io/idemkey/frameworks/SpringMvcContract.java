@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.springframework.web.context.support.AnnotationConfigWebApplicationContext;
 import org.springframework.web.servlet.DispatcherServlet;
@@ -97,13 +96,9 @@ abstract class SpringMvcContract extends FrameworkContract {
   }
 
   // Spring MVC answers a DeferredResult, a Callable and a StreamingResponseBody with
-  // startAsync() and then AsyncContext.dispatch(): the filter runs again on the ASYNC dispatch,
-  // finds its own key in progress and answers 409 in-progress into the first response; the key is
-  // never completed. The lead fixes this in the filter (store on the end of the async cycle, not
-  // only on AsyncContext.complete()); enable these tests after merging that fix. (Run them anyway
-  // with -Djunit.jupiter.conditions.deactivate='org.junit.*DisabledCondition'.)
+  // startAsync() and then AsyncContext.dispatch(): the response is written during the ASYNC
+  // dispatch back through the filter, and stored and sent when that dispatch returns.
   @Test
-  @Disabled("issue 9 item 1: async dispatch")
   void deferredResult_duplicate_replays202AndRunsOnce() throws Exception {
     HttpResponse<byte[]> first = assertRunsOnceAndReplays("deferred");
 
@@ -113,13 +108,11 @@ abstract class SpringMvcContract extends FrameworkContract {
   }
 
   @Test
-  @Disabled("issue 9 item 1: async dispatch")
   void deferredResult_otherBodySameKey_is422KeyReused() throws Exception {
     assertOtherBodyRefused("deferred", 202);
   }
 
   @Test
-  @Disabled("issue 9 item 1: async dispatch")
   void deferredResult503_retrySameKey_releasedAndRunsAgain() throws Exception {
     String key = key();
     HttpResponse<byte[]> first = post("/spring/deferred-unavailable", key, ORDER);
@@ -134,7 +127,6 @@ abstract class SpringMvcContract extends FrameworkContract {
   }
 
   @Test
-  @Disabled("issue 9 item 1: async dispatch")
   void callable_duplicate_replays201AndRunsOnce() throws Exception {
     HttpResponse<byte[]> first = assertRunsOnceAndReplays("callable");
 
@@ -145,13 +137,11 @@ abstract class SpringMvcContract extends FrameworkContract {
   }
 
   @Test
-  @Disabled("issue 9 item 1: async dispatch")
   void callable_otherBodySameKey_is422KeyReused() throws Exception {
     assertOtherBodyRefused("callable", 201);
   }
 
   @Test
-  @Disabled("issue 9 item 1: async dispatch")
   void streamingResponseBody_duplicate_replaysEveryChunkAndRunsOnce() throws Exception {
     HttpResponse<byte[]> first = assertRunsOnceAndReplays("streaming");
 
@@ -161,7 +151,6 @@ abstract class SpringMvcContract extends FrameworkContract {
   }
 
   @Test
-  @Disabled("issue 9 item 1: async dispatch")
   void streamingResponseBody_otherBodySameKey_is422KeyReused() throws Exception {
     assertOtherBodyRefused("streaming", 200);
   }
