@@ -193,7 +193,7 @@ abstract class FilterHttpContract {
         new java.util.concurrent.atomic.AtomicBoolean(true);
     start(IdempotencyFilter.builder()
         .config(config)
-        .store(new FailingCompletions(memory) {
+        .store(new ForwardingStore(memory) {
           @Override
           public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
             if (broken.getAndSet(false)) {

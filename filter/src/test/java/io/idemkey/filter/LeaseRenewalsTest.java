@@ -7,8 +7,6 @@ import io.idemkey.store.Fingerprint;
 import io.idemkey.store.IdempotencyKey;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.StoreBuilder;
-import io.idemkey.store.StoreTransaction;
-import io.idemkey.store.StoredResponse;
 import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -33,20 +31,9 @@ class LeaseRenewalsTest {
   }
 
   /** The memory store, with every renewal of the key "slow" taking 3 s, and renewals counted. */
-  final class SlowRenewals implements IdempotencyStore {
-    @Override
-    public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
-      return memory.claim(key, fingerprint);
-    }
-
-    @Override
-    public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
-      return memory.complete(key, token, response);
-    }
-
-    @Override
-    public boolean release(IdempotencyKey key, long token) {
-      return memory.release(key, token);
+  final class SlowRenewals extends ForwardingStore {
+    SlowRenewals() {
+      super(memory);
     }
 
     @Override
@@ -57,19 +44,6 @@ class LeaseRenewalsTest {
       }
       return memory.renew(key, token);
     }
-
-    @Override
-    public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
-      return memory.beginTransaction(key, token);
-    }
-
-    @Override
-    public int purgeExpired() {
-      return 0;
-    }
-
-    @Override
-    public void close() {}
   }
 
   static long claim(IdempotencyStore store, String name) {

@@ -8,8 +8,6 @@ import io.idemkey.store.Fingerprint;
 import io.idemkey.store.IdempotencyKey;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.StoreBuilder;
-import io.idemkey.store.StoreTransaction;
-import io.idemkey.store.StoredResponse;
 import io.idemkey.store.TestDatabase;
 import jakarta.servlet.DispatcherType;
 import java.net.URI;
@@ -58,52 +56,15 @@ class WaitersTest {
   }
 
   /** The PostgreSQL store, with its claims counted. */
-  final class CountedClaims implements IdempotencyStore {
-    final IdempotencyStore store;
-
+  final class CountedClaims extends ForwardingStore {
     CountedClaims(IdempotencyStore store) {
-      this.store = store;
+      super(store);
     }
 
     @Override
     public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
       claims.incrementAndGet();
       return store.claim(key, fingerprint);
-    }
-
-    @Override
-    public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
-      return store.complete(key, token, response);
-    }
-
-    @Override
-    public boolean release(IdempotencyKey key, long token) {
-      return store.release(key, token);
-    }
-
-    @Override
-    public boolean renew(IdempotencyKey key, long token) {
-      return store.renew(key, token);
-    }
-
-    @Override
-    public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
-      return store.beginTransaction(key, token);
-    }
-
-    @Override
-    public Registration watch(IdempotencyKey key, Runnable onSettled) {
-      return store.watch(key, onSettled);
-    }
-
-    @Override
-    public int purgeExpired() {
-      return 0;
-    }
-
-    @Override
-    public void close() {
-      store.close();
     }
   }
 

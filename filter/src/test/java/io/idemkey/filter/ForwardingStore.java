@@ -1,0 +1,58 @@
+package io.idemkey.filter;
+
+import io.idemkey.store.ClaimResult;
+import io.idemkey.store.Fingerprint;
+import io.idemkey.store.IdempotencyKey;
+import io.idemkey.store.IdempotencyStore;
+import io.idemkey.store.StoreTransaction;
+import io.idemkey.store.StoredResponse;
+
+/** A real store, every call forwarded: tests override the one call they make fail or count. */
+class ForwardingStore implements IdempotencyStore {
+
+  final IdempotencyStore store;
+
+  ForwardingStore(IdempotencyStore store) {
+    this.store = store;
+  }
+
+  @Override
+  public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
+    return store.claim(key, fingerprint);
+  }
+
+  @Override
+  public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
+    return store.complete(key, token, response);
+  }
+
+  @Override
+  public boolean release(IdempotencyKey key, long token) {
+    return store.release(key, token);
+  }
+
+  @Override
+  public boolean renew(IdempotencyKey key, long token) {
+    return store.renew(key, token);
+  }
+
+  @Override
+  public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
+    return store.beginTransaction(key, token);
+  }
+
+  @Override
+  public Registration watch(IdempotencyKey key, Runnable onSettled) {
+    return store.watch(key, onSettled);
+  }
+
+  @Override
+  public int purgeExpired() {
+    return store.purgeExpired();
+  }
+
+  @Override
+  public void close() {
+    store.close();
+  }
+}
