@@ -15,8 +15,8 @@ import java.time.Instant;
  * <p>Only completed records are cached, never in-progress ones: another node may take over,
  * release or complete those at any moment, while a completed record does not change until it
  * expires. Each entry expires when its record does (the store's clock decides how long the
- * record has left), and
- * the cache is bounded by the bytes of the responses it holds.
+ * record has left), and the cache is bounded by the heap its entries retain
+ * ({@link RetainedSize}): keys, fingerprints, responses and the cache's own nodes.
  *
  * <p>Thread-safe.
  */
@@ -41,7 +41,9 @@ final class CachingStore implements IdempotencyStore {
             .maximumWeight(maxBytes)
             .weigher(
                 (IdempotencyKey key, CachedResponse cached) ->
-                    (int) Math.min(Integer.MAX_VALUE, cached.response().weightInBytes()))
+                    (int) Math.min(Integer.MAX_VALUE,
+                        RetainedSize.ofCompletedEntry(
+                            key, cached.fingerprint(), cached.response())))
             .expireAfter(new UntilRecordExpires())
             .ticker(ticker)
             .build();
@@ -90,6 +92,18 @@ final class CachingStore implements IdempotencyStore {
   @Override
   public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
     return delegate.beginTransaction(key, token);
+  }
+
+  /** The weight of the cached entries, in estimated bytes of heap: for tests. */
+  long cachedBytes() {
+    completed.cleanUp();
+    return completed.policy().eviction().orElseThrow().weightedSize().orElseThrow();
+  }
+
+  /** The number of cached entries: for tests. */
+  long cachedEntries() {
+    completed.cleanUp();
+    return completed.estimatedSize();
   }
 
   @Override
