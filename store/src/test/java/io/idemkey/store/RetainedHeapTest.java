@@ -48,6 +48,32 @@ class RetainedHeapTest {
         .isBetween(MAX_BYTES * 9 / 10 - SLACK, MAX_BYTES * 11 / 10 + SLACK);
   }
 
+  @Test
+  void complete_millionDistinctKeys_memoryStoreRetainsMaxBytesWithinTenPercent()
+      throws Exception {
+    warmUp();
+    long before = liveHeap();
+    MemoryStore store = new MemoryStore(MutableClock.atEpochDay(), TTL, TTL, MAX_BYTES);
+    MessageDigest sha256 = sha256();
+
+    for (int i = 0; i < KEYS; i++) {
+      IdempotencyKey key = key(i);
+      ClaimResult.Acquired claim = (ClaimResult.Acquired) store.claim(key, fingerprint(sha256, i));
+      store.complete(key, claim.token(), payment(i));
+    }
+
+    long entries = store.size();
+    long weighed = store.completedBytes();
+    long retained = liveHeap() - before;
+    Reference.reachabilityFence(store);
+    report("MemoryStore", entries, weighed, retained);
+    assertThat(entries).as("entries held").isBetween(1_000L, (long) KEYS / 10);
+    assertThat(weighed).as("weighed bytes").isBetween(MAX_BYTES * 95 / 100, MAX_BYTES);
+    assertThat(retained)
+        .as("heap retained by %d entries", entries)
+        .isBetween(MAX_BYTES * 9 / 10 - SLACK, MAX_BYTES * 11 / 10 + SLACK);
+  }
+
   private static void report(String store, long entries, long weighed, long retained) {
     System.out.printf(
         "%s cache.max-bytes=%d after %d keys: %d entries, weighed %d bytes (%d per entry),"
@@ -65,6 +91,13 @@ class RetainedHeapTest {
     }
     cache.cachedBytes();
     cache.close();
+    MemoryStore store = new MemoryStore(MutableClock.atEpochDay(), TTL, TTL, MAX_BYTES);
+    for (int i = 0; i < 10_000; i++) {
+      IdempotencyKey key = key(-i);
+      ClaimResult.Acquired claim = (ClaimResult.Acquired) store.claim(key, fingerprint(sha256, -i));
+      store.complete(key, claim.token(), payment(i));
+    }
+    store.completedBytes();
   }
 
   /** The heap in use after full collections: the least of a few, as other threads allocate. */
@@ -98,27 +131,31 @@ class RetainedHeapTest {
   }
 
   /**
-   * Answers every claim with a payment's response, decoded afresh each time as the PostgreSQL
-   * store decodes it: nothing is shared between entries.
+   * A payment's response, its headers decoded afresh each time as the PostgreSQL store decodes
+   * them: nothing is shared between entries.
    */
+  private static StoredResponse payment(int id) {
+    List<ResponseHeader> headers =
+        HeaderCodec.decode(
+            HeaderCodec.encode(
+                List.of(
+                    new ResponseHeader("Content-Type", "application/json"),
+                    new ResponseHeader("Location", "/payments/" + id))));
+    byte[] body =
+        ("{\"id\":" + id + ",\"amount\":1250,\"currency\":\"EUR\",\"status\":\"accepted\","
+                + "\"created\":\"2026-01-01T00:00:00Z\",\"customer\":\"customer-" + id % 5000
+                + "\",\"description\":\"order " + id + "\"}")
+            .getBytes(StandardCharsets.UTF_8);
+    return new StoredResponse(201, headers, body, true);
+  }
+
+  /** Answers every claim with a new payment's response. */
   private static final class CompletedEverywhere implements IdempotencyStore {
     private int next;
 
     @Override
     public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
-      int id = ++next;
-      List<ResponseHeader> headers =
-          HeaderCodec.decode(
-              HeaderCodec.encode(
-                  List.of(
-                      new ResponseHeader("Content-Type", "application/json"),
-                      new ResponseHeader("Location", "/payments/" + id))));
-      byte[] body =
-          ("{\"id\":" + id + ",\"amount\":1250,\"currency\":\"EUR\",\"status\":\"accepted\","
-                  + "\"created\":\"2026-01-01T00:00:00Z\",\"customer\":\"customer-" + id % 5000
-                  + "\",\"description\":\"order " + id + "\"}")
-              .getBytes(StandardCharsets.UTF_8);
-      return new ClaimResult.Completed(new StoredResponse(201, headers, body, true), TTL);
+      return new ClaimResult.Completed(payment(++next), TTL);
     }
 
     @Override
