@@ -236,7 +236,7 @@ public final class StoreBuilder {
     IdempotencyStore store =
         new PostgresStore(
             source, tableName, clock, ttl, lease, statementTimeout(), purgeBatchSize, ownPool);
-    return cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, clock);
+    return cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, ttl, lease, clock);
   }
 
   private HikariDataSource openPool() {

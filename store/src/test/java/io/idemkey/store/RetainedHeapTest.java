@@ -29,7 +29,7 @@ class RetainedHeapTest {
   void claim_millionDistinctCompletedKeys_cacheRetainsMaxBytesWithinTenPercent() throws Exception {
     warmUp();
     long before = liveHeap();
-    CachingStore cache = new CachingStore(new CompletedEverywhere(), MAX_BYTES, null);
+    CachingStore cache = new CachingStore(new CompletedEverywhere(), MAX_BYTES, TTL, TTL, null);
     MessageDigest sha256 = sha256();
 
     for (int i = 0; i < KEYS; i++) {
@@ -84,7 +84,7 @@ class RetainedHeapTest {
 
   /** Loads the classes the measured code uses, so that their mirrors are not counted. */
   private static void warmUp() throws Exception {
-    CachingStore cache = new CachingStore(new CompletedEverywhere(), MAX_BYTES, null);
+    CachingStore cache = new CachingStore(new CompletedEverywhere(), MAX_BYTES, TTL, TTL, null);
     MessageDigest sha256 = sha256();
     for (int i = 0; i < 10_000; i++) {
       cache.claim(key(-i), fingerprint(sha256, -i));
