@@ -4,9 +4,11 @@ import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
 import com.github.benmanes.caffeine.cache.Expiry;
 import com.github.benmanes.caffeine.cache.Ticker;
+import java.sql.Connection;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.function.BooleanSupplier;
 
 /**
  * A Caffeine cache of completed keys in front of another store: a duplicate of a completed key is
@@ -14,9 +16,15 @@ import java.time.Instant;
  *
  * <p>Only completed records are cached, never in-progress ones: another node may take over,
  * release or complete those at any moment, while a completed record does not change until it
- * expires. Each entry expires when its record does (the store's clock decides how long the
- * record has left), and
- * the cache is bounded by the bytes of the responses it holds.
+ * expires. A record enters the cache when this store completes it (so the first duplicate on this
+ * node is answered from memory) or when a claim finds it completed. Each entry expires when its
+ * record does, and the cache is bounded by the heap its entries retain ({@link RetainedSize}):
+ * keys, fingerprints, responses and the cache's own nodes.
+ *
+ * <p>To cache a completion it needs the fingerprint of the request that claimed the key, so it
+ * remembers the fingerprint of each key it acquired until the key is completed or released, for at
+ * most a few leases after the last claim or renewal (a request that never finishes leaves nothing
+ * behind).
  *
  * <p>Thread-safe.
  */
@@ -26,23 +34,46 @@ final class CachingStore implements IdempotencyStore {
   private record CachedResponse(
       Fingerprint fingerprint, StoredResponse response, long expiresAtNanos) {}
 
+  /** A key as held by one token: the claim a completion settles. */
+  private record HeldKey(IdempotencyKey key, long token) {}
+
+  /** Keys held at once by requests on this node, past which completions go uncached. */
+  private static final int MAX_HELD = 65_536;
+  /** Leases after the last claim or renewal that a held key's fingerprint is remembered. */
+  private static final int LEASES_REMEMBERED = 4;
+
   private final IdempotencyStore delegate;
+  private final long ttlNanos;
   private final Ticker ticker;
   private final Cache<IdempotencyKey, CachedResponse> completed;
+  private final Cache<HeldKey, Fingerprint> held;
 
   /**
+   * @param maxBytes the bound on the heap that the cached entries retain
+   * @param ttl how long the delegate keeps a completed key
+   * @param lease the delegate's in-flight lease
    * @param clock null for the system's monotonic ticker; in tests, a clock that drives expiry
    */
-  CachingStore(IdempotencyStore delegate, long maxBytes, Clock clock) {
+  CachingStore(
+      IdempotencyStore delegate, long maxBytes, Duration ttl, Duration lease, Clock clock) {
     this.delegate = delegate;
+    this.ttlNanos = saturatedNanos(ttl);
     this.ticker = clock == null ? Ticker.systemTicker() : () -> toNanos(clock.instant());
     this.completed =
         Caffeine.newBuilder()
             .maximumWeight(maxBytes)
             .weigher(
                 (IdempotencyKey key, CachedResponse cached) ->
-                    (int) Math.min(Integer.MAX_VALUE, cached.response().weightInBytes()))
+                    (int) Math.min(Integer.MAX_VALUE,
+                        RetainedSize.ofCompletedEntry(
+                            key, cached.fingerprint(), cached.response())))
             .expireAfter(new UntilRecordExpires())
+            .ticker(ticker)
+            .build();
+    this.held =
+        Caffeine.newBuilder()
+            .maximumSize(MAX_HELD)
+            .expireAfterAccess(lease.multipliedBy(LEASES_REMEMBERED))
             .ticker(ticker)
             .build();
   }
@@ -65,31 +96,69 @@ final class CachingStore implements IdempotencyStore {
       completed.put(
           key,
           new CachedResponse(
-              fingerprint, done.response(), ticker.read() + done.timeToLive().toNanos()));
+              fingerprint,
+              done.response(),
+              saturatedAdd(ticker.read(), saturatedNanos(done.timeToLive()))));
+    } else if (result instanceof ClaimResult.Acquired acquired) {
+      held.put(new HeldKey(key, acquired.token()), fingerprint);
+    } else if (result instanceof ClaimResult.TakenOver takenOver) {
+      held.put(new HeldKey(key, takenOver.token()), fingerprint);
     }
     return result;
   }
 
   @Override
   public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
-    // Not cached here: the first duplicate's claim reads the record once and caches it with its
-    // fingerprint and expiry as stored.
-    return delegate.complete(key, token, response);
+    return settle(key, token, response, () -> delegate.complete(key, token, response));
+  }
+
+  /**
+   * Runs a completion (a plain one or a transaction's commit) and, if it recorded the response for
+   * a key this store claimed, caches the response.
+   */
+  private boolean settle(
+      IdempotencyKey key, long token, StoredResponse response, BooleanSupplier completion) {
+    HeldKey claim = new HeldKey(key, token);
+    // Read before the completion is sent: the record's expiry is stamped with the database's time
+    // of the completion statement, which is later, so the entry expires no later than the record.
+    long startedNanos = ticker.read();
+    boolean recorded;
+    try {
+      recorded = completion.getAsBoolean();
+    } catch (RuntimeException e) {
+      // The completion may have landed with its reply lost; a retry with the same token would
+      // then answer true without storing its response, so nothing of this claim is cached.
+      held.invalidate(claim);
+      throw e;
+    }
+    // Removed by exactly one completion: a second one with the same token answers true but
+    // changed nothing, and must not replace what the first one recorded.
+    Fingerprint fingerprint = held.asMap().remove(claim);
+    if (recorded && fingerprint != null) {
+      completed.put(
+          key, new CachedResponse(fingerprint, response, saturatedAdd(startedNanos, ttlNanos)));
+    }
+    return recorded;
   }
 
   @Override
   public boolean release(IdempotencyKey key, long token) {
+    held.invalidate(new HeldKey(key, token));
     return delegate.release(key, token);
   }
 
   @Override
   public boolean renew(IdempotencyKey key, long token) {
-    return delegate.renew(key, token);
+    boolean renewed = delegate.renew(key, token);
+    if (renewed) {
+      held.getIfPresent(new HeldKey(key, token)); // keeps the fingerprint as long as the lease
+    }
+    return renewed;
   }
 
   @Override
   public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
-    return delegate.beginTransaction(key, token);
+    return new CachingTransaction(delegate.beginTransaction(key, token), key, token);
   }
 
   @Override
@@ -100,17 +169,81 @@ final class CachingStore implements IdempotencyStore {
   @Override
   public int purgeExpired() {
     completed.cleanUp();
+    held.cleanUp();
     return delegate.purgeExpired();
   }
 
   @Override
   public void close() {
     completed.invalidateAll();
+    held.invalidateAll();
     delegate.close();
+  }
+
+  /** The weight of the cached entries, in estimated bytes of heap: for tests. */
+  long cachedBytes() {
+    completed.cleanUp();
+    return completed.policy().eviction().orElseThrow().weightedSize().orElseThrow();
+  }
+
+  /** The number of cached entries: for tests. */
+  long cachedEntries() {
+    completed.cleanUp();
+    return completed.estimatedSize();
+  }
+
+  /** The number of held keys whose fingerprint is remembered: for tests. */
+  long heldKeys() {
+    held.cleanUp();
+    return held.estimatedSize();
   }
 
   private static long toNanos(Instant instant) {
     return instant.getEpochSecond() * 1_000_000_000L + instant.getNano();
+  }
+
+  private static long saturatedNanos(Duration duration) {
+    return duration.compareTo(Duration.ofNanos(Long.MAX_VALUE)) >= 0
+        ? Long.MAX_VALUE
+        : duration.toNanos();
+  }
+
+  private static long saturatedAdd(long a, long b) {
+    long sum = a + b;
+    return ((a ^ sum) & (b ^ sum)) < 0 ? Long.MAX_VALUE : sum;
+  }
+
+  /** A transaction whose successful commit caches the response, as {@link #complete} does. */
+  private final class CachingTransaction implements StoreTransaction {
+    private final StoreTransaction transaction;
+    private final IdempotencyKey key;
+    private final long token;
+
+    CachingTransaction(StoreTransaction transaction, IdempotencyKey key, long token) {
+      this.transaction = transaction;
+      this.key = key;
+      this.token = token;
+    }
+
+    @Override
+    public Connection connection() {
+      return transaction.connection();
+    }
+
+    @Override
+    public boolean commit(StoredResponse response) {
+      return settle(key, token, response, () -> transaction.commit(response));
+    }
+
+    @Override
+    public void rollback() {
+      transaction.rollback();
+    }
+
+    @Override
+    public void close() {
+      transaction.close();
+    }
   }
 
   private static final class UntilRecordExpires implements Expiry<IdempotencyKey, CachedResponse> {

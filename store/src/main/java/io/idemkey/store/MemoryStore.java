@@ -1,10 +1,13 @@
 package io.idemkey.store;
 
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -12,7 +15,13 @@ import java.util.concurrent.atomic.AtomicLong;
  * An in-process store for tests and single-node use ({@code idempotency.store=memory}). Keys do
  * not survive a restart and are not shared between processes.
  *
- * <p>Thread-safe: every operation is one atomic {@link ConcurrentHashMap#compute} on the key.
+ * <p>Completed keys are bounded by a byte budget ({@code cache.max-bytes}) on the heap their
+ * entries retain ({@link RetainedSize}): past it, Caffeine evicts the completed keys least likely
+ * to be used again, and a retry of an evicted key runs the request again. In-progress keys weigh
+ * nothing, so they are never evicted for size; each lives until its lease ends and the next claim
+ * takes it over, or a purge removes it.
+ *
+ * <p>Thread-safe: every operation is one atomic {@link ConcurrentMap#compute} on the key.
  */
 final class MemoryStore implements IdempotencyStore {
 
@@ -25,7 +34,8 @@ final class MemoryStore implements IdempotencyStore {
     }
   }
 
-  private final ConcurrentHashMap<IdempotencyKey, Entry> entries = new ConcurrentHashMap<>();
+  private final Cache<IdempotencyKey, Entry> cache;
+  private final ConcurrentMap<IdempotencyKey, Entry> entries;
   private final ConcurrentHashMap<IdempotencyKey, List<Runnable>> watchers =
       new ConcurrentHashMap<>();
   private final AtomicLong tokens = new AtomicLong();
@@ -33,10 +43,33 @@ final class MemoryStore implements IdempotencyStore {
   private final Duration ttl;
   private final Duration lease;
 
-  MemoryStore(Clock clock, Duration ttl, Duration lease) {
+  /**
+   * @param maxBytes the bound on the heap that completed entries retain; 0 for no bound
+   * @throws IllegalArgumentException if {@code maxBytes} is negative
+   */
+  MemoryStore(Clock clock, Duration ttl, Duration lease, long maxBytes) {
+    if (maxBytes < 0) {
+      throw new IllegalArgumentException("max bytes must be >= 0, was " + maxBytes);
+    }
     this.clock = clock;
     this.ttl = ttl;
     this.lease = lease;
+    // No expiry in Caffeine: an entry past its time stays visible to compute, so a lapsed lease is
+    // taken over (not acquired afresh) and purgeExpired counts what it removes.
+    this.cache =
+        maxBytes == 0
+            ? Caffeine.newBuilder().<IdempotencyKey, Entry>build()
+            : Caffeine.newBuilder()
+                .maximumWeight(maxBytes)
+                .weigher(
+                    (IdempotencyKey key, Entry entry) ->
+                        entry.completed()
+                            ? (int) Math.min(Integer.MAX_VALUE,
+                                RetainedSize.ofCompletedEntry(
+                                    key, entry.fingerprint(), entry.response()))
+                            : 0)
+                .<IdempotencyKey, Entry>build();
+    this.entries = cache.asMap();
   }
 
   @Override
@@ -153,8 +186,14 @@ final class MemoryStore implements IdempotencyStore {
         "the memory store cannot share a transaction with the application; use PostgreSQL");
   }
 
+  /**
+   * Removes expired keys, and finishes the evictions that the byte budget calls for.
+   *
+   * @return the number of expired keys removed (evictions for size are not counted)
+   */
   @Override
   public int purgeExpired() {
+    cache.cleanUp();
     Instant now = clock.instant();
     int[] deleted = new int[1];
     entries.forEach(
@@ -164,6 +203,18 @@ final class MemoryStore implements IdempotencyStore {
           }
         });
     return deleted[0];
+  }
+
+  /** The weight of the completed entries, in estimated bytes of heap: for tests. */
+  long completedBytes() {
+    cache.cleanUp();
+    return cache.policy().eviction().map(eviction -> eviction.weightedSize().orElse(0)).orElse(0L);
+  }
+
+  /** The number of entries, completed or in progress: for tests. */
+  long size() {
+    cache.cleanUp();
+    return cache.estimatedSize();
   }
 
   @Override

@@ -21,7 +21,10 @@ import javax.sql.DataSource;
  *
  * <p>A PostgreSQL store is wrapped in a Caffeine cache of completed responses unless
  * {@link #cacheMaxBytes(long)} is 0, and purges expired keys every {@link #purgeInterval} unless
- * that is zero. Not thread-safe; the stores it builds are.
+ * that is zero. The memory store holds its completed responses within the same byte budget,
+ * {@link #cacheMaxBytes(long)}: past it, the completed keys least likely to be used again are
+ * evicted, and a retry of an evicted key runs the request again. Not thread-safe; the stores it
+ * builds are.
  */
 public final class StoreBuilder {
 
@@ -33,7 +36,7 @@ public final class StoreBuilder {
   public static final int DEFAULT_POOL_SIZE = 10;
   /** Default longest wait for a connection. */
   public static final Duration DEFAULT_CONNECT_TIMEOUT = Duration.ofSeconds(2);
-  /** Default weight limit of the cache of completed responses. */
+  /** Default bound on the heap retained by completed responses held in this process. */
   public static final long DEFAULT_CACHE_MAX_BYTES = 64L * 1024 * 1024;
   /** Default interval between purges. */
   public static final Duration DEFAULT_PURGE_INTERVAL = Duration.ofMinutes(1);
@@ -154,7 +157,20 @@ public final class StoreBuilder {
     return this;
   }
 
-  /** Weight limit of the cache of completed responses (PostgreSQL only); 0 disables it. */
+  /**
+   * The bound on the heap that completed responses held in this process retain, counting their
+   * keys, fingerprints and the cache's own entries. Default 64 MiB.
+   *
+   * <p>PostgreSQL: the size of the cache of completed responses in front of the database; 0 turns
+   * the cache off. An entry evicted from the cache is read from the database again.
+   *
+   * <p>Memory store: the bound on the completed keys the store itself holds. Past it, the completed
+   * keys least likely to be used again are evicted, and a retry of an evicted key runs the request
+   * again, as for a new key; keys in progress are never evicted. The memory store is for tests and
+   * single nodes. 0 leaves it unbounded.
+   *
+   * @throws IllegalArgumentException if {@code cacheMaxBytes} is negative
+   */
   public StoreBuilder cacheMaxBytes(long cacheMaxBytes) {
     if (cacheMaxBytes < 0) {
       throw new IllegalArgumentException("cache max bytes must be >= 0, was " + cacheMaxBytes);
@@ -202,7 +218,8 @@ public final class StoreBuilder {
   public IdempotencyStore build() {
     IdempotencyStore store =
         kind == Kind.MEMORY
-            ? new MemoryStore(clock == null ? Clock.systemUTC() : clock, ttl, lease)
+            ? new MemoryStore(
+                clock == null ? Clock.systemUTC() : clock, ttl, lease, cacheMaxBytes)
             : buildPostgres();
     return purgeInterval.isZero() ? store : new PurgeSchedule(store, purgeInterval);
   }
@@ -231,7 +248,7 @@ public final class StoreBuilder {
         new PostgresStore(
             source, tableName, clock, ttl, lease, statementTimeout(), purgeBatchSize,
             notifySettled, ownPool);
-    return cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, clock);
+    return cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, ttl, lease, clock);
   }
 
   private HikariDataSource openPool() {

@@ -69,13 +69,13 @@ public record StoredResponse(
     out.write(body);
   }
 
-  /** An estimate of the memory this response holds, in bytes, for weighing it in a cache. */
+  /**
+   * An estimate of the heap this response retains, in bytes: the record, its header list, each
+   * header and its strings, and the body array. A cache entry retains more than its response
+   * (the key, the fingerprint, the cache's own node); the stores weigh entries with all of it.
+   */
   public long weightInBytes() {
-    long weight = 64L + body.length;
-    for (ResponseHeader header : headers) {
-      weight += 32L + 2L * (header.name().length() + header.value().length());
-    }
-    return weight;
+    return RetainedSize.of(this);
   }
 
   @Override

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.zaxxer.hikari.HikariDataSource;
 import io.idemkey.migrations.TableName;
+import java.time.Duration;
 import org.junit.jupiter.api.Test;
 
 class CachingStoreTest extends IdempotencyStoreContract {
@@ -16,28 +17,29 @@ class CachingStoreTest extends IdempotencyStoreContract {
     table = TestDatabase.freshTable();
     return new CachingStore(
         new PostgresStore(TestDatabase.dataSource(), table, clock, TTL, LEASE, 100, null),
-        1 << 20,
-        clock);
+        1 << 20, TTL, LEASE, clock);
   }
 
   @Override
   IdempotencyStore storeWithTtl(MutableClock clock, java.time.Duration ttl) {
     return new CachingStore(
         new PostgresStore(TestDatabase.dataSource(), table, clock, ttl, LEASE, 100, null),
-        1 << 20, clock);
+        1 << 20, ttl, LEASE, clock);
   }
 
   @Override
   IdempotencyStore secondStore(MutableClock clock) {
     HikariDataSource pool = TestDatabase.newPool(20);
     return new CachingStore(
-        new PostgresStore(pool, table, clock, TTL, LEASE, 100, pool), 1 << 20, clock);
+        new PostgresStore(pool, table, clock, TTL, LEASE, 100, pool), 1 << 20, TTL, LEASE,
+        clock);
   }
 
   /** A caching store whose database can be taken away: then only the cache can answer. */
   private IdempotencyStore storeOnOwnPool(HikariDataSource pool) {
     return new CachingStore(
-        new PostgresStore(pool, table, clock, TTL, LEASE, 100, pool), 1 << 20, clock);
+        new PostgresStore(pool, table, clock, TTL, LEASE, 100, pool), 1 << 20, TTL, LEASE,
+        clock);
   }
 
   @Test
@@ -89,8 +91,7 @@ class CachingStoreTest extends IdempotencyStoreContract {
     IdempotencyStore tiny =
         new CachingStore(
             new PostgresStore(TestDatabase.dataSource(), table, clock, TTL, LEASE, 100, null),
-            10_000,
-            clock);
+            10_000, TTL, LEASE, clock);
     IdempotencyKey key = key();
     StoredResponse big = new StoredResponse(200, java.util.List.of(), new byte[50_000], true);
     tiny.complete(key, tokenOf(tiny.claim(key, fingerprint("a"))), big);
@@ -101,4 +102,143 @@ class CachingStoreTest extends IdempotencyStoreContract {
         .isEqualTo(big);
   }
 
+  /** A caching store whose database the test can switch off while it keeps the same pool. */
+  private CachingStore storeOn(SwitchableDataSource source) {
+    return new CachingStore(
+        new PostgresStore(source, table, clock, TTL, LEASE, 100, null), 1 << 20, TTL, LEASE,
+        clock);
+  }
+
+  @Test
+  void claim_duplicateAfterCompletionOnSameNode_makesNoDatabaseCall() {
+    SwitchableDataSource database = new SwitchableDataSource(TestDatabase.dataSource());
+    CachingStore node = storeOn(database);
+    IdempotencyKey key = key();
+    assertThat(node.complete(key, tokenOf(node.claim(key, fingerprint("a"))), response("paid")))
+        .isTrue();
+    clock.advance(Duration.ofMinutes(1));
+
+    database.failFromNow();
+    ClaimResult duplicate = node.claim(key, fingerprint("a"));
+
+    assertThat(duplicate).isInstanceOf(ClaimResult.Completed.class);
+    assertThat(((ClaimResult.Completed) duplicate).response()).isEqualTo(response("paid"));
+    assertThat(((ClaimResult.Completed) duplicate).timeToLive())
+        .isBetween(TTL.minusMinutes(1).minusSeconds(5), TTL.minusMinutes(1));
+    assertThat(node.claim(key, fingerprint("b")))
+        .isInstanceOf(ClaimResult.FingerprintMismatch.class);
+    assertThat(database.refused()).isZero();
+  }
+
+  @Test
+  void claim_duplicateAfterTransactionalCommitOnSameNode_makesNoDatabaseCall() {
+    SwitchableDataSource database = new SwitchableDataSource(TestDatabase.dataSource());
+    CachingStore node = storeOn(database);
+    IdempotencyKey key = key();
+    long token = tokenOf(node.claim(key, fingerprint("a")));
+    try (StoreTransaction transaction = node.beginTransaction(key, token)) {
+      assertThat(transaction.commit(response("paid"))).isTrue();
+    }
+
+    database.failFromNow();
+    ClaimResult duplicate = node.claim(key, fingerprint("a"));
+
+    assertThat(duplicate).isInstanceOf(ClaimResult.Completed.class);
+    assertThat(((ClaimResult.Completed) duplicate).response()).isEqualTo(response("paid"));
+    assertThat(database.refused()).isZero();
+  }
+
+  @Test
+  void claim_completionOnSameNodePastTtl_goesToDatabase() {
+    SwitchableDataSource database = new SwitchableDataSource(TestDatabase.dataSource());
+    CachingStore node = storeOn(database);
+    IdempotencyKey key = key();
+    node.complete(key, tokenOf(node.claim(key, fingerprint("a"))), response("paid"));
+    clock.advance(TTL);
+
+    database.failFromNow();
+
+    assertThatThrownBy(() -> node.claim(key, fingerprint("a")))
+        .isInstanceOf(StoreUnavailableException.class);
+    assertThat(database.refused()).isPositive();
+  }
+
+  @Test
+  void complete_staleToken_cachesNothing() {
+    SwitchableDataSource database = new SwitchableDataSource(TestDatabase.dataSource());
+    CachingStore node = storeOn(database);
+    IdempotencyKey key = key();
+    long stale = tokenOf(node.claim(key, fingerprint("a")));
+    clock.advance(LEASE);
+    tokenOf(node.claim(key, fingerprint("a")));
+    assertThat(node.complete(key, stale, response("late"))).isFalse();
+
+    database.failFromNow();
+
+    assertThatThrownBy(() -> node.claim(key, fingerprint("a")))
+        .isInstanceOf(StoreUnavailableException.class);
+  }
+
+  @Test
+  void complete_afterAFailedAttempt_isNotCached() {
+    SwitchableDataSource database = new SwitchableDataSource(TestDatabase.dataSource());
+    CachingStore node = storeOn(database);
+    IdempotencyKey key = key();
+    long token = tokenOf(node.claim(key, fingerprint("a")));
+    database.failFromNow();
+    assertThatThrownBy(() -> node.complete(key, token, response("paid")))
+        .isInstanceOf(StoreUnavailableException.class);
+    database.serveAgain();
+    // Had the failed attempt landed, this retry would answer true and store nothing: what it
+    // carries is not known to be the record, so it is not cached.
+    assertThat(node.complete(key, token, response("paid"))).isTrue();
+
+    database.failFromNow();
+
+    assertThatThrownBy(() -> node.claim(key, fingerprint("a")))
+        .isInstanceOf(StoreUnavailableException.class);
+  }
+
+  @Test
+  void claim_neverCompleted_fingerprintForgottenAfterFourLeases() {
+    CachingStore node = storeOn(new SwitchableDataSource(TestDatabase.dataSource()));
+    for (int i = 0; i < 3; i++) {
+      node.claim(key(), fingerprint("a"));
+    }
+    assertThat(node.heldKeys()).isEqualTo(3);
+
+    clock.advance(LEASE.multipliedBy(4));
+
+    assertThat(node.heldKeys()).isZero();
+  }
+
+  @Test
+  void renew_heldKey_keepsFingerprintUntilCompletionFillsTheCache() {
+    SwitchableDataSource database = new SwitchableDataSource(TestDatabase.dataSource());
+    CachingStore node = storeOn(database);
+    IdempotencyKey key = key();
+    long token = tokenOf(node.claim(key, fingerprint("a")));
+    for (int i = 0; i < 10; i++) {
+      clock.advance(LEASE.dividedBy(2));
+      assertThat(node.renew(key, token)).isTrue();
+    }
+    assertThat(node.complete(key, token, response("slow"))).isTrue();
+
+    database.failFromNow();
+
+    assertThat(((ClaimResult.Completed) node.claim(key, fingerprint("a"))).response())
+        .isEqualTo(response("slow"));
+    assertThat(node.heldKeys()).isZero();
+  }
+
+  @Test
+  void release_heldKey_forgetsFingerprint() {
+    CachingStore node = storeOn(new SwitchableDataSource(TestDatabase.dataSource()));
+    IdempotencyKey key = key();
+    long token = tokenOf(node.claim(key, fingerprint("a")));
+
+    assertThat(node.release(key, token)).isTrue();
+
+    assertThat(node.heldKeys()).isZero();
+  }
 }

@@ -145,9 +145,11 @@ class PostgresStoreHardeningTest {
     MutableClock a = new MutableClock(b.instant().minusSeconds(60));
     Duration ttl = Duration.ofMinutes(10);
     IdempotencyStore nodeA = new CachingStore(
-        new PostgresStore(TestDatabase.dataSource(), table, a, ttl, LEASE, 100, null), 1 << 20, a);
+        new PostgresStore(TestDatabase.dataSource(), table, a, ttl, LEASE, 100, null), 1 << 20, ttl,
+        LEASE, a);
     IdempotencyStore nodeB = new CachingStore(
-        new PostgresStore(TestDatabase.dataSource(), table, b, ttl, LEASE, 100, null), 1 << 20, b);
+        new PostgresStore(TestDatabase.dataSource(), table, b, ttl, LEASE, 100, null), 1 << 20, ttl,
+        LEASE, b);
     IdempotencyKey key = key();
     long first = tokenOf(nodeB.claim(key, fingerprint("x")));
     nodeB.complete(key, first, response("first"));

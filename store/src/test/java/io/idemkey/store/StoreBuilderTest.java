@@ -38,6 +38,38 @@ class StoreBuilderTest {
   }
 
   @Test
+  void build_memoryWithCacheMaxBytes_evictsCompletedKeysPastTheBudget() {
+    try (IdempotencyStore bounded =
+            StoreBuilder.memory().cacheMaxBytes(16 * 1024).purgeInterval(Duration.ZERO).build();
+        IdempotencyStore byDefault = StoreBuilder.memory().purgeInterval(Duration.ZERO).build()) {
+      for (IdempotencyStore store : java.util.List.of(bounded, byDefault)) {
+        for (int i = 0; i < 200; i++) {
+          IdempotencyKey key = new IdempotencyKey("s", "k" + i);
+          ClaimResult.Acquired claim =
+              (ClaimResult.Acquired) store.claim(key, IdempotencyStoreContract.fingerprint("a"));
+          store.complete(key, claim.token(),
+              new StoredResponse(201, java.util.List.of(), new byte[1024], true));
+        }
+        store.purgeExpired();
+      }
+
+      assertThat(completedKeys(bounded, 200)).isBetween(1, 16);
+      assertThat(completedKeys(byDefault, 200)).isEqualTo(200);
+    }
+  }
+
+  private static int completedKeys(IdempotencyStore store, int keys) {
+    int completed = 0;
+    for (int i = 0; i < keys; i++) {
+      if (store.claim(new IdempotencyKey("s", "k" + i), IdempotencyStoreContract.fingerprint("a"))
+          instanceof ClaimResult.Completed) {
+        completed++;
+      }
+    }
+    return completed;
+  }
+
+  @Test
   void build_databaseDownAtStart_failsNamingTheTable() {
     assertThatThrownBy(
             () ->
