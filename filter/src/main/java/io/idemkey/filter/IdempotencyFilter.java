@@ -48,6 +48,9 @@ import javax.sql.DataSource;
 public final class IdempotencyFilter implements Filter, Execution.Context {
 
   private static final System.Logger LOG = System.getLogger(IdempotencyFilter.class.getName());
+  private static final java.util.regex.Pattern MULTIPART_BOUNDARY =
+      java.util.regex.Pattern.compile(
+          "(?i);\\s*boundary=(\"[^\"]*\"|[^;]*)");
 
   private IdempotencyConfig config;
   private IdempotencyStore store;
@@ -462,7 +465,16 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
         config.fingerprintHeaders(),
         name -> {
           Enumeration<String> values = request.getHeaders(name);
-          return values == null ? List.of() : Collections.list(values);
+          if (values == null) {
+            return List.of();
+          }
+          List<String> list = Collections.list(values);
+          // A multipart body is fingerprinted by its parts; its boundary is chosen anew by each
+          // try of a client, so it is no part of what makes two requests the same.
+          list.replaceAll(value -> value.regionMatches(true, 0, "multipart/", 0, 10)
+              ? MULTIPART_BOUNDARY.matcher(value).replaceAll("")
+              : value);
+          return list;
         },
         body,
         body.length);

@@ -611,6 +611,10 @@ abstract class FilterHttpContract {
     HttpResponse<byte[]> first = send("POST", "/up?parts=1", key, multipart("hello"), type);
     HttpResponse<byte[]> replay = send("POST", "/up?parts=1", key, multipart("hello"), type);
     HttpResponse<byte[]> otherFile = send("POST", "/up?parts=1", key, multipart("HELLO"), type);
+    // A retry whose client chose another boundary is the same request.
+    HttpResponse<byte[]> newBoundary = send("POST", "/up?parts=1", key,
+        multipart("hello").replace("idemkey-boundary", "other-boundary"),
+        "multipart/form-data; boundary=other-boundary");
 
     assertThat(text(bare)).isEqualTo("a=1 parts=a:null:1;f:x.txt:hello;");
     assertThat(first.statusCode()).isEqualTo(201);
@@ -618,6 +622,8 @@ abstract class FilterHttpContract {
     assertThat(replay.body()).isEqualTo(bare.body());
     assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
     assertProblem(otherFile, 422, "key-reused");
+    assertThat(newBoundary.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(newBoundary.body()).isEqualTo(bare.body());
     assertThat(handler.executions).hasValue(2);
   }
 
