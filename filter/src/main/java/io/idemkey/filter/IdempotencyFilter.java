@@ -253,12 +253,8 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       return await(request, response, key, fingerprint, inProgress, path, started);
     }
 
-    if (claim instanceof ClaimResult.Acquired || claim instanceof ClaimResult.TakenOver) {
-      long token =
-          claim instanceof ClaimResult.Acquired acquired
-              ? acquired.token()
-              : ((ClaimResult.TakenOver) claim).token();
-      return new Execution(this, key, fingerprint, token, cached, response).run(chain);
+    if (claim instanceof ClaimResult.Held held) {
+      return new Execution(this, key, fingerprint, held.token(), cached, response).run(chain);
     }
     return answer(key, claim, response);
   }
@@ -281,13 +277,9 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     Duration retryAfter = Duration.ofSeconds(1);
     if (claim instanceof ClaimResult.InProgress inProgress) {
       retryAfter = inProgress.leaseRemaining();
-    } else {
-      long token =
-          claim instanceof ClaimResult.Acquired acquired
-              ? acquired.token()
-              : ((ClaimResult.TakenOver) claim).token();
+    } else if (claim instanceof ClaimResult.Held held) {
       try {
-        store.release(key, token);
+        store.release(key, held.token());
       } catch (StoreUnavailableException e) {
         LOG.log(System.Logger.Level.WARNING, "releasing a key failed; its lease will run out", e);
       }

@@ -208,15 +208,11 @@ final class Waiters implements AutoCloseable {
      * it. It lets it go again, so that each waiting client retries and one of them runs it.
      */
     private ClaimResult freed(ClaimResult claim) {
-      long token =
-          claim instanceof ClaimResult.Acquired acquired
-              ? acquired.token()
-              : claim instanceof ClaimResult.TakenOver takenOver ? takenOver.token() : -1;
-      if (token < 0) {
+      if (!(claim instanceof ClaimResult.Held held)) {
         return claim;
       }
       try {
-        store.release(key, token);
+        store.release(key, held.token());
       } catch (StoreUnavailableException e) {
         LOG.log(System.Logger.Level.WARNING, "releasing a key failed; its lease will run out", e);
       }

@@ -99,10 +99,8 @@ final class CachingStore implements IdempotencyStore {
               fingerprint,
               done.response(),
               saturatedAdd(ticker.read(), saturatedNanos(done.timeToLive()))));
-    } else if (result instanceof ClaimResult.Acquired acquired) {
-      held.put(new HeldKey(key, acquired.token()), fingerprint);
-    } else if (result instanceof ClaimResult.TakenOver takenOver) {
-      held.put(new HeldKey(key, takenOver.token()), fingerprint);
+    } else if (result instanceof ClaimResult.Held claimed) {
+      held.put(new HeldKey(key, claimed.token()), fingerprint);
     }
     return result;
   }

@@ -10,14 +10,20 @@ import java.util.Objects;
  */
 public sealed interface ClaimResult {
 
+  /** A claim that holds the key: its caller runs the request with {@link #token()}. */
+  sealed interface Held extends ClaimResult {
+    /** The fencing token that complete, release and renew must present. */
+    long token();
+  }
+
   /** The key was free (new, expired or released): the caller runs the request. */
-  record Acquired(long token) implements ClaimResult {}
+  record Acquired(long token) implements Held {}
 
   /**
    * The previous holder's lease ran out: the caller runs the request with a higher token, and the
    * previous holder's token is no longer accepted.
    */
-  record TakenOver(long token, long previousToken) implements ClaimResult {
+  record TakenOver(long token, long previousToken) implements Held {
     /**
      * @throws IllegalArgumentException if the new token is not higher than the previous one
      */
