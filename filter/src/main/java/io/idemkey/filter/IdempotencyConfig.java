@@ -273,6 +273,19 @@ public final class IdempotencyConfig {
     this.purgeBatchSize = b.purgeBatchSize;
   }
 
+  /**
+   * The name of every property, with the {@code idempotency.} prefix, in the order of SPEC §10:
+   * what {@link Builder#set(String, String)} accepts. For integrations that read properties from
+   * a source of their own (Spring's Environment, say) and pass each one to the builder.
+   */
+  public static List<String> propertyNames() {
+    List<String> names = new java.util.ArrayList<>();
+    for (Property property : Property.values()) {
+      names.add(property.key);
+    }
+    return List.copyOf(names);
+  }
+
   /** A builder holding every default of SPEC §10. */
   public static Builder builder() {
     return new Builder();

@@ -416,4 +416,25 @@ class IdempotencyConfigTest {
         .isInstanceOf(InvalidConfigurationException.class)
         .hasMessageStartingWith("idempotency.jdbc.url is required");
   }
+
+  @Test
+  void propertyNames_eachName_isKnownToSet() {
+    List<String> names = IdempotencyConfig.propertyNames();
+
+    assertThat(names).hasSize(31).doesNotHaveDuplicates()
+        .contains("idempotency.header", "idempotency.transactional", "idempotency.jdbc.url",
+            "idempotency.purge.batch-size")
+        .allMatch(name -> name.startsWith("idempotency."));
+    for (String name : names) {
+      // A value most properties refuse: a refusal must name the property, never be "unknown".
+      try {
+        IdempotencyConfig.builder().set(name, "\u0000 not a value");
+      } catch (InvalidConfigurationException e) {
+        assertThat(e).hasMessageStartingWith(name + ":");
+      }
+    }
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("idempotency.no-such", "1"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessageStartingWith("unknown property");
+  }
 }
