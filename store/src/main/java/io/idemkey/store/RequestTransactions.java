@@ -99,6 +99,11 @@ public final class RequestTransactions {
           return null;
         case "getAutoCommit":
           return false;
+        case "setReadOnly":
+        case "setTransactionIsolation":
+          // The request's transaction keeps what it began with: PostgreSQL cannot change either
+          // in the middle of a transaction (Spring sets them for readOnly or isolation options).
+          return null;
         case "unwrap":
           return ((Class<?>) args[0]).isInstance(proxy) ? proxy : target.unwrap((Class<?>) args[0]);
         case "isWrapperFor":

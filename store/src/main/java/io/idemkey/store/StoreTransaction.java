@@ -15,8 +15,9 @@ public interface StoreTransaction extends AutoCloseable {
 
   /**
    * The connection the application writes through, in this transaction. Its {@code commit()},
-   * {@code close()} and {@code setAutoCommit(true)} do nothing: the filter commits. Its
-   * {@code rollback()} rolls back the application's writes so far.
+   * {@code close()}, {@code setAutoCommit}, {@code setReadOnly} and {@code
+   * setTransactionIsolation} do nothing: the filter commits, and the transaction keeps what it
+   * began with. Its {@code rollback()} rolls back the application's writes so far.
    */
   Connection connection();
 
