@@ -421,7 +421,7 @@ class IdempotencyConfigTest {
   void propertyNames_eachName_isKnownToSet() {
     List<String> names = IdempotencyConfig.propertyNames();
 
-    assertThat(names).hasSize(31).doesNotHaveDuplicates()
+    assertThat(names).hasSize(32).doesNotHaveDuplicates()
         .contains("idempotency.header", "idempotency.transactional", "idempotency.jdbc.url",
             "idempotency.purge.batch-size")
         .allMatch(name -> name.startsWith("idempotency."));
