@@ -17,6 +17,7 @@ import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Duration;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
@@ -37,6 +38,9 @@ public final class DemoApp implements AutoCloseable {
 
   /** The {@code application_name} of the demo pool's sessions in {@code pg_stat_activity}. */
   static final String APPLICATION_NAME = "idemkey-demo";
+
+  /** The longest start-up wait for the database to answer. */
+  static final Duration STARTUP_DATABASE_WAIT = Duration.ofSeconds(30);
 
   private final Server server;
   private final HikariDataSource dataSource;
@@ -174,7 +178,33 @@ public final class DemoApp implements AutoCloseable {
     return server;
   }
 
+  /**
+   * Creates the payments table, retrying for up to {@link #STARTUP_DATABASE_WAIT}: a short {@code
+   * jdbc.connect-timeout} bounds each try, not the start-up, when the database is slow to answer
+   * (still starting, or a loaded machine).
+   */
   private static void createPaymentsTable(HikariDataSource dataSource) throws SQLException {
+    long deadline = System.nanoTime() + STARTUP_DATABASE_WAIT.toNanos();
+    while (true) {
+      try {
+        tryCreatePaymentsTable(dataSource);
+        return;
+      } catch (SQLException e) {
+        if (System.nanoTime() > deadline) {
+          throw e;
+        }
+        System.out.println("waiting for the database: " + e.getMessage());
+      }
+      try {
+        Thread.sleep(200);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new SQLException("interrupted while waiting for the database", e);
+      }
+    }
+  }
+
+  private static void tryCreatePaymentsTable(HikariDataSource dataSource) throws SQLException {
     try (Connection connection = dataSource.getConnection();
         Statement statement = connection.createStatement()) {
       statement.execute(
