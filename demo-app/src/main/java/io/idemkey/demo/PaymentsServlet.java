@@ -20,10 +20,16 @@ final class PaymentsServlet extends HttpServlet {
 
   private final DataSource dataSource;
   private final AtomicLong executions;
+  private final boolean throwHook;
 
-  PaymentsServlet(DataSource dataSource, AtomicLong executions) {
+  /**
+   * @param throwHook whether the test hook {@code throw=true} makes the handler throw (on {@code
+   *     /bare/payments} only, where no idempotency key is spent on it)
+   */
+  PaymentsServlet(DataSource dataSource, AtomicLong executions, boolean throwHook) {
     this.dataSource = dataSource;
     this.executions = executions;
+    this.throwHook = throwHook;
   }
 
   @Override
@@ -40,6 +46,9 @@ final class PaymentsServlet extends HttpServlet {
         problem(response, 400, "delayMs must be a whole number");
         return;
       }
+    }
+    if (throwHook && "true".equals(request.getParameter("throw"))) {
+      throw new IllegalStateException("the handler threw on request (throw=true)");
     }
     if ("true".equals(request.getParameter("fail"))) {
       problem(response, 500, "failed on request (fail=true); nothing was inserted");
@@ -113,11 +122,8 @@ final class PaymentsServlet extends HttpServlet {
 
   static void problem(HttpServletResponse response, int status, String detail) throws IOException {
     response.setStatus(status);
-    byte[] bytes =
-        ("{\"type\":\"about:blank\",\"status\":" + status + ",\"detail\":\""
-                + detail.replace("\\", "\\\\").replace("\"", "\\\"") + "\"}")
-            .getBytes(StandardCharsets.UTF_8);
-    response.setContentType("application/problem+json");
+    byte[] bytes = ProblemJson.of(status, detail);
+    response.setContentType(ProblemJson.CONTENT_TYPE);
     response.setContentLength(bytes.length);
     response.getOutputStream().write(bytes);
   }

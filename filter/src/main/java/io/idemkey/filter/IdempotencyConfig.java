@@ -432,6 +432,12 @@ public final class IdempotencyConfig {
     return jdbcUrl;
   }
 
+  /** The most connections a pool that this configuration sizes may open ({@code jdbc.pool-size}). */
+  public int jdbcPoolSize() {
+    return jdbcPoolSize;
+  }
+
+  /** The longest wait for a connection ({@code jdbc.connect-timeout}); at least 250 ms. */
   public Duration jdbcConnectTimeout() {
     return jdbcConnectTimeout;
   }

@@ -1,0 +1,113 @@
+package io.idemkey.demo;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Issue 9: a demo node as a process on a PostgreSQL the test owns: its pool is the size the
+ * configuration says, and SIGTERM lets a request in flight finish.
+ */
+class DemoNodeLifecycleTest {
+
+  static final String PAYMENT = "{\"amount\": 1250, \"currency\": \"EUR\"}";
+
+  @TempDir Path dir;
+  DemoNodes cluster;
+  final HttpClient client =
+      HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+
+  @AfterEach
+  void stopAll() throws Exception {
+    if (cluster != null) {
+      cluster.close();
+    }
+  }
+
+  CompletableFuture<HttpResponse<String>> post(int port, String query) {
+    return client.sendAsync(
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/payments" + query))
+            .timeout(Duration.ofSeconds(60))
+            .header("Idempotency-Key", UUID.randomUUID().toString())
+            .header("Content-Type", "application/json")
+            .POST(HttpRequest.BodyPublishers.ofString(PAYMENT))
+            .build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
+  int demoConnections() throws Exception {
+    try (Connection connection = cluster.connect();
+        PreparedStatement count = connection.prepareStatement(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = ?")) {
+      count.setString(1, DemoApp.APPLICATION_NAME);
+      try (ResultSet row = count.executeQuery()) {
+        row.next();
+        return row.getInt(1);
+      }
+    }
+  }
+
+  @Test
+  void poolSizeTwo_nodeNeverHoldsMoreThanTwoConnections() throws Exception {
+    cluster = new DemoNodes(dir, "-Didempotency.jdbc.pool-size=2",
+        "-Didempotency.jdbc.connect-timeout=2s");
+    int port = DemoNodes.freePort();
+    cluster.start(port);
+
+    // Requests that each hold a connection (transactional mode) for a while, more than the pool.
+    List<CompletableFuture<HttpResponse<String>>> answers = new ArrayList<>();
+    for (int i = 0; i < 6; i++) {
+      answers.add(post(port, "?delayMs=300"));
+    }
+    int most = 0;
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+    while (answers.stream().anyMatch(a -> !a.isDone()) && System.nanoTime() < deadline) {
+      most = Math.max(most, demoConnections());
+      Thread.sleep(50);
+    }
+    for (CompletableFuture<HttpResponse<String>> answer : answers) {
+      assertThat(answer.get(30, TimeUnit.SECONDS).statusCode()).isIn(201, 503);
+    }
+    most = Math.max(most, demoConnections());
+
+    assertThat(most).as("connections of the demo's pool").isBetween(1, 2);
+  }
+
+  @Test
+  void sigterm_requestRunningLongerThanTenSeconds_finishesThenNodeExits() throws Exception {
+    cluster = new DemoNodes(dir);
+    int port = DemoNodes.freePort();
+    Process node = cluster.start(port);
+
+    CompletableFuture<HttpResponse<String>> slow = post(port, "?delayMs=12000");
+    Thread.sleep(1000);
+    node.destroy(); // SIGTERM
+    Thread.sleep(1000);
+
+    // Draining: no new connections, but the request in flight gets its answer.
+    assertThatThrownBy(() -> new Socket("127.0.0.1", port).close()).isInstanceOf(IOException.class);
+    HttpResponse<String> answer = slow.get(40, TimeUnit.SECONDS);
+    assertThat(answer.statusCode()).isEqualTo(201);
+    assertThat(answer.body()).contains("\"status\":\"accepted\"");
+    assertThat(node.waitFor(30, TimeUnit.SECONDS)).as("the node exited").isTrue();
+  }
+}
