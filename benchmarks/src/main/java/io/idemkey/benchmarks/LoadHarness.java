@@ -62,7 +62,11 @@ public final class LoadHarness {
     Duration settle = duration("load.settle", "11s");
     int replayKeys = Integer.getInteger("load.replayKeys", 64);
     Path demoJar = Path.of(System.getProperty("load.demoJar", "demo-app/target/demo-app.jar"));
-    String demoOptions = System.getProperty("load.demoJvmOptions", "").trim();
+    // The demo's pool is jdbc.pool-size (10 by default); in transactional mode each request in
+    // flight holds a connection, so 16 connections of load need more. 20 is what the demo had
+    // fixed before it read jdbc.pool-size, so runs before and after compare.
+    String demoOptions =
+        System.getProperty("load.demoJvmOptions", "-Didempotency.jdbc.pool-size=20").trim();
     List<String> demoJvmOptions =
         demoOptions.isEmpty() ? List.of() : List.of(demoOptions.split("\\s+"));
     Path results = Path.of(System.getProperty("load.results", "benchmarks/results"));
