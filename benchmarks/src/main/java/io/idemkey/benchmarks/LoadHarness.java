@@ -29,7 +29,8 @@ import java.util.regex.Pattern;
  * <p>System properties: {@code load.connections} (16), {@code load.warmup} (3s), {@code
  * load.duration} (10s), {@code load.settle} (11s: the quiet time before reading commit counters,
  * which PostgreSQL publishes up to ten seconds late), {@code load.replayKeys} (64), {@code
- * load.demoJar} (demo-app/target/demo-app.jar), {@code load.demoJvmOptions} (space-separated),
+ * load.demoJar} (demo-app/target/demo-app.jar), {@code load.demoJvmOptions} (space-separated;
+ * default {@code -Didempotency.jdbc.pool-size=20}),
  * {@code load.results} (benchmarks/results), {@code load.command} (the command to print in the
  * report), {@code load.revision} (the commit measured), {@code load.jmhSummary} (a file with a JMH
  * summary table from the same command, copied into latest.md). The whole run is bounded: past its time limit it stops the demo and the database and

@@ -515,7 +515,8 @@ public final class IdempotencyConfig {
         .cacheMaxBytes(cacheMaxBytes)
         .purgeInterval(purgeInterval)
         .purgeBatchSize(purgeBatchSize)
-        .notifySettled(onInFlight == InFlight.WAIT);
+        .notifySettled(onInFlight == InFlight.WAIT)
+        .deferClaimFlush(transactional);
   }
 
   /** The resolved configuration on one line, the password masked. */

@@ -10,10 +10,11 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * Group commit for claims: the claims that arrive while one is being written are sent together,
- * as one statement and one commit, by whichever of their callers leads next. A lone claim goes out
- * at once on its caller's thread; under load, each batch takes everything queued behind the one
- * before it. There is no thread of its own and no artificial delay.
+ * Group commit for claims: the claims that arrive while batches are being written are sent
+ * together, as one statement and one commit, by whichever of their callers leads next. A lone
+ * claim goes out at once on its caller's thread; under load, up to {@link #MAX_LEADERS} batches
+ * are in flight, each taking everything queued when it starts. There is no thread of its own and
+ * no artificial delay.
  *
  * <p>One claim per key goes into a batch (a second waits for the next, where it finds the key in
  * progress); keys are sorted, so that batches on different nodes lock rows in one order and never
@@ -29,13 +30,19 @@ final class ClaimBatcher {
   }
 
   static final int MAX_BATCH = 64;
+  /**
+   * Batches in flight at once: while one waits for its commit to reach the disk, the next is
+   * already on its way, and PostgreSQL flushes their commits together.
+   */
+  static final int MAX_LEADERS = 2;
   private static final int MAX_ATTEMPTS = 5;
   private static final Comparator<Pending> KEY_ORDER =
       Comparator.comparing((Pending p) -> p.key.scope()).thenComparing(p -> p.key.key());
 
   private final Writer writer;
   private final ArrayDeque<Pending> queue = new ArrayDeque<>();
-  private boolean leading;
+  /** Callers writing a batch now; at most {@link #MAX_LEADERS}. */
+  private int leaders;
   private long batches;
   private long claims;
 
@@ -48,6 +55,9 @@ final class ClaimBatcher {
     final IdempotencyKey key;
     final Fingerprint fingerprint;
     private int attempts;
+    /** Its caller holds a leader's place (guarded by the batcher). */
+    private boolean leading;
+    /** Its caller is to lead next (guarded by this pending); cleared when the caller sees it. */
     private boolean lead;
     private ClaimResult result;
     private RuntimeException failure;
@@ -68,14 +78,17 @@ final class ClaimBatcher {
     boolean lead;
     synchronized (this) {
       queue.addLast(pending);
-      lead = !leading;
-      leading = true;
+      lead = leaders < MAX_LEADERS;
+      if (lead) {
+        leaders++;
+        pending.leading = true;
+      }
     }
     if (!lead) {
       lead = awaitTurn(pending);
     }
     while (lead) {
-      writeOneBatch();
+      writeOneBatch(pending);
       lead = awaitTurn(pending);
     }
     if (pending.failure != null) {
@@ -108,7 +121,8 @@ final class ClaimBatcher {
     }
   }
 
-  private void writeOneBatch() {
+  /** Writes what is queued (if another leader has not taken it all), then hands over the lead. */
+  private void writeOneBatch(Pending leader) {
     List<Pending> batch = new ArrayList<>();
     synchronized (this) {
       Set<IdempotencyKey> keys = new HashSet<>();
@@ -119,8 +133,14 @@ final class ClaimBatcher {
           it.remove();
         }
       }
-      batches++;
-      claims += batch.size();
+      if (!batch.isEmpty()) {
+        batches++;
+        claims += batch.size();
+      }
+    }
+    if (batch.isEmpty()) {
+      handOff(leader, List.of());
+      return;
     }
     batch.sort(KEY_ORDER);
     List<ClaimResult> results = null;
@@ -140,7 +160,7 @@ final class ClaimBatcher {
       }
       settle(pending, result, failure);
     }
-    handOff(again);
+    handOff(leader, again);
   }
 
   private static void settle(Pending pending, ClaimResult result, RuntimeException failure) {
@@ -155,15 +175,28 @@ final class ClaimBatcher {
     }
   }
 
-  /** Queues the claims to run again first, then makes the oldest queued caller the next leader. */
-  private void handOff(List<Pending> again) {
-    Pending next;
+  /**
+   * Queues the claims to run again first; then the leader's place goes to the oldest queued caller
+   * that does not lead already, or is given up when there is none.
+   */
+  private void handOff(Pending leader, List<Pending> again) {
+    Pending next = null;
     synchronized (this) {
       for (int i = again.size() - 1; i >= 0; i--) {
         queue.addFirst(again.get(i));
       }
-      next = queue.peekFirst();
-      leading = next != null;
+      leader.leading = false;
+      for (Pending queued : queue) {
+        if (!queued.leading) {
+          next = queued;
+          break;
+        }
+      }
+      if (next == null) {
+        leaders--;
+      } else {
+        next.leading = true;
+      }
     }
     if (next != null) {
       synchronized (next) {

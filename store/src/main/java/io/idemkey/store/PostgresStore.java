@@ -8,6 +8,7 @@ import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.sql.Statement;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -67,6 +68,7 @@ final class PostgresStore implements IdempotencyStore {
   private final String claimBatchSql;
   private final ClaimBatcher batcher = new ClaimBatcher(this::claimAll);
   private final boolean notifySettled;
+  private final boolean deferClaimFlush;
   private final String settledChannel;
   private final SettledKeys settledKeys;
   private final String completeSql;
@@ -83,13 +85,15 @@ final class PostgresStore implements IdempotencyStore {
       int purgeBatchSize,
       AutoCloseable ownedPool) {
     this(dataSource, table, testClock, ttl, lease, DEFAULT_STATEMENT_TIMEOUT, purgeBatchSize,
-        false, ownedPool);
+        false, false, ownedPool);
   }
 
   /**
    * @param testClock null in production (the database's clock alone); in tests, a clock whose
    *     advance moves the store's time forward
    * @param notifySettled whether completions and releases notify the nodes that {@link #watch}
+   * @param deferClaimFlush whether claims commit without waiting for the disk (see {@link
+   *     StoreBuilder#deferClaimFlush})
    */
   PostgresStore(
       DataSource dataSource,
@@ -100,9 +104,11 @@ final class PostgresStore implements IdempotencyStore {
       Duration statementTimeout,
       int purgeBatchSize,
       boolean notifySettled,
+      boolean deferClaimFlush,
       AutoCloseable ownedPool) {
     this.dataSource = dataSource;
     this.notifySettled = notifySettled;
+    this.deferClaimFlush = deferClaimFlush;
     this.settledChannel = "idemkey_" + HexFormat.of().formatHex(sha256(table.qualifiedTable()), 0, 8);
     this.settledKeys = new SettledKeys(dataSource, settledChannel);
     this.ownedPool = ownedPool;
@@ -247,43 +253,76 @@ final class PostgresStore implements IdempotencyStore {
    */
   private List<ClaimResult> claimAll(List<ClaimBatcher.Pending> batch) {
     return run("claim", connection -> {
-      boolean one = batch.size() == 1;
-      try (PreparedStatement statement =
-          connection.prepareStatement(one ? claimSql : claimBatchSql)) {
-        statement.setLong(1, leaseMicros);
-        statement.setLong(2, shiftMicros());
-        if (one) {
-          ClaimBatcher.Pending pending = batch.get(0);
-          String scope = storedScope(pending.key.scope());
-          statement.setString(3, scope);
-          statement.setString(4, pending.key.key());
-          statement.setString(5, scope);
-          statement.setString(6, pending.key.key());
-          statement.setBytes(7, pending.fingerprint.sha256());
-        } else {
-          String[] scopes = new String[batch.size()];
-          String[] keys = new String[batch.size()];
-          byte[][] fingerprints = new byte[batch.size()][];
-          for (int i = 0; i < batch.size(); i++) {
-            ClaimBatcher.Pending pending = batch.get(i);
-            scopes[i] = storedScope(pending.key.scope());
-            keys[i] = pending.key.key();
-            fingerprints[i] = pending.fingerprint.sha256();
-          }
-          statement.setArray(3, connection.createArrayOf("text", scopes));
-          statement.setArray(4, connection.createArrayOf("text", keys));
-          statement.setArray(5, connection.createArrayOf("bytea", fingerprints));
+      if (!deferClaimFlush) {
+        return claimAll(connection, batch);
+      }
+      // The claim's commit does not wait for the disk: the handler's transaction commits later
+      // with synchronous_commit on, and WAL is flushed in order, so whatever of the request
+      // becomes durable, its claim does too (StoreBuilder#deferClaimFlush).
+      boolean autoCommit = connection.getAutoCommit();
+      try {
+        if (autoCommit) {
+          connection.setAutoCommit(false);
         }
-        List<ClaimResult> results = new ArrayList<>(batch.size());
-        try (ResultSet rows = statement.executeQuery()) {
-          for (ClaimBatcher.Pending pending : batch) {
-            rows.next();
-            results.add(classify(rows, pending.fingerprint));
-          }
+        try (Statement statement = connection.createStatement()) {
+          statement.execute("SET LOCAL synchronous_commit TO off");
+        }
+        List<ClaimResult> results = claimAll(connection, batch);
+        if (autoCommit) {
+          connection.commit();
         }
         return results;
+      } catch (SQLException | RuntimeException e) {
+        if (autoCommit && !connection.isClosed()) {
+          connection.rollback();
+        }
+        throw e;
+      } finally {
+        if (autoCommit && !connection.isClosed()) {
+          connection.setAutoCommit(true);
+        }
       }
     });
+  }
+
+  private List<ClaimResult> claimAll(Connection connection, List<ClaimBatcher.Pending> batch)
+      throws SQLException {
+    boolean one = batch.size() == 1;
+    try (PreparedStatement statement =
+        connection.prepareStatement(one ? claimSql : claimBatchSql)) {
+      statement.setLong(1, leaseMicros);
+      statement.setLong(2, shiftMicros());
+      if (one) {
+        ClaimBatcher.Pending pending = batch.get(0);
+        String scope = storedScope(pending.key.scope());
+        statement.setString(3, scope);
+        statement.setString(4, pending.key.key());
+        statement.setString(5, scope);
+        statement.setString(6, pending.key.key());
+        statement.setBytes(7, pending.fingerprint.sha256());
+      } else {
+        String[] scopes = new String[batch.size()];
+        String[] keys = new String[batch.size()];
+        byte[][] fingerprints = new byte[batch.size()][];
+        for (int i = 0; i < batch.size(); i++) {
+          ClaimBatcher.Pending pending = batch.get(i);
+          scopes[i] = storedScope(pending.key.scope());
+          keys[i] = pending.key.key();
+          fingerprints[i] = pending.fingerprint.sha256();
+        }
+        statement.setArray(3, connection.createArrayOf("text", scopes));
+        statement.setArray(4, connection.createArrayOf("text", keys));
+        statement.setArray(5, connection.createArrayOf("bytea", fingerprints));
+      }
+      List<ClaimResult> results = new ArrayList<>(batch.size());
+      try (ResultSet rows = statement.executeQuery()) {
+        for (ClaimBatcher.Pending pending : batch) {
+          rows.next();
+          results.add(classify(rows, pending.fingerprint));
+        }
+      }
+      return results;
+    }
   }
 
   /**

@@ -280,6 +280,44 @@ class PostgresStoreHardeningTest {
   }
 
   @Test
+  void claim_deferredFlush_claimsAndLeavesThePoolsConnectionsAsTheyWere() throws Exception {
+    TableName table = TestDatabase.freshTable();
+    for (boolean autoCommit : new boolean[] {true, false}) {
+      try (HikariDataSource pool = pool(autoCommit, null)) {
+        pool.setMaximumPoolSize(1); // every call on the same connection: it must come back clean
+        try (Connection connection = pool.getConnection();
+            Statement statement = connection.createStatement()) {
+          // The session's own setting (the embedded test server's default is off).
+          statement.execute("SET synchronous_commit TO on");
+          if (!autoCommit) {
+            connection.commit();
+          }
+        }
+        PostgresStore store = new PostgresStore(pool, table, null, TTL, LEASE,
+            Duration.ofSeconds(5), 100, false, true, null);
+        IdempotencyKey key = key();
+
+        long token = tokenOf(store.claim(key, fingerprint("x")));
+
+        PostgresStore other =
+            new PostgresStore(TestDatabase.dataSource(), table, null, TTL, LEASE, 100, null);
+        assertThat(other.claim(key, fingerprint("x"))).isInstanceOf(ClaimResult.InProgress.class);
+        assertThat(store.complete(key, token, response("paid"))).isTrue();
+        try (Connection connection = pool.getConnection();
+            Statement statement = connection.createStatement();
+            ResultSet setting = statement.executeQuery("SHOW synchronous_commit")) {
+          setting.next();
+          assertThat(setting.getString(1)).isEqualTo("on");
+          assertThat(connection.getAutoCommit()).isEqualTo(autoCommit);
+          if (!autoCommit) {
+            connection.rollback();
+          }
+        }
+      }
+    }
+  }
+
+  @Test
   void claim_frozenDatabase_failsWithinTheStatementBound() throws Exception {
     EmbeddedPostgres postgres = TestDatabase.startEmbedded();
     try (IdempotencyStore store =
