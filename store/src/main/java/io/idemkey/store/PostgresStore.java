@@ -65,7 +65,6 @@ final class PostgresStore implements IdempotencyStore {
   private final int purgeBatchSize;
   private final AutoCloseable ownedPool;
   private final String claimSql;
-  private final String claimBatchSql;
   private final ClaimBatcher batcher = new ClaimBatcher(this::claimAll);
   private final boolean notifySettled;
   private final boolean deferClaimFlush;
@@ -121,37 +120,12 @@ final class PostgresStore implements IdempotencyStore {
     this.purgeBatchSize = purgeBatchSize;
     String t = table.qualifiedTable();
     String now = "(statement_timestamp() + ?::bigint * interval '1 microsecond')";
-    // The row as the statement's snapshot saw it (e), the insert or take-over that runs only when
-    // e is absent or expired (c), and both side by side in one row whatever happened. A duplicate
-    // of a live key inserts nothing: no row lock, no sequence value, no WAL.
+    // For each claim of the batch (arrays of scope, key, fingerprint, sorted by key so that
+    // concurrent batches lock rows in one order): the row as the statement's snapshot saw it (e),
+    // the insert or take-over that runs only when e is absent or expired (c), and both side by
+    // side in one row whatever happened, in the arrays' order. A duplicate of a live key inserts
+    // nothing: no row lock, no sequence value, no WAL.
     this.claimSql =
-        "WITH n AS (SELECT s.now, s.now + ?::bigint * interval '1 microsecond' AS lease_end"
-            + "   FROM (SELECT " + now + " AS now) s),"
-            + " e AS (SELECT state, token, fingerprint, expires_at, response_status,"
-            + "   response_headers, response_body, body_stored"
-            + "   FROM " + t + " WHERE scope = ? AND idem_key = ?),"
-            + " c AS (INSERT INTO " + t + " AS k (scope, idem_key, fingerprint, state, token,"
-            + "     lease_expires_at, created_at, expires_at)"
-            + "   SELECT ?, ?, ?, '" + IN_PROGRESS + "', nextval('"
-            + table.qualifiedTokenSequence() + "'), n.lease_end, n.now, n.lease_end FROM n"
-            + "   WHERE NOT EXISTS (SELECT 1 FROM e WHERE e.expires_at > n.now)"
-            + "   ON CONFLICT (scope, idem_key) DO UPDATE SET"
-            + "     fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state,"
-            + "     token = EXCLUDED.token, lease_expires_at = EXCLUDED.lease_expires_at,"
-            + "     response_status = NULL, response_headers = NULL, response_body = NULL,"
-            + "     body_stored = NULL, created_at = EXCLUDED.created_at,"
-            + "     expires_at = EXCLUDED.expires_at"
-            + "   WHERE k.expires_at <= EXCLUDED.created_at"
-            + "   RETURNING k.token)"
-            + " SELECT c.token, e.state, e.token, e.fingerprint, e.expires_at, n.now,"
-            + "   e.response_status,"
-            + "   CASE WHEN c.token IS NULL THEN e.response_headers END,"
-            + "   CASE WHEN c.token IS NULL THEN e.response_body END,"
-            + "   e.body_stored"
-            + " FROM n LEFT JOIN c ON true LEFT JOIN e ON true";
-    // The same over arrays (scope, key, fingerprint), one row per claim in the arrays' order,
-    // which the caller sorts by key so that concurrent batches lock rows in one order.
-    this.claimBatchSql =
         "WITH n AS (SELECT s.now, s.now + ?::bigint * interval '1 microsecond' AS lease_end"
             + "   FROM (SELECT " + now + " AS now) s),"
             + " r AS (SELECT * FROM unnest(?::text[], ?::text[], ?::bytea[])"
@@ -247,8 +221,7 @@ final class PostgresStore implements IdempotencyStore {
   }
 
   /**
-   * Writes a batch of claims (sorted by key, one per key) as one statement: the single-key
-   * statement for a batch of one, the same statement over arrays otherwise. A null result is a
+   * Writes a batch of claims (sorted by key, one per key) as one statement. A null result is a
    * claim that lost a race it could not see (see {@link #classify}).
    */
   private List<ClaimResult> claimAll(List<ClaimBatcher.Pending> batch) {
@@ -287,33 +260,21 @@ final class PostgresStore implements IdempotencyStore {
 
   private List<ClaimResult> claimAll(Connection connection, List<ClaimBatcher.Pending> batch)
       throws SQLException {
-    boolean one = batch.size() == 1;
-    try (PreparedStatement statement =
-        connection.prepareStatement(one ? claimSql : claimBatchSql)) {
+    try (PreparedStatement statement = connection.prepareStatement(claimSql)) {
       statement.setLong(1, leaseMicros);
       statement.setLong(2, shiftMicros());
-      if (one) {
-        ClaimBatcher.Pending pending = batch.get(0);
-        String scope = storedScope(pending.key.scope());
-        statement.setString(3, scope);
-        statement.setString(4, pending.key.key());
-        statement.setString(5, scope);
-        statement.setString(6, pending.key.key());
-        statement.setBytes(7, pending.fingerprint.sha256());
-      } else {
-        String[] scopes = new String[batch.size()];
-        String[] keys = new String[batch.size()];
-        byte[][] fingerprints = new byte[batch.size()][];
-        for (int i = 0; i < batch.size(); i++) {
-          ClaimBatcher.Pending pending = batch.get(i);
-          scopes[i] = storedScope(pending.key.scope());
-          keys[i] = pending.key.key();
-          fingerprints[i] = pending.fingerprint.sha256();
-        }
-        statement.setArray(3, connection.createArrayOf("text", scopes));
-        statement.setArray(4, connection.createArrayOf("text", keys));
-        statement.setArray(5, connection.createArrayOf("bytea", fingerprints));
+      String[] scopes = new String[batch.size()];
+      String[] keys = new String[batch.size()];
+      byte[][] fingerprints = new byte[batch.size()][];
+      for (int i = 0; i < batch.size(); i++) {
+        ClaimBatcher.Pending pending = batch.get(i);
+        scopes[i] = storedScope(pending.key.scope());
+        keys[i] = pending.key.key();
+        fingerprints[i] = pending.fingerprint.sha256();
       }
+      statement.setArray(3, connection.createArrayOf("text", scopes));
+      statement.setArray(4, connection.createArrayOf("text", keys));
+      statement.setArray(5, connection.createArrayOf("bytea", fingerprints));
       List<ClaimResult> results = new ArrayList<>(batch.size());
       try (ResultSet rows = statement.executeQuery()) {
         for (ClaimBatcher.Pending pending : batch) {
