@@ -32,6 +32,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.regex.Pattern;
 import javax.sql.DataSource;
 
 /**
@@ -48,8 +49,8 @@ import javax.sql.DataSource;
 public final class IdempotencyFilter implements Filter, Execution.Context {
 
   private static final System.Logger LOG = System.getLogger(IdempotencyFilter.class.getName());
-  private static final java.util.regex.Pattern MULTIPART_BOUNDARY =
-      java.util.regex.Pattern.compile(
+  private static final Pattern MULTIPART_BOUNDARY =
+      Pattern.compile(
           "(?i);\\s*boundary=(\"[^\"]*\"|[^;]*)");
 
   private IdempotencyConfig config;

@@ -72,11 +72,6 @@ final class Waiters implements AutoCloseable {
     return new Waiter();
   }
 
-  /** The number of requests waiting now. */
-  int waiting() {
-    return waiting.get();
-  }
-
   @Override
   public void close() {
     timer.shutdownNow();
