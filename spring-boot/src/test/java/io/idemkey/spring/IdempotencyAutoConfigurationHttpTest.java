@@ -136,7 +136,7 @@ class IdempotencyAutoConfigurationHttpTest {
   }
 
   @Test
-  void metrics_executedReplayedAndMismatch_countedByOutcome() {
+  void metrics_executedReplayedAndMismatch_countedByOutcome() throws Exception {
     double executed = count("executed");
     double replayed = count("replayed");
     double mismatch = count("fingerprint_mismatch");
@@ -145,9 +145,9 @@ class IdempotencyAutoConfigurationHttpTest {
     http.post("/orders", order(reference), "Idempotency-Key", key);
     http.post("/orders", order("x" + reference), "Idempotency-Key", key);
 
-    assertThat(count("executed")).isEqualTo(executed + 1);
-    assertThat(count("replayed")).isEqualTo(replayed + 1);
-    assertThat(count("fingerprint_mismatch")).isEqualTo(mismatch + 1);
+    assertThat(awaitCount("executed", executed + 1)).isEqualTo(executed + 1);
+    assertThat(awaitCount("replayed", replayed + 1)).isEqualTo(replayed + 1);
+    assertThat(awaitCount("fingerprint_mismatch", mismatch + 1)).isEqualTo(mismatch + 1);
     HttpResponse<byte[]> endpoint = http.get("/actuator/metrics/idempotency.requests");
     assertThat(endpoint.statusCode()).isEqualTo(200);
     assertThat(text(endpoint)).contains("\"outcome\"").contains("fingerprint_mismatch")
@@ -173,5 +173,16 @@ class IdempotencyAutoConfigurationHttpTest {
 
   private double count(String outcome) {
     return meters.get("idempotency.requests").tag("outcome", outcome).timer().count();
+  }
+
+  /**
+   * The count once it reaches {@code expected}, or after two seconds: the filter reports an
+   * outcome after the response is sent, so the client may read the response first.
+   */
+  private double awaitCount(String outcome, double expected) throws InterruptedException {
+    for (int i = 0; i < 100 && count(outcome) < expected; i++) {
+      Thread.sleep(20);
+    }
+    return count(outcome);
   }
 }
