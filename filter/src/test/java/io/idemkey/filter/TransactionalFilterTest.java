@@ -32,6 +32,8 @@ import javax.sql.DataSource;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Transactional mode (SPEC §6) over HTTP on Jetty with a real PostgreSQL: the handler's row and
@@ -172,24 +174,14 @@ class TransactionalFilterTest {
     assertThat(rows(key)).isEqualTo(1);
   }
 
-  @Test
-  void transactional_releaseStatus_rollsBackTheHandlersWrites() throws Exception {
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"?status=503, 503", "?throw=true, 500"})
+  void transactional_releaseStatusOrException_rollsBackTheHandlersWritesAndReleases(
+      String query, int status) throws Exception {
     start(c -> c);
     String key = UUID.randomUUID().toString();
 
-    assertThat(post("?status=503", key).statusCode()).isEqualTo(503);
-    assertThat(rows(key)).isZero();
-
-    assertThat(post("", key).statusCode()).isEqualTo(201);
-    assertThat(rows(key)).isEqualTo(1);
-  }
-
-  @Test
-  void transactional_handlerThrows_rollsBackAndReleases() throws Exception {
-    start(c -> c);
-    String key = UUID.randomUUID().toString();
-
-    assertThat(post("?throw=true", key).statusCode()).isEqualTo(500);
+    assertThat(post(query, key).statusCode()).isEqualTo(status);
     assertThat(rows(key)).isZero();
 
     assertThat(post("", key).statusCode()).isEqualTo(201);
