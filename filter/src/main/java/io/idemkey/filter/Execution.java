@@ -299,10 +299,17 @@ final class Execution {
   }
 
   private void releaseQuietly() {
+    releaseQuietly(context.store(), key, token);
+  }
+
+  /**
+   * Releases a key held with {@code token}; when the store fails, the key's lease runs out by
+   * itself and the key is free again then.
+   */
+  static void releaseQuietly(IdempotencyStore store, IdempotencyKey key, long token) {
     try {
-      context.store().release(key, token);
+      store.release(key, token);
     } catch (RuntimeException e) {
-      // The lease runs out by itself; the key is free again then.
       LOG.log(System.Logger.Level.WARNING, "releasing a key failed; its lease will run out", e);
     }
   }

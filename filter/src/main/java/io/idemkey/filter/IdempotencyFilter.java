@@ -279,11 +279,7 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     if (claim instanceof ClaimResult.InProgress inProgress) {
       retryAfter = inProgress.leaseRemaining();
     } else if (claim instanceof ClaimResult.Held held) {
-      try {
-        store.release(key, held.token());
-      } catch (StoreUnavailableException e) {
-        LOG.log(System.Logger.Level.WARNING, "releasing a key failed; its lease will run out", e);
-      }
+      Execution.releaseQuietly(store, key, held.token());
     }
     Problem.IN_PROGRESS.write(
         response, "the first request with this key is still running; retry later", retryAfter);

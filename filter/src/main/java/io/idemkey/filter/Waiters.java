@@ -206,11 +206,7 @@ final class Waiters implements AutoCloseable {
       if (!(claim instanceof ClaimResult.Held held)) {
         return claim;
       }
-      try {
-        store.release(key, held.token());
-      } catch (StoreUnavailableException e) {
-        LOG.log(System.Logger.Level.WARNING, "releasing a key failed; its lease will run out", e);
-      }
+      Execution.releaseQuietly(store, key, held.token());
       return new ClaimResult.InProgress(Duration.ZERO);
     }
 
