@@ -82,8 +82,9 @@ final class Waiters implements AutoCloseable {
   final class Waiter {
     private final AtomicBoolean settled = new AtomicBoolean();
     private Consumer<Outcome> onSettled;
-    private ScheduledFuture<?> deadline;
-    private Group group;
+    // Set on the thread that waits, read on the one that settles it.
+    private volatile ScheduledFuture<?> deadline;
+    private volatile Group group;
 
     /** Waits for the key that {@code first} found in progress. */
     void await(
@@ -92,11 +93,8 @@ final class Waiters implements AutoCloseable {
         ClaimResult.InProgress first,
         Consumer<Outcome> onSettled) {
       this.onSettled = onSettled;
-      this.deadline =
-          timer.schedule(() -> settle(Outcome.TIMED_OUT), waitTimeout.toMillis(),
-              TimeUnit.MILLISECONDS);
       // Joining and leaving happen inside the map's atomic update of the key: a group is never
-      // closed while a waiter joins it.
+      // closed, nor settled, while a waiter joins it.
       boolean[] created = new boolean[1];
       this.group =
           groups.compute(key, (k, existing) -> {
@@ -105,6 +103,11 @@ final class Waiters implements AutoCloseable {
             joined.waiters.add(this);
             return joined;
           });
+      if (!settled.get()) { // else the group settled it already
+        this.deadline =
+            timer.schedule(() -> settle(Outcome.TIMED_OUT), waitTimeout.toMillis(),
+                TimeUnit.MILLISECONDS);
+      }
       if (created[0]) {
         // The key may have settled between the claim that found it in progress and the
         // subscription: one look per key, not per waiter, closes that gap.
@@ -138,6 +141,9 @@ final class Waiters implements AutoCloseable {
       waiting.decrementAndGet();
       if (group != null) {
         groups.computeIfPresent(group.key, (k, existing) -> {
+          if (existing != group) {
+            return existing; // this waiter's group settled; a new one waits for the key now
+          }
           existing.waiters.remove(this);
           if (existing.waiters.isEmpty()) {
             existing.close();
@@ -155,8 +161,10 @@ final class Waiters implements AutoCloseable {
     private final Fingerprint fingerprint;
     private final List<Waiter> waiters = new CopyOnWriteArrayList<>();
     private final IdempotencyStore.Registration registration;
-    private final AtomicBoolean looking = new AtomicBoolean();
+    /** Wake-ups not yet answered by a look; a look runs while it is above zero. */
+    private final AtomicInteger wakes = new AtomicInteger();
     private ScheduledFuture<?> leaseEnd;
+    private boolean closed;
 
     Group(IdempotencyKey key, Fingerprint fingerprint) {
       this.key = key;
@@ -166,7 +174,7 @@ final class Waiters implements AutoCloseable {
 
     /** Looks again when the holder's lease would run out, had it not been renewed. */
     synchronized void lookAt(Duration leaseRemaining) {
-      if (leaseEnd == null || leaseEnd.isDone()) {
+      if (!closed && (leaseEnd == null || leaseEnd.isDone())) {
         leaseEnd =
             timer.schedule(this::wake, leaseRemaining.toMillis() + LEASE_END_SLACK_MILLIS,
                 TimeUnit.MILLISECONDS);
@@ -174,25 +182,39 @@ final class Waiters implements AutoCloseable {
     }
 
     private void wake() {
-      if (looking.compareAndSet(false, true)) {
+      if (wakes.getAndIncrement() == 0) {
         workers.execute(this::look);
       }
     }
 
+    /**
+     * Looks until the key settles or no wake-up came during the last look: one that came while
+     * the claim was reading may have been for a change that the read did not see.
+     */
     private void look() {
-      Outcome outcome;
-      try {
-        ClaimResult claim = store.claim(key, fingerprint);
-        if (claim instanceof ClaimResult.InProgress inProgress) {
-          looking.set(false);
-          lookAt(inProgress.leaseRemaining());
-          return;
+      int answered;
+      do {
+        answered = wakes.get();
+        Outcome outcome;
+        try {
+          ClaimResult claim = store.claim(key, fingerprint);
+          if (claim instanceof ClaimResult.InProgress inProgress) {
+            lookAt(inProgress.leaseRemaining());
+            continue;
+          }
+          outcome = new Outcome(freed(claim), null);
+        } catch (StoreUnavailableException e) {
+          outcome = new Outcome(null, e);
         }
-        outcome = new Outcome(freed(claim), null);
-      } catch (StoreUnavailableException e) {
-        outcome = new Outcome(null, e);
-      }
-      looking.set(false);
+        settleAll(outcome);
+        return; // wakes stays above zero: a settled group never looks again
+      } while (wakes.addAndGet(-answered) > 0);
+    }
+
+    /** Answers every waiter; one that comes for the key from now on starts a new group. */
+    private void settleAll(Outcome outcome) {
+      groups.remove(key, this);
+      close();
       for (Waiter waiter : waiters) {
         waiter.settle(outcome);
       }
@@ -210,8 +232,12 @@ final class Waiters implements AutoCloseable {
       return new ClaimResult.InProgress(Duration.ZERO);
     }
 
-    /** The last waiter left: stop listening and looking. */
+    /** The group settled or its last waiter left: stop listening and looking. */
     synchronized void close() {
+      if (closed) {
+        return;
+      }
+      closed = true;
       registration.close();
       if (leaseEnd != null) {
         leaseEnd.cancel(false);

@@ -8,6 +8,7 @@ import io.idemkey.store.Fingerprint;
 import io.idemkey.store.IdempotencyKey;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.StoreBuilder;
+import io.idemkey.store.StoredResponse;
 import io.idemkey.store.TestDatabase;
 import jakarta.servlet.DispatcherType;
 import java.net.URI;
@@ -21,6 +22,7 @@ import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.eclipse.jetty.ee10.servlet.FilterHolder;
@@ -80,6 +82,8 @@ class WaitersTest {
     server = new Server(pool);
     ServerConnector connector = new ServerConnector(server, 1, 1);
     connector.setHost("127.0.0.1");
+    // Longer than any wait here: a waiter that is never woken gets its 409, not a closed socket.
+    connector.setIdleTimeout(120_000);
     server.addConnector(connector);
     ServletContextHandler context = new ServletContextHandler();
     FilterHolder filter = new FilterHolder(
@@ -142,5 +146,51 @@ class WaitersTest {
     // nothing polled while they waited.
     assertThat(claimsWhileWaiting).isLessThanOrEqualTo(1 + WAITERS + 1);
     assertThat(claims.get()).isLessThanOrEqualTo(1 + WAITERS + 2);
+  }
+
+  /**
+   * Regression: a key that settled while a look was reading it (the look saw it in progress, the
+   * wake-up came before the look had finished) left its waiters to the holder's lease end.
+   */
+  @Test
+  void await_keySettlesDuringALook_waiterIsWokenBeforeTheLeaseEnds() throws Exception {
+    IdempotencyStore memory = StoreBuilder.memory().lease(Duration.ofSeconds(60)).build();
+    CountDownLatch lookRead = new CountDownLatch(1);
+    CountDownLatch settled = new CountDownLatch(1);
+    AtomicInteger looks = new AtomicInteger();
+    IdempotencyStore store = new ForwardingStore(memory) {
+      @Override
+      public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
+        ClaimResult read = store.claim(key, fingerprint);
+        if (looks.incrementAndGet() == 2) { // the first look, after the waiter's own claim
+          lookRead.countDown();
+          await(settled);
+        }
+        return read;
+      }
+    };
+    IdempotencyKey key = new IdempotencyKey("scope", "k");
+    Fingerprint fingerprint = new Fingerprint(new byte[32]);
+    ClaimResult.Held holder = (ClaimResult.Held) memory.claim(key, fingerprint);
+    ClaimResult.InProgress first = (ClaimResult.InProgress) store.claim(key, fingerprint);
+    try (Waiters waiters = new Waiters(store, Duration.ofSeconds(60), 10)) {
+      CompletableFuture<Waiters.Outcome> outcome = new CompletableFuture<>();
+      waiters.reserve().await(key, fingerprint, first, outcome::complete);
+      assertThat(lookRead.await(10, TimeUnit.SECONDS)).isTrue();
+      // The key completes (its watchers are woken) while the look still holds its stale read.
+      memory.complete(key, holder.token(), new StoredResponse(201, List.of(), new byte[0], true));
+      settled.countDown();
+
+      ClaimResult answer = outcome.get(20, TimeUnit.SECONDS).claim();
+      assertThat(answer).isInstanceOf(ClaimResult.Completed.class);
+    }
+  }
+
+  static void await(CountDownLatch latch) {
+    try {
+      latch.await(10, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 }
