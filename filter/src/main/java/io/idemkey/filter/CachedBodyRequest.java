@@ -22,6 +22,7 @@ import java.net.URLEncoder;
 import java.nio.charset.Charset;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.Collections;
 import java.util.HashMap;
@@ -96,7 +97,7 @@ final class CachedBodyRequest extends HttpServletRequestWrapper {
     }
     byte[] body;
     try (InputStream in = request.getInputStream()) {
-      body = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, maxBytes + 1));
+      body = readBody(in, request.getContentLengthLong(), maxBytes);
     }
     if (body.length > maxBytes) {
       return null;
@@ -106,6 +107,26 @@ final class CachedBodyRequest extends HttpServletRequestWrapper {
       return new CachedBodyRequest(request, body, 0, formBody(request), true);
     }
     return new CachedBodyRequest(request, body, body.length, body, false);
+  }
+
+  /**
+   * Reads the body, or one byte past {@code maxBytes} of it. A declared length sizes the buffer
+   * (a small body costs a small array, not a read buffer); a body longer than declared is read on.
+   */
+  private static byte[] readBody(InputStream in, long declared, long maxBytes)
+      throws IOException {
+    long limit = Math.min(Integer.MAX_VALUE - 8, maxBytes + 1);
+    if (declared < 0 || declared >= limit) {
+      return in.readNBytes((int) limit);
+    }
+    byte[] body = in.readNBytes((int) declared + 1);
+    if (body.length <= declared) {
+      return body;
+    }
+    byte[] rest = in.readNBytes((int) (limit - body.length));
+    byte[] whole = Arrays.copyOf(body, body.length + rest.length);
+    System.arraycopy(rest, 0, whole, body.length, rest.length);
+    return whole;
   }
 
   /** The bytes the fingerprint covers: the body, or the canonical form of parsed parameters. */

@@ -15,6 +15,7 @@ import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
 import jakarta.servlet.FilterChain;
 import jakarta.servlet.FilterConfig;
+import jakarta.servlet.ServletContext;
 import jakarta.servlet.ServletException;
 import jakarta.servlet.ServletRequest;
 import jakarta.servlet.ServletResponse;
@@ -241,7 +242,7 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       return IdempotencyListener.Outcome.BAD_REQUEST;
     }
     IdempotencyKey key = new IdempotencyKey(scope, ((KeyParser.Valid) parsed).key());
-    Fingerprint fingerprint = fingerprintOf(request, cached.fingerprintBody());
+    Fingerprint fingerprint = fingerprintOf(request, path, cached.fingerprintBody());
 
     ClaimResult claim;
     try {
@@ -445,9 +446,16 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     }
   }
 
-  private Fingerprint fingerprintOf(HttpServletRequest request, byte[] body) {
+  /**
+   * SPEC §4. The path is the container's decoded and normalized one ({@code /%70ay/./x} is
+   * {@code /pay/x}) under the context's own path; the query is compared as sent, an empty one
+   * being none.
+   */
+  private Fingerprint fingerprintOf(HttpServletRequest request, String path, byte[] body) {
     String query = request.getQueryString();
-    String pathAndQuery = request.getRequestURI() + (query == null ? "" : "?" + query);
+    ServletContext context = request.getServletContext();
+    String contextPath = context == null ? "" : context.getContextPath();
+    String pathAndQuery = contextPath + path + (query == null || query.isEmpty() ? "" : "?" + query);
     return RequestFingerprint.compute(
         request.getMethod(),
         pathAndQuery,

@@ -308,6 +308,39 @@ abstract class FilterHttpContract {
     assertThat(handler.executions).hasValue(1);
   }
 
+  /** Regression: the fingerprint took the raw request URI, so a retry spelled another way got 422. */
+  @Test
+  void samePathSpelledOtherwise_isTheSameRequest_replayed() throws Exception {
+    start(c -> c);
+    String key = key();
+    HttpResponse<byte[]> first = send("POST", "/pay/x?a=1", key, "{}");
+
+    for (String same : List.of("/%70ay/x?a=1", "/pay/%78?a=1", "/pay/./x?a=1", "/pay/y/../x?a=1")) {
+      HttpResponse<byte[]> replay = send("POST", same, key, "{}");
+      assertThat(replay.statusCode()).as(same).isEqualTo(201);
+      assertThat(replay.headers().firstValue("Idempotent-Replayed")).as(same).hasValue("true");
+      assertThat(replay.body()).as(same).isEqualTo(first.body());
+    }
+    // The query is compared as sent: another one is another request.
+    assertProblem(send("POST", "/pay/x?a=2", key, "{}"), 422, "key-reused");
+    assertProblem(send("POST", "/pay/x", key, "{}"), 422, "key-reused");
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  /** An empty query (a bare "?") is no query. */
+  @Test
+  void emptyQuery_isTheSameRequestAsNoQuery_replayed() throws Exception {
+    start(c -> c);
+    String key = key();
+    send("POST", "/pay", key, "{}");
+
+    HttpResponse<byte[]> replay = send("POST", "/pay?", key, "{}");
+
+    assertThat(replay.statusCode()).isEqualTo(201);
+    assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(handler.executions).hasValue(1);
+  }
+
   @Test
   void scopes_sameKeyInTwoScopes_bothRunAndNeverShare() throws Exception {
     start(c -> c.scope(IdempotencyConfig.Scope.header("X-Tenant")));
