@@ -19,6 +19,12 @@ final class ServletDoubles {
 
   private ServletDoubles() {}
 
+  /** A payment request's body. */
+  static final byte[] REQUEST_BODY = "{\"amount\":1250,\"currency\":\"EUR\"}".getBytes();
+  /** A 1 KiB JSON response body: a payment with a note that pads it. */
+  static final byte[] RESPONSE_BODY = responseBody(1024);
+
+  /** A request with a payment body, and an Idempotency-Key unless {@code key} is null. */
   static HttpServletRequest request(String method, String path, String key) {
     return (HttpServletRequest)
         Proxy.newProxyInstance(
@@ -34,9 +40,9 @@ final class ServletDoubles {
                 case "getContentType":
                   return "application/json";
                 case "getContentLengthLong":
-                  return 0L;
+                  return (long) REQUEST_BODY.length;
                 case "getContentLength":
-                  return 0;
+                  return REQUEST_BODY.length;
                 case "getHeaders":
                   return Collections.enumeration(
                       key != null && "Idempotency-Key".equalsIgnoreCase((String) args[0])
@@ -45,7 +51,7 @@ final class ServletDoubles {
                               ? List.of("application/json")
                               : List.of());
                 case "getInputStream":
-                  return emptyInput();
+                  return input(REQUEST_BODY);
                 default:
                   return defaultValue(m.getReturnType());
               }
@@ -74,10 +80,14 @@ final class ServletDoubles {
             });
   }
 
-  /** A handler that writes a small JSON body, like a payment response. */
+  /** A handler that writes {@link #RESPONSE_BODY}. */
   static FilterChain handler() {
-    byte[] body = "{\"id\":1,\"amount\":1250,\"currency\":\"EUR\",\"status\":\"accepted\"}".getBytes();
-    return (request, response) -> response.getOutputStream().write(body);
+    return (request, response) -> response.getOutputStream().write(RESPONSE_BODY);
+  }
+
+  private static byte[] responseBody(int size) {
+    String payment = "{\"id\":1,\"amount\":1250,\"currency\":\"EUR\",\"status\":\"accepted\",\"note\":\"";
+    return (payment + "x".repeat(size - payment.length() - 2) + "\"}").getBytes();
   }
 
   private static Object defaultValue(Class<?> type) {
@@ -93,16 +103,29 @@ final class ServletDoubles {
     return null;
   }
 
-  private static ServletInputStream emptyInput() {
+  private static ServletInputStream input(byte[] bytes) {
     return new ServletInputStream() {
+      private int position;
+
       @Override
       public int read() {
-        return -1;
+        return position < bytes.length ? bytes[position++] & 0xff : -1;
+      }
+
+      @Override
+      public int read(byte[] buffer, int offset, int length) {
+        if (position == bytes.length) {
+          return length == 0 ? 0 : -1;
+        }
+        int n = Math.min(length, bytes.length - position);
+        System.arraycopy(bytes, position, buffer, offset, n);
+        position += n;
+        return n;
       }
 
       @Override
       public boolean isFinished() {
-        return true;
+        return position == bytes.length;
       }
 
       @Override

@@ -29,6 +29,7 @@ import java.util.Collections;
 import java.util.Enumeration;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
@@ -55,6 +56,8 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
           "(?i);\\s*boundary=(\"[^\"]*\"|[^;]*)");
 
   private IdempotencyConfig config;
+  /** The fingerprint headers' names in lower case, as the fingerprint takes them. */
+  private List<String> fingerprintHeaders;
   private IdempotencyStore store;
   private boolean ownsStore;
   private IdempotencyListener listener;
@@ -99,6 +102,8 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       boolean ownsStore,
       IdempotencyListener listener) {
     this.config = config;
+    this.fingerprintHeaders =
+        config.fingerprintHeaders().stream().map(name -> name.toLowerCase(Locale.ROOT)).toList();
     this.store = store;
     this.ownsStore = ownsStore;
     this.listener = listener;
@@ -459,7 +464,7 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     return RequestFingerprint.compute(
         request.getMethod(),
         pathAndQuery,
-        config.fingerprintHeaders(),
+        fingerprintHeaders,
         name -> {
           Enumeration<String> values = request.getHeaders(name);
           if (values == null) {

@@ -1,7 +1,6 @@
 package io.idemkey.filter;
 
 import io.idemkey.store.Fingerprint;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -17,6 +16,9 @@ import java.util.function.Function;
  * <p>Stateless and thread-safe.
  */
 final class RequestFingerprint {
+
+  /** Cloned for each request: cheaper than a provider lookup. */
+  private static final MessageDigest SHA_256 = newDigest();
 
   private RequestFingerprint() {}
 
@@ -34,7 +36,7 @@ final class RequestFingerprint {
       Function<String, List<String>> headerValues,
       byte[] body,
       int bodyLength) {
-    MessageDigest sha256 = newDigest();
+    MessageDigest sha256 = copyOf(SHA_256);
     part(sha256, method);
     part(sha256, pathAndQuery);
     for (String name : headerNames) {
@@ -56,8 +58,20 @@ final class RequestFingerprint {
     sha256.update(bytes);
   }
 
+  /** Four bytes, big-endian. */
   private static void length(MessageDigest sha256, int length) {
-    sha256.update(ByteBuffer.allocate(4).putInt(length).array());
+    sha256.update((byte) (length >>> 24));
+    sha256.update((byte) (length >>> 16));
+    sha256.update((byte) (length >>> 8));
+    sha256.update((byte) length);
+  }
+
+  private static MessageDigest copyOf(MessageDigest prototype) {
+    try {
+      return (MessageDigest) prototype.clone();
+    } catch (CloneNotSupportedException e) {
+      return newDigest(); // a provider whose SHA-256 cannot be cloned
+    }
   }
 
   private static MessageDigest newDigest() {

@@ -75,6 +75,12 @@ final class MemoryStore implements IdempotencyStore {
   @Override
   public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
     Instant now = clock.instant();
+    Entry live = cache.getIfPresent(key);
+    if (live != null && live.completed() && live.expiresAt().isAfter(now)
+        && live.fingerprint().equals(fingerprint)) {
+      // A replay changes nothing: answered without taking the key's lock.
+      return new ClaimResult.Completed(live.response(), Duration.between(now, live.expiresAt()));
+    }
     ClaimResult[] result = new ClaimResult[1];
     entries.compute(
         key,
