@@ -89,16 +89,18 @@ final class CachingStore implements IdempotencyStore {
             : new ClaimResult.FingerprintMismatch();
       }
     }
+    // Read before the claim is sent: the store's clock decided how long the record has left at
+    // some instant after this one, so counted from here the entry expires no later than the
+    // record, however long the claim's reply or this thread took.
+    long sentNanos = ticker.read();
     ClaimResult result = delegate.claim(key, fingerprint);
     if (result instanceof ClaimResult.Completed done) {
-      // The store's clock decided how long the record has left; counted from now on this node's
-      // ticker, the entry expires no later than the record does (less the claim's round trip).
       completed.put(
           key,
           new CachedResponse(
               fingerprint,
               done.response(),
-              saturatedAdd(ticker.read(), saturatedNanos(done.timeToLive()))));
+              saturatedAdd(sentNanos, saturatedNanos(done.timeToLive()))));
     } else if (result instanceof ClaimResult.Held claimed) {
       held.put(new HeldKey(key, claimed.token()), fingerprint);
     }

@@ -149,6 +149,10 @@ final class ClaimBatcher {
       results = writer.claimAll(batch);
     } catch (RuntimeException e) {
       failure = e;
+    } catch (Error e) {
+      // Every claim of the batch is answered and the lead handed on, or their callers, and every
+      // claim after them, would wait for ever.
+      failure = new IdempotencyException("writing a batch of claims failed: " + e, e);
     }
     List<Pending> again = new ArrayList<>();
     for (int i = 0; i < batch.size(); i++) {

@@ -147,7 +147,7 @@ final class MemoryStore implements IdempotencyStore {
   private void settled(IdempotencyKey key) {
     List<Runnable> list = watchers.get(key);
     if (list != null) {
-      list.forEach(Runnable::run);
+      list.forEach(SettledKeys::runQuietly); // one failing watcher neither fails nor skips others
     }
   }
 

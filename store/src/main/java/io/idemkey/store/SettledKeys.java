@@ -67,13 +67,18 @@ final class SettledKeys implements AutoCloseable {
         PGConnection postgres = connection.unwrap(PGConnection.class);
         // Anything settled while no connection listened is found by a fresh look.
         fireAll();
-        while (!closed) {
-          PGNotification[] notifications = postgres.getNotifications(POLL_MILLIS);
-          if (notifications != null) {
-            for (PGNotification notification : notifications) {
-              fire(notification.getParameter());
+        try {
+          while (!closed) {
+            PGNotification[] notifications = postgres.getNotifications(POLL_MILLIS);
+            if (notifications != null) {
+              for (PGNotification notification : notifications) {
+                fire(notification.getParameter());
+              }
             }
           }
+        } finally {
+          // The connection may go back to an application's pool: not still subscribed.
+          unlisten(connection);
         }
       } catch (SQLException | RuntimeException e) {
         if (!closed) {
@@ -91,6 +96,18 @@ final class SettledKeys implements AutoCloseable {
     }
   }
 
+  private static void unlisten(Connection connection) {
+    try (Statement statement = connection.createStatement()) {
+      statement.execute("UNLISTEN *");
+    } catch (SQLException e) {
+      try {
+        connection.abort(Runnable::run); // never back to the pool with its subscription
+      } catch (SQLException | RuntimeException ignored) {
+        // closed already
+      }
+    }
+  }
+
   private void fire(String payload) {
     List<Runnable> list = watchers.get(payload);
     if (list != null) {
@@ -102,7 +119,7 @@ final class SettledKeys implements AutoCloseable {
     watchers.values().forEach(list -> list.forEach(SettledKeys::runQuietly));
   }
 
-  private static void runQuietly(Runnable callback) {
+  static void runQuietly(Runnable callback) {
     try {
       callback.run();
     } catch (RuntimeException e) {
