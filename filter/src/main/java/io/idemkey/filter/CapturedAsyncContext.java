@@ -93,14 +93,15 @@ final class CapturedAsyncContext implements AsyncContext {
 
   @Override
   public void complete() {
-    if (finished.compareAndSet(false, true)) {
-      try {
+    try {
+      if (finished.compareAndSet(false, true)) {
         completion.finish();
-      } catch (IOException e) {
-        // The client went away; the record is stored already if it could be.
       }
+    } catch (IOException e) {
+      // The client went away; the record is stored already if it could be.
+    } finally {
+      delegate.complete(); // whatever failed above, the request ends now, not at its timeout
     }
-    delegate.complete();
   }
 
   @Override

@@ -161,6 +161,7 @@ final class Execution {
   }
 
   private IdempotencyListener.Outcome settle() throws IOException {
+    lease.settling();
     if (capture.isStreaming()) {
       // Over max-response-bytes: settled in settleBeforeStreaming, the body is on its way.
       capture.sendToClient();
@@ -190,6 +191,7 @@ final class Execution {
    * @throws IOException if the key could not be settled: the response must not be sent
    */
   private void settleBeforeStreaming(StoredResponse notStored) throws IOException {
+    lease.settling();
     if (context.config().isReleaseStatus(notStored.status())) {
       abandon();
       return;

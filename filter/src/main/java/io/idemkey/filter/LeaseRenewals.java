@@ -75,6 +75,7 @@ final class LeaseRenewals implements AutoCloseable {
     private final AtomicBoolean renewing = new AtomicBoolean();
     private volatile ScheduledFuture<?> schedule;
     private volatile boolean stopped;
+    private volatile boolean settling;
     private volatile boolean lost;
 
     private Lease(IdempotencyKey key, long token, Runnable onLost) {
@@ -86,6 +87,15 @@ final class LeaseRenewals implements AutoCloseable {
     /** True once a renewal found the lease taken over (or the key gone). */
     boolean lost() {
       return lost;
+    }
+
+    /**
+     * The request is completing its key: renewals go on (a completion may be retried for a
+     * while), but one that finds the lease gone reports nothing, since the completion itself may
+     * have settled the key; the completion's answer tells whether the lease was lost.
+     */
+    void settling() {
+      settling = true;
     }
 
     /** Stops renewing; a renewal already running finishes without reporting. */
@@ -108,6 +118,10 @@ final class LeaseRenewals implements AutoCloseable {
     private void renew() {
       try {
         if (!store.renew(key, token) && !stopped) {
+          if (settling) {
+            stop();
+            return;
+          }
           lost = true;
           stop();
           LOG.log(System.Logger.Level.WARNING,
