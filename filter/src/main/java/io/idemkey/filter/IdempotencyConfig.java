@@ -482,9 +482,7 @@ public final class IdempotencyConfig {
               + Property.STORE.key + "=memory)");
     }
     return applyTo(
-        StoreBuilder.postgres(jdbcUrl, jdbcUsername, jdbcPassword)
-            .poolSize(jdbcPoolSize)
-            .connectTimeout(jdbcConnectTimeout));
+        StoreBuilder.postgres(jdbcUrl, jdbcUsername, jdbcPassword).poolSize(jdbcPoolSize));
   }
 
   /**
@@ -505,9 +503,14 @@ public final class IdempotencyConfig {
     }
   }
 
-  /** Sets this configuration's key lifetime, table, migration, cache and purge on {@code builder}. */
+  /**
+   * Sets this configuration's key lifetime, table, migration, cache, purge and time bound
+   * ({@code jdbc.connect-timeout}, which bounds every store statement, on a handed-in {@code
+   * DataSource} too) on {@code builder}.
+   */
   public StoreBuilder applyTo(StoreBuilder builder) {
     return builder
+        .connectTimeout(jdbcConnectTimeout)
         .ttl(ttl)
         .lease(lease)
         .tableName(tableName)

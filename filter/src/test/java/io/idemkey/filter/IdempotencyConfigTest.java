@@ -395,6 +395,39 @@ class IdempotencyConfigTest {
     assertThat(tablesIn(schema)).containsExactly("payments");
   }
 
+  /**
+   * Regression: a handed-in DataSource's statements were bounded by the default 2 s whatever
+   * jdbc.connect-timeout said. With 20 s, a completion that waits 3 s for a row lock succeeds.
+   */
+  @Test
+  void applyTo_handedInDataSource_statementsBoundedByTheConfiguredConnectTimeout()
+      throws Exception {
+    IdempotencyConfig config = IdempotencyConfig.builder()
+        .set("jdbc.connect-timeout", "20s").set("lease", "60s").set("purge.interval", "0s")
+        .set("cache.max-bytes", "0")
+        .build();
+    io.idemkey.migrations.TableName table = TestDatabase.freshTable();
+    try (io.idemkey.store.IdempotencyStore store =
+        config.applyTo(io.idemkey.store.StoreBuilder.postgres(TestDatabase.dataSource()))
+            .tableName(table).migrate(false).build()) {
+      io.idemkey.store.IdempotencyKey key = new io.idemkey.store.IdempotencyKey("s", "k");
+      long token = ((io.idemkey.store.ClaimResult.Held)
+          store.claim(key, new io.idemkey.store.Fingerprint(new byte[32]))).token();
+      try (Connection locker = TestDatabase.dataSource().getConnection()) {
+        locker.setAutoCommit(false);
+        try (Statement lock = locker.createStatement()) {
+          lock.executeQuery("SELECT 1 FROM " + table.qualifiedTable() + " FOR UPDATE").close();
+        }
+        java.util.concurrent.CompletableFuture<Boolean> completion =
+            java.util.concurrent.CompletableFuture.supplyAsync(() -> store.complete(key, token,
+                new io.idemkey.store.StoredResponse(201, List.of(), new byte[0], true)));
+        Thread.sleep(3_000); // past the default bound of 2 s, well inside the configured 20 s
+        locker.commit();
+        assertThat(completion.get(30, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+      }
+    }
+  }
+
   @Test
   void toString_showsTheNewProperties() {
     String text = IdempotencyConfig.builder()

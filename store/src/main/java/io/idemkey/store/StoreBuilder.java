@@ -148,7 +148,10 @@ public final class StoreBuilder {
     return this;
   }
 
-  /** Longest wait for a connection from the pool the store opens itself. Default 2 seconds. */
+  /**
+   * Longest wait for a connection from the pool the store opens itself, and the bound on every
+   * store statement (at least a second), on a handed-in {@code DataSource} too. Default 2 seconds.
+   */
   public StoreBuilder connectTimeout(Duration connectTimeout) {
     this.connectTimeout = positive("connect timeout", connectTimeout);
     if (connectTimeout.toMillis() < 250) {
