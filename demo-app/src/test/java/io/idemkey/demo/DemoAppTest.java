@@ -20,6 +20,8 @@ import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** SPEC §11 over HTTP, on two demo nodes in this JVM sharing one PostgreSQL. */
 class DemoAppTest {
@@ -92,6 +94,24 @@ class DemoAppTest {
     String location = first.headers().firstValue("Location").orElseThrow();
     assertThat(get(nodeB, location).body()).isEqualTo(first.body());
     assertThat(get(nodeB, "/payments/999999999").statusCode()).isEqualTo(404);
+  }
+
+  /** Regression: paths under /payments reached the handler past the filter (two payments). */
+  @ParameterizedTest
+  @ValueSource(strings = {"/payments/", "/payments/x", "/payments/a/b"})
+  void pathUnderPayments_isCoveredByTheFilter(String path) throws Exception {
+    assertThat(post(nodeA, path, null, PAYMENT).body())
+        .contains("urn:idemkey:problem:missing-key");
+    long before = payments();
+    String key = key();
+
+    HttpResponse<String> first = post(nodeA, path, key, PAYMENT);
+    HttpResponse<String> second = post(nodeB, path, key, PAYMENT);
+
+    assertThat(second.statusCode()).isEqualTo(first.statusCode());
+    assertThat(second.body()).isEqualTo(first.body());
+    assertThat(second.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(payments()).isLessThanOrEqualTo(before + 1);
   }
 
   @Test

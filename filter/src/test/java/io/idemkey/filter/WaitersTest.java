@@ -71,9 +71,13 @@ class WaitersTest {
   }
 
   void start() throws Exception {
+    start(1000);
+  }
+
+  void start(int maxWaiters) throws Exception {
     IdempotencyConfig config =
         IdempotencyConfig.builder().onInFlight(IdempotencyConfig.InFlight.WAIT)
-            .waitTimeout(Duration.ofSeconds(30)).build();
+            .waitTimeout(Duration.ofSeconds(30)).maxWaiters(maxWaiters).build();
     TableName table = TestDatabase.freshTable();
     IdempotencyStore store =
         config.applyTo(StoreBuilder.postgres(TestDatabase.dataSource()))
@@ -142,10 +146,39 @@ class WaitersTest {
     }
     // The first request and the uncovered one ran the handler: no duplicate did.
     assertThat(handler.executions.get()).isEqualTo(2);
-    // One claim per request, one look when the first waiter arrived, one when the key settled:
-    // nothing polled while they waited.
-    assertThat(claimsWhileWaiting).isLessThanOrEqualTo(1 + WAITERS + 1);
-    assertThat(claims.get()).isLessThanOrEqualTo(1 + WAITERS + 2);
+    // One claim per request, one look when the first waiter arrived (and one again if the
+    // listening connection came up during it), one when the key settled: nothing polled while
+    // they waited.
+    assertThat(claimsWhileWaiting).isLessThanOrEqualTo(1 + WAITERS + 2);
+    assertThat(claims.get()).isLessThanOrEqualTo(1 + WAITERS + 3);
+  }
+
+  @Test
+  void await_moreThanMaxWaiters_theOneBeyondIs409_theWaiterGetsTheReplay() throws Exception {
+    start(1);
+    String key = UUID.randomUUID().toString();
+    CompletableFuture<HttpResponse<String>> first =
+        client.sendAsync(post("/p?delayMs=3000", key), HttpResponse.BodyHandlers.ofString());
+    for (int i = 0; i < 50 && handler.executions.get() == 0; i++) {
+      Thread.sleep(20);
+    }
+    CompletableFuture<HttpResponse<String>> waiter =
+        client.sendAsync(post("/p?delayMs=3000", key), HttpResponse.BodyHandlers.ofString());
+    for (int i = 0; i < 100 && claims.get() < 3; i++) { // the waiter's claim and its first look
+      Thread.sleep(20);
+    }
+
+    HttpResponse<String> beyond = client.send(post("/p?delayMs=3000", key),
+        HttpResponse.BodyHandlers.ofString());
+
+    assertThat(first).isNotDone();
+    assertThat(beyond.statusCode()).isEqualTo(409);
+    assertThat(beyond.body()).contains("urn:idemkey:problem:in-progress");
+    assertThat(beyond.headers().firstValue("Retry-After")).isPresent();
+    HttpResponse<String> replay = waiter.get(60, TimeUnit.SECONDS);
+    assertThat(replay.statusCode()).isEqualTo(201);
+    assertThat(replay.body()).isEqualTo(first.get(60, TimeUnit.SECONDS).body());
+    assertThat(handler.executions.get()).isEqualTo(1);
   }
 
   /**
