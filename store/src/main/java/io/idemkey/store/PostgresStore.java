@@ -109,7 +109,7 @@ final class PostgresStore implements IdempotencyStore {
     this.notifySettled = notifySettled;
     this.deferClaimFlush = deferClaimFlush;
     this.settledChannel = "idemkey_" + HexFormat.of().formatHex(sha256(table.qualifiedTable()), 0, 8);
-    this.settledKeys = new SettledKeys(dataSource, settledChannel);
+    this.settledKeys = new SettledKeys(dataSource, settledChannel, statementTimeout);
     this.ownedPool = ownedPool;
     this.table = table;
     this.testClock = testClock;

@@ -3,6 +3,7 @@ package io.idemkey.store;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -16,7 +17,9 @@ import org.postgresql.PGNotification;
  * the completion and release statements notify (in their own transaction, so a notification is
  * delivered only once its change is committed), and one connection per node listens. Callbacks
  * run on the listening thread and must be quick. When the connection is lost, every watcher is
- * called once (a notification may have been missed), and it listens again after a pause.
+ * called once (a notification may have been missed), and it listens again after a pause. A
+ * connection that went silent (a partition that dropped it without a reset) is found by a {@code
+ * SELECT 1} every {@code checkInterval}, bounded by the same time.
  *
  * <p>Thread-safe. The listening thread and its connection exist only while something is watched
  * or was watched since the last {@link #close()}.
@@ -29,13 +32,15 @@ final class SettledKeys implements AutoCloseable {
 
   private final DataSource dataSource;
   private final String channel;
+  private final long checkNanos;
   private final Map<String, List<Runnable>> watchers = new ConcurrentHashMap<>();
   private Thread listener;
   private volatile boolean closed;
 
-  SettledKeys(DataSource dataSource, String channel) {
+  SettledKeys(DataSource dataSource, String channel, Duration checkInterval) {
     this.dataSource = dataSource;
     this.channel = channel;
+    this.checkNanos = checkInterval.toNanos();
   }
 
   /** Calls {@code onSettled} on each notification for {@code payload} until closed. */
@@ -58,27 +63,24 @@ final class SettledKeys implements AutoCloseable {
   private void listen() {
     while (!closed) {
       try (Connection connection = dataSource.getConnection()) {
-        if (!connection.getAutoCommit()) {
-          connection.setAutoCommit(true);
-        }
-        try (Statement statement = connection.createStatement()) {
-          statement.execute("LISTEN \"" + channel + "\"");
-        }
-        PGConnection postgres = connection.unwrap(PGConnection.class);
-        // Anything settled while no connection listened is found by a fresh look.
-        fireAll();
+        int poolsTimeout = connection.getNetworkTimeout();
         try {
-          while (!closed) {
-            PGNotification[] notifications = postgres.getNotifications(POLL_MILLIS);
-            if (notifications != null) {
-              for (PGNotification notification : notifications) {
-                fire(notification.getParameter());
-              }
-            }
+          connection.setNetworkTimeout(Runnable::run, (int) Math.max(1, checkNanos / 1_000_000));
+          if (!connection.getAutoCommit()) {
+            connection.setAutoCommit(true);
           }
+          try (Statement statement = connection.createStatement()) {
+            statement.execute("LISTEN \"" + channel + "\"");
+          }
+          // Anything settled while no connection listened is found by a fresh look.
+          fireAll();
+          listenOn(connection);
         } finally {
-          // The connection may go back to an application's pool: not still subscribed.
+          // The connection may go back to an application's pool: as it came, not subscribed.
           unlisten(connection);
+          if (!connection.isClosed()) {
+            connection.setNetworkTimeout(Runnable::run, poolsTimeout);
+          }
         }
       } catch (SQLException | RuntimeException e) {
         if (!closed) {
@@ -92,6 +94,27 @@ final class SettledKeys implements AutoCloseable {
             return;
           }
         }
+      }
+    }
+  }
+
+  /** Hears notifications until closed; throws when the connection breaks or goes silent. */
+  private void listenOn(Connection connection) throws SQLException {
+    PGConnection postgres = connection.unwrap(PGConnection.class);
+    long nextCheck = System.nanoTime() + checkNanos;
+    while (!closed) {
+      PGNotification[] notifications = postgres.getNotifications(POLL_MILLIS);
+      if (notifications != null) {
+        for (PGNotification notification : notifications) {
+          fire(notification.getParameter());
+        }
+      }
+      if (System.nanoTime() - nextCheck >= 0) {
+        // Silence is also what a dead connection sounds like: ask it.
+        try (Statement statement = connection.createStatement()) {
+          statement.execute("SELECT 1");
+        }
+        nextCheck = System.nanoTime() + checkNanos;
       }
     }
   }

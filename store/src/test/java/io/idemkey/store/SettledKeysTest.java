@@ -10,6 +10,7 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.postgresql.PGConnection;
 import org.postgresql.PGNotification;
@@ -51,5 +52,49 @@ class SettledKeysTest {
             .isEqualTo("0 channels listened, 0 notifications buffered");
       }
     }
+  }
+
+  /**
+   * Regression: a listening connection that went silent (its backend frozen, as a partition that
+   * drops packets without a reset looks) was never noticed, and no settled key was heard again.
+   */
+  @Test
+  void watch_listeningConnectionGoesSilent_listensAgainAndIsWokenAgain() throws Exception {
+    SwitchableDataSource source = new SwitchableDataSource(TestDatabase.dataSource());
+    String channel = "idemkey_silent_" + System.nanoTime();
+    SettledKeys keys = new SettledKeys(source, channel, Duration.ofSeconds(1));
+    AtomicInteger calls = new AtomicInteger();
+    try {
+      keys.watch("p", calls::incrementAndGet);
+      awaitCalls(calls, 1); // LISTEN ran, and the watchers were told to look
+      int backend = source.lastHandedOut().unwrap(PGConnection.class).getBackendPID();
+      signal(backend, "STOP");
+      try {
+        // Found silent within a check and its bound; the watchers look again, and it listens anew.
+        awaitCalls(calls, 3);
+        int before = calls.get();
+        try (Connection other = TestDatabase.dataSource().getConnection();
+            Statement statement = other.createStatement()) {
+          statement.execute("NOTIFY \"" + channel + "\", 'p'");
+        }
+        awaitCalls(calls, before + 1);
+      } finally {
+        signal(backend, "CONT");
+      }
+    } finally {
+      keys.close();
+    }
+  }
+
+  static void awaitCalls(AtomicInteger calls, int count) throws InterruptedException {
+    for (int i = 0; i < 300 && calls.get() < count; i++) {
+      Thread.sleep(50);
+    }
+    assertThat(calls.get()).isGreaterThanOrEqualTo(count);
+  }
+
+  static void signal(int pid, String signal) throws Exception {
+    Process kill = new ProcessBuilder("kill", "-" + signal, String.valueOf(pid)).start();
+    assertThat(kill.waitFor()).isZero();
   }
 }

@@ -19,6 +19,7 @@ final class SwitchableDataSource implements DataSource {
   private final DataSource database;
   private final AtomicBoolean failing = new AtomicBoolean();
   private final AtomicInteger refused = new AtomicInteger();
+  private volatile Connection last;
 
   SwitchableDataSource(DataSource database) {
     this.database = database;
@@ -39,10 +40,16 @@ final class SwitchableDataSource implements DataSource {
     return refused.get();
   }
 
+  /** The connection handed out last, or null. */
+  Connection lastHandedOut() {
+    return last;
+  }
+
   @Override
   public Connection getConnection() throws SQLException {
     refuseIfFailing();
-    return database.getConnection();
+    last = database.getConnection();
+    return last;
   }
 
   @Override
