@@ -24,9 +24,8 @@ import javax.sql.DataSource;
  *
  * <p>Every operation is one statement, one round trip: the claim reads the key and inserts (or
  * takes over) only when the key is free, so a duplicate of a live key writes nothing; claims that
- * arrive together are written together, as one statement and one commit ({@link ClaimBatcher});
- * complete,
- * release and renew are guarded by the fencing token. Tokens come from one sequence, so they only
+ * arrive together are written together, as one statement and one commit ({@link GroupCommit}),
+ * and so are completions. Complete, release and renew are guarded by the fencing token. Tokens come from one sequence, so they only
  * grow, even across purges. An in-progress row lives as long as its lease ({@code expires_at} is
  * the lease's end), a completed one for the time to live.
  *
@@ -54,6 +53,8 @@ final class PostgresStore implements IdempotencyStore {
   private static final String SERIALIZATION_FAILURE = "40001";
   private static final String DEADLOCK = "40P01";
   private static final Executor DIRECT = Runnable::run;
+  /** Response bytes sent in one batch of completions (a larger response goes alone). */
+  private static final long MAX_COMPLETION_BATCH_BYTES = 1 << 20;
 
   private final DataSource dataSource;
   private final TableName table;
@@ -65,7 +66,11 @@ final class PostgresStore implements IdempotencyStore {
   private final int purgeBatchSize;
   private final AutoCloseable ownedPool;
   private final String claimSql;
-  private final ClaimBatcher batcher = new ClaimBatcher(this::claimAll);
+  private final GroupCommit<Fingerprint, ClaimResult> claims =
+      new GroupCommit<>(this::claimAll, fingerprint -> 1, GroupCommit.MAX_BATCH,
+          new ClaimResult.InProgress(Duration.ofSeconds(1)));
+  private final GroupCommit<Completion, Boolean> completions =
+      new GroupCommit<>(this::completeAll, Completion::weight, MAX_COMPLETION_BATCH_BYTES, false);
   private final boolean notifySettled;
   private final boolean deferClaimFlush;
   private final String settledChannel;
@@ -163,18 +168,26 @@ final class PostgresStore implements IdempotencyStore {
             + " LEFT JOIN e ON e.ord = r.ord"
             + " ORDER BY r.ord";
     String byToken = " WHERE scope = ? AND idem_key = ? AND token = ?";
-    // Completing a key that this token already completed answers true and changes nothing: a
-    // retry after a commit whose reply was lost finds its own completion, not a stale token. (The
-    // second count reads the snapshot before the update, so it counts only an earlier one.)
+    // For each completion of the batch, in the arrays' order: whether it is recorded. Completing
+    // a key that this token already completed answers true and changes nothing: a retry after a
+    // commit whose reply was lost finds its own completion, not a stale token. (The EXISTS reads
+    // the snapshot before the update, so it finds only an earlier one.)
     this.completeSql =
-        "WITH u AS (UPDATE " + t + " SET state = '" + COMPLETED + "', lease_expires_at = NULL,"
-            + " response_status = ?, response_headers = ?, response_body = ?, body_stored = ?,"
-            + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
-            + " AND state = '" + IN_PROGRESS + "' RETURNING 1),"
-            + notify("u")
-            + " SELECT (SELECT count(*) FROM u)"
-            + " + (SELECT count(*) FROM " + t + byToken + " AND state = '" + COMPLETED + "')"
-            + " + 0 * (SELECT count(*) FROM notified)";
+        "WITH r AS (SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::int[], ?::bytea[],"
+            + "   ?::bytea[], ?::boolean[]) WITH ORDINALITY"
+            + "   AS r(scope, idem_key, token, status, headers, body, body_stored, ord)),"
+            + " u AS (UPDATE " + t + " AS k SET state = '" + COMPLETED + "', lease_expires_at = NULL,"
+            + "   response_status = r.status, response_headers = r.headers, response_body = r.body,"
+            + "   body_stored = r.body_stored,"
+            + "   expires_at = " + now + " + ?::bigint * interval '1 microsecond'"
+            + "   FROM r WHERE k.scope = r.scope AND k.idem_key = r.idem_key AND k.token = r.token"
+            + "   AND k.state = '" + IN_PROGRESS + "' RETURNING r.ord, k.scope, k.idem_key),"
+            + " notified AS (SELECT pg_notify(?, u.scope || chr(10) || u.idem_key) FROM u"
+            + "   WHERE ?::boolean)"
+            + " SELECT u.ord IS NOT NULL OR EXISTS (SELECT 1 FROM " + t + " AS k"
+            + "   WHERE k.scope = r.scope AND k.idem_key = r.idem_key AND k.token = r.token"
+            + "   AND k.state = '" + COMPLETED + "'), (SELECT count(*) FROM notified)"
+            + " FROM r LEFT JOIN u ON u.ord = r.ord ORDER BY r.ord";
     this.releaseSql =
         "WITH d AS (DELETE FROM " + t + byToken + " AND state = '" + IN_PROGRESS + "'"
             + " RETURNING 1)," + notify("d")
@@ -217,26 +230,32 @@ final class PostgresStore implements IdempotencyStore {
 
   @Override
   public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
-    return batcher.claim(key, fingerprint);
+    return claims.submit(key, fingerprint);
+  }
+
+  /** Completions written per statement on average since the store was made. */
+  double averageCompletionBatchSize() {
+    return completions.averageBatchSize();
   }
 
   /** Claims written per statement on average since the store was made. */
   double averageClaimBatchSize() {
-    return batcher.averageBatchSize();
+    return claims.averageBatchSize();
   }
 
   /**
    * Writes a batch of claims (sorted by key, one per key) as one statement. A null result is a
    * claim that lost a race it could not see (see {@link #classify}).
    */
-  private List<ClaimResult> claimAll(List<ClaimBatcher.Pending> batch) {
+  private List<ClaimResult> claimAll(List<GroupCommit.Pending<Fingerprint, ClaimResult>> batch) {
     // With deferClaimFlush, the claim's commit does not wait for the disk: the handler's
     // transaction commits later with synchronous_commit on, and WAL is flushed in order, so
     // whatever of the request becomes durable, its claim does too (StoreBuilder#deferClaimFlush).
     return run("claim", connection -> claimAll(connection, batch));
   }
 
-  private List<ClaimResult> claimAll(Connection connection, List<ClaimBatcher.Pending> batch)
+  private List<ClaimResult> claimAll(
+      Connection connection, List<GroupCommit.Pending<Fingerprint, ClaimResult>> batch)
       throws SQLException {
     try (PreparedStatement statement = connection.prepareStatement(claimSql)) {
       statement.setLong(1, leaseMicros);
@@ -245,19 +264,19 @@ final class PostgresStore implements IdempotencyStore {
       String[] keys = new String[batch.size()];
       byte[][] fingerprints = new byte[batch.size()][];
       for (int i = 0; i < batch.size(); i++) {
-        ClaimBatcher.Pending pending = batch.get(i);
+        GroupCommit.Pending<Fingerprint, ClaimResult> pending = batch.get(i);
         scopes[i] = storedScope(pending.key.scope());
         keys[i] = pending.key.key();
-        fingerprints[i] = pending.fingerprint.sha256();
+        fingerprints[i] = pending.item.sha256();
       }
       statement.setArray(3, connection.createArrayOf("text", scopes));
       statement.setArray(4, connection.createArrayOf("text", keys));
       statement.setArray(5, connection.createArrayOf("bytea", fingerprints));
       List<ClaimResult> results = new ArrayList<>(batch.size());
       try (ResultSet rows = statement.executeQuery()) {
-        for (ClaimBatcher.Pending pending : batch) {
+        for (GroupCommit.Pending<Fingerprint, ClaimResult> pending : batch) {
           rows.next();
-          results.add(classify(rows, pending.fingerprint));
+          results.add(classify(rows, pending.item));
         }
       }
       return results;
@@ -304,26 +323,65 @@ final class PostgresStore implements IdempotencyStore {
 
   @Override
   public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
-    return run("complete", connection -> complete(connection, key, token, response));
+    return completions.submit(key, new Completion(token, response));
   }
 
-  private boolean complete(
-      Connection connection, IdempotencyKey key, long token, StoredResponse response)
+  /** What a completion writes: the response, guarded by the token. */
+  private record Completion(long token, StoredResponse response) {
+    long weight() {
+      return response.bodyLength() + 64L * response.headers().size();
+    }
+  }
+
+  private List<Boolean> completeAll(List<GroupCommit.Pending<Completion, Boolean>> batch) {
+    return run("complete", connection -> completeAll(connection, batch));
+  }
+
+  private List<Boolean> completeAll(
+      Connection connection, List<GroupCommit.Pending<Completion, Boolean>> batch)
       throws SQLException {
+    int n = batch.size();
+    String[] scopes = new String[n];
+    String[] keys = new String[n];
+    Long[] tokens = new Long[n];
+    Integer[] statuses = new Integer[n];
+    byte[][] headers = new byte[n][];
+    byte[][] bodies = new byte[n][];
+    Boolean[] bodiesStored = new Boolean[n];
+    for (int i = 0; i < n; i++) {
+      GroupCommit.Pending<Completion, Boolean> pending = batch.get(i);
+      StoredResponse response = pending.item.response();
+      scopes[i] = storedScope(pending.key.scope());
+      keys[i] = pending.key.key();
+      tokens[i] = pending.item.token();
+      statuses[i] = response.status();
+      headers[i] = HeaderCodec.encode(response.headers());
+      bodies[i] = response.bodyBytes();
+      bodiesStored[i] = response.bodyStored();
+    }
     try (PreparedStatement statement = connection.prepareStatement(completeSql)) {
-      statement.setInt(1, response.status());
-      statement.setBytes(2, HeaderCodec.encode(response.headers()));
-      statement.setBytes(3, response.bodyBytes());
-      statement.setBoolean(4, response.bodyStored());
-      statement.setLong(5, shiftMicros());
-      statement.setLong(6, ttlMicros);
-      bindKey(statement, 7, key, token);
-      bindNotify(statement, 10, key);
-      bindKey(statement, 13, key, token);
-      try (ResultSet row = statement.executeQuery()) {
-        row.next();
-        return checkedOne("complete", row.getLong(1));
+      statement.setArray(1, connection.createArrayOf("text", scopes));
+      statement.setArray(2, connection.createArrayOf("text", keys));
+      statement.setArray(3, connection.createArrayOf("bigint", tokens));
+      statement.setArray(4, connection.createArrayOf("int4", statuses));
+      statement.setArray(5, connection.createArrayOf("bytea", headers));
+      statement.setArray(6, connection.createArrayOf("bytea", bodies));
+      statement.setArray(7, connection.createArrayOf("boolean", bodiesStored));
+      statement.setLong(8, shiftMicros());
+      statement.setLong(9, ttlMicros);
+      statement.setString(10, settledChannel);
+      statement.setBoolean(11, notifySettled);
+      List<Boolean> recorded = new ArrayList<>(n);
+      try (ResultSet rows = statement.executeQuery()) {
+        while (rows.next()) {
+          recorded.add(rows.getBoolean(1));
+        }
       }
+      if (recorded.size() != n) {
+        throw new IllegalStateException(
+            "complete answered " + recorded.size() + " rows of " + table + " for " + n + " keys");
+      }
+      return recorded;
     }
   }
 
@@ -424,7 +482,9 @@ final class PostgresStore implements IdempotencyStore {
       try {
         int previousTimeout = boundNetworkTimeout(connection);
         try {
-          if (!complete(connection, key, token, response)) {
+          List<GroupCommit.Pending<Completion, Boolean>> one =
+              List.of(new GroupCommit.Pending<>(key, new Completion(token, response)));
+          if (!completeAll(connection, one).get(0)) {
             connection.rollback();
             return false;
           }
@@ -513,7 +573,8 @@ final class PostgresStore implements IdempotencyStore {
   /** Closes the connection pool if this store opened it; a data source handed in stays open. */
   @Override
   public void close() {
-    LOG.log(System.Logger.Level.INFO, "idemkey store on {0}: {1}", table, batcher);
+    LOG.log(System.Logger.Level.INFO, "idemkey store on {0}: claims {1}, completions {2}", table,
+        claims, completions);
     settledKeys.close();
     if (ownedPool != null) {
       try {

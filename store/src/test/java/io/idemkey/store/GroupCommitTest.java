@@ -10,8 +10,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
-/** The claim batcher's hand-over of the lead, with a writer that fails. */
-class ClaimBatcherTest {
+/** Group commit's hand-over of the lead, with a writer that fails. */
+class GroupCommitTest {
 
   static IdempotencyKey key(String name) {
     return new IdempotencyKey("s", name);
@@ -23,8 +23,8 @@ class ClaimBatcherTest {
     CountDownLatch releaseA = new CountDownLatch(1);
     CountDownLatch releaseB = new CountDownLatch(1);
     AtomicInteger calls = new AtomicInteger();
-    ClaimBatcher batcher =
-        new ClaimBatcher(
+    GroupCommit<Fingerprint, ClaimResult> batcher =
+        new GroupCommit<>(
             batch -> {
               int call = calls.incrementAndGet();
               try {
@@ -44,7 +44,7 @@ class ClaimBatcherTest {
               List<ClaimResult> results = new ArrayList<>();
               batch.forEach(p -> results.add(new ClaimResult.Acquired(1)));
               return results;
-            });
+            }, item -> 1, GroupCommit.MAX_BATCH, null);
     Fingerprint fp = new Fingerprint(new byte[32]);
     CompletableFuture<Object> a = claimAsync(batcher, key("a"), fp);
     CompletableFuture<Object> b = claimAsync(batcher, key("b"), fp);
@@ -65,8 +65,8 @@ class ClaimBatcherTest {
   @Test
   void claim_twoBatchesThrowError_laterClaimsStillGoOut() throws Exception {
     AtomicInteger calls = new AtomicInteger();
-    ClaimBatcher batcher =
-        new ClaimBatcher(
+    GroupCommit<Fingerprint, ClaimResult> batcher =
+        new GroupCommit<>(
             batch -> {
               if (calls.incrementAndGet() <= 2) {
                 throw new StackOverflowError("simulated");
@@ -74,7 +74,7 @@ class ClaimBatcherTest {
               List<ClaimResult> results = new ArrayList<>();
               batch.forEach(p -> results.add(new ClaimResult.Acquired(1)));
               return results;
-            });
+            }, item -> 1, GroupCommit.MAX_BATCH, null);
     Fingerprint fp = new Fingerprint(new byte[32]);
     for (String name : List.of("x", "y")) {
       assertThat(claimAsync(batcher, key(name), fp).handle((r, e) -> e).get(5, TimeUnit.SECONDS))
@@ -86,12 +86,12 @@ class ClaimBatcherTest {
     assertThat(later).isInstanceOf(ClaimResult.Acquired.class);
   }
 
-  static CompletableFuture<Object> claimAsync(ClaimBatcher batcher, IdempotencyKey key,
-      Fingerprint fp) {
+  static CompletableFuture<Object> claimAsync(GroupCommit<Fingerprint, ClaimResult> batcher,
+      IdempotencyKey key, Fingerprint fp) {
     CompletableFuture<Object> future = new CompletableFuture<>();
     Thread thread = new Thread(() -> {
       try {
-        future.complete(batcher.claim(key, fp));
+        future.complete(batcher.submit(key, fp));
       } catch (Throwable t) {
         future.completeExceptionally(t);
       }
