@@ -7,6 +7,7 @@ import io.idemkey.filter.InvalidConfigurationException;
 import io.idemkey.migrations.ForeignTableException;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.StoreBuilder;
+import jakarta.servlet.DispatcherType;
 import java.time.Duration;
 import java.util.List;
 import javax.sql.DataSource;
@@ -34,14 +35,14 @@ import org.springframework.core.env.Environment;
  *
  * <p>With a DataSource in the context (or {@code idempotency.jdbc.url} set, or {@code
  * idempotency.store=memory}), it builds the store (running the migrations unless {@code
- * idempotency.migrate=false}) and registers the filter in front of the application's handlers,
- * configured by the {@code idempotency.*} properties. It backs off from an {@link
- * IdempotencyFilter} bean of the application's (entirely) and from an {@link IdempotencyStore}
- * bean (then the filter uses it); {@code idempotency.enabled=false} turns it off. With {@code
- * idempotency.transactional=true} the application's DataSource joins each covered request's
- * transaction ({@link RequestTransactionDataSource}). With Micrometer, a Timer {@value
- * IdempotencyMetrics#NAME}; with Spring Boot's health module, a health indicator {@code
- * idempotency}.
+ * idempotency.migrate=false}) and registers the filter in front of the application's handlers
+ * (REQUEST and ASYNC dispatches), configured by the {@code idempotency.*} properties. It backs
+ * off from an {@link IdempotencyFilter} bean of the application's (entirely) and from an {@link
+ * IdempotencyStore} bean (then the filter uses it); {@code idempotency.enabled=false} turns it
+ * off. With {@code idempotency.transactional=true} the application's DataSource joins each
+ * covered request's transaction ({@link RequestTransactionDataSource}); asynchronous handlers are
+ * then refused. With Micrometer, a Timer {@value IdempotencyMetrics#NAME}; with Spring Boot's
+ * health module, a health indicator {@code idempotency}.
  */
 @AutoConfiguration(
     afterName = "org.springframework.boot.jdbc.autoconfigure.DataSourceAutoConfiguration")
@@ -135,6 +136,13 @@ public class IdempotencyAutoConfiguration {
           .build();
     }
 
+    /**
+     * The filter's registration: for REQUEST and ASYNC dispatches, async-supported. Spring MVC
+     * answers a {@code DeferredResult}, {@code Callable}, {@code WebAsyncTask} or {@code
+     * StreamingResponseBody} with startAsync() and an ASYNC dispatch, during which the response
+     * is written: the filter must see that dispatch to store and send it (SPEC §6). Boot maps a
+     * plain Filter for REQUEST only.
+     */
     @Bean
     FilterRegistrationBean<IdempotencyFilter> idempotencyFilterRegistration(
         IdempotencyFilter filter, Environment environment) {
@@ -142,6 +150,8 @@ public class IdempotencyAutoConfiguration {
       FilterRegistrationBean<IdempotencyFilter> registration = new FilterRegistrationBean<>(filter);
       registration.setName("idempotencyFilter");
       registration.setUrlPatterns(List.of(properties.urlPatterns()));
+      registration.setDispatcherTypes(DispatcherType.REQUEST, DispatcherType.ASYNC);
+      registration.setAsyncSupported(true);
       registration.setOrder(
           environment.getProperty(
               IdempotencyProperties.FILTER_ORDER, Integer.class,

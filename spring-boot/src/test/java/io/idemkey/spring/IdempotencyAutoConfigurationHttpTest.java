@@ -10,6 +10,7 @@ import io.idemkey.spring.sample.OrderController;
 import io.idemkey.spring.sample.SampleApplication;
 import io.idemkey.store.TestDatabase;
 import io.micrometer.core.instrument.MeterRegistry;
+import jakarta.servlet.DispatcherType;
 import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.UUID;
@@ -169,6 +170,15 @@ class IdempotencyAutoConfigurationHttpTest {
     assertThat(registration.getUrlPatterns()).containsExactly("/*");
     assertThat(registration.getOrder()).isEqualTo(-50);
     assertThat(registration.getFilter()).isNotNull();
+  }
+
+  @Test
+  void registration_asyncHandlers_mappedForAsyncDispatchesToo() {
+    // Spring MVC writes a DeferredResult's or a Callable's response during an ASYNC dispatch:
+    // mapped for REQUEST only (Boot's default for a plain Filter), the filter never saw it.
+    assertThat(registration.determineDispatcherTypes())
+        .containsExactlyInAnyOrder(DispatcherType.REQUEST, DispatcherType.ASYNC);
+    assertThat(registration.isAsyncSupported()).isTrue();
   }
 
   private double count(String outcome) {

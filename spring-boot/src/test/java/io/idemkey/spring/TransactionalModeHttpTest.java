@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.zaxxer.hikari.HikariConfigMXBean;
 import com.zaxxer.hikari.HikariDataSource;
+import io.idemkey.spring.sample.AsyncOrderController;
 import io.idemkey.spring.sample.OrderController;
 import io.idemkey.spring.sample.SampleApplication;
 import io.idemkey.store.TestDatabase;
@@ -41,6 +42,7 @@ class TransactionalModeHttpTest {
 
   @LocalServerPort int port;
   @Autowired OrderController controller;
+  @Autowired AsyncOrderController async;
   @Autowired DataSource dataSource;
 
   Http http;
@@ -113,6 +115,29 @@ class TransactionalModeHttpTest {
     assertThat(uncovered.statusCode()).isEqualTo(201);
     assertThat(Rows.orders(reference)).isEqualTo(1);
     assertThat(Rows.events(reference)).isEqualTo(1);
+  }
+
+  @Test
+  void post_asyncHandler_refusedWith500TheWritesRolledBackAndTheKeyReleased() {
+    int before = async.executions("deferred");
+
+    HttpResponse<byte[]> first =
+        http.post("/async/deferred", order(reference), "Idempotency-Key", key);
+    HttpResponse<byte[]> retry =
+        http.post("/async/deferred", order(reference), "Idempotency-Key", key);
+
+    // The handler ran and wrote its order, then Spring's startAsync() was refused (the request's
+    // transaction belongs to the thread that runs the handler): the exception reaches Boot's
+    // error page, the filter rolls the writes back and releases the key, so the retry runs
+    // again. What is logged is Spring's IllegalStateException "Async support must be enabled on
+    // a servlet and for all filters ...": the filter's request answers isAsyncSupported() false,
+    // and Spring checks that before it calls startAsync(), whose message names transactional.
+    assertThat(first.statusCode()).isEqualTo(500);
+    assertThat(retry.statusCode()).isEqualTo(500);
+    assertThat(retry.headers().firstValue("Idempotent-Replayed")).isEmpty();
+    assertThat(async.executions("deferred")).isEqualTo(before + 2);
+    assertThat(Rows.orders(reference)).isZero();
+    assertThat(Rows.events(reference)).isZero();
   }
 
   @Test
