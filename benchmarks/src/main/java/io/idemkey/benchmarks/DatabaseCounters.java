@@ -22,6 +22,10 @@ import java.util.Map;
  * (which name {@code pg_stat_} or {@code pg_current_}) are left out of the statements; the one
  * commit each reading makes is counted in {@link #readings}.
  *
+ * <p>The store's claim statement (the one whose text starts with {@link #CLAIM_PREFIX}) answers
+ * one row per claim it carries, so its {@code rows} over its {@code calls} is the average number
+ * of claims the store's claim batcher sent in one statement.
+ *
  * @param commits xact_commit of the current database
  * @param nextTransactionId the next transaction id: the difference counts writing transactions
  * @param walBytes the WAL position in bytes
@@ -33,13 +37,22 @@ record DatabaseCounters(
     long commits, long nextTransactionId, long walBytes, Map<String, StatementCount> statements,
     int readings) {
 
-  /** One statement's counters. */
-  record StatementCount(String query, long calls, double totalMillis) {}
+  /** How the store's claim statement ({@code PostgresStore}'s claimSql) begins. */
+  static final String CLAIM_PREFIX = "WITH n AS (SELECT s.now";
 
-  /** The work between two readings, per request. */
+  /** One statement's counters: its calls, the rows they answered, their execution time. */
+  record StatementCount(String query, long calls, long rows, double totalMillis) {}
+
+  /**
+   * The work between two readings, per request, and the claim batches it held.
+   *
+   * @param claimBatch claims per claim statement (rows answered over calls of every statement
+   *     starting with {@link #CLAIM_PREFIX}), not per request; null when no claim statement ran
+   *     or without pg_stat_statements
+   */
   record PerRequest(
       double commits, double writeTransactions, double walBytes, Double statements,
-      List<StatementShare> top) {}
+      Double claimBatch, List<StatementShare> top) {}
 
   /** One statement's share of the work, per request. */
   record StatementShare(String query, double calls, double millis) {}
@@ -70,13 +83,14 @@ record DatabaseCounters(
         if (postgres.hasStatementStats()) {
           try (ResultSet rows = statement.executeQuery(
               "SELECT queryid::text || '/' || toplevel::text || '/' || userid::text,"
-                  + " regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time"
+                  + " regexp_replace(query, '\\s+', ' ', 'g'), calls, rows, total_exec_time"
                   + " FROM pg_stat_statements"
                   + " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
                   + " AND query NOT LIKE '%pg_stat_%' AND query NOT LIKE '%pg_current_%'")) {
             while (rows.next()) {
               statements.put(rows.getString(1),
-                  new StatementCount(rows.getString(2), rows.getLong(3), rows.getDouble(4)));
+                  new StatementCount(rows.getString(2), rows.getLong(3), rows.getLong(4),
+                      rows.getDouble(5)));
             }
           }
         }
@@ -96,12 +110,18 @@ record DatabaseCounters(
     long ownCommits = readings - before.readings;
     List<StatementShare> shares = new ArrayList<>();
     long calls = 0;
+    long claimCalls = 0;
+    long claims = 0;
     for (Map.Entry<String, StatementCount> entry : statements.entrySet()) {
       StatementCount now = entry.getValue();
       StatementCount then = before.statements.get(entry.getKey());
       long deltaCalls = now.calls() - (then == null ? 0 : then.calls());
       double deltaMillis = now.totalMillis() - (then == null ? 0 : then.totalMillis());
       calls += Math.max(0, deltaCalls);
+      if (now.query().startsWith(CLAIM_PREFIX) && deltaCalls > 0) {
+        claimCalls += deltaCalls;
+        claims += now.rows() - (then == null ? 0 : then.rows());
+      }
       // Statements run once per thousand requests or less (connection set-up, the first read
       // of each replayed key) would only add rows of zeros.
       if (deltaCalls / n >= 0.001) {
@@ -115,6 +135,7 @@ record DatabaseCounters(
         (nextTransactionId - before.nextTransactionId) / n,
         (walBytes - before.walBytes) / n,
         statementStats ? calls / n : null,
+        claimCalls == 0 ? null : (double) claims / claimCalls,
         List.copyOf(shares.subList(0, Math.min(8, shares.size()))));
   }
 }

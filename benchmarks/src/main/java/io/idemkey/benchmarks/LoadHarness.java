@@ -33,7 +33,9 @@ import java.util.regex.Pattern;
  * default {@code -Didempotency.jdbc.pool-size=20}),
  * {@code load.results} (benchmarks/results), {@code load.command} (the command to print in the
  * report), {@code load.revision} (the commit measured), {@code load.jmhSummary} (a file with a JMH
- * summary table from the same command, copied into latest.md). The whole run is bounded: past its time limit it stops the demo and the database and
+ * summary table from the same command, copied into latest.md), {@code load.waitersSummary} (the
+ * {@code waiters.md} of a {@code WaitersLoad} run from the same command, copied into latest.md).
+ * The whole run is bounded: past its time limit it stops the demo and the database and
  * exits with status 3.
  */
 public final class LoadHarness {
@@ -149,11 +151,13 @@ public final class LoadHarness {
       done.add(result);
       System.out.printf(Locale.ROOT,
           "%-14s %8.0f req/s  p50 %7.2f ms  p99 %7.2f ms  failures %d of %d"
-              + "  statements/req %s  commits/req %.2f%n",
+              + "  statements/req %s  claims/claim statement %s  commits/req %.2f%n",
           scenario.name(), outcome.requestsPerSecond(), result.percentileMillis(50),
           result.percentileMillis(99), outcome.failures(), outcome.allRequests(),
           perRequest.statements() == null ? "n/a"
               : String.format(Locale.ROOT, "%.2f", perRequest.statements()),
+          perRequest.claimBatch() == null ? "-"
+              : String.format(Locale.ROOT, "%.2f", perRequest.claimBatch()),
           perRequest.commits());
       if (outcome.firstFailure() != null) {
         System.out.println("  first failure: " + outcome.firstFailure());
@@ -185,7 +189,11 @@ public final class LoadHarness {
     String jmhSummaryFile = System.getProperty("load.jmhSummary");
     String jmhSummary = jmhSummaryFile == null || !Files.isRegularFile(Path.of(jmhSummaryFile))
         ? null : Files.readString(Path.of(jmhSummaryFile));
-    new LoadReport(machine, settings, command, done, ratios, jmhSummary).write(results);
+    String waitersFile = System.getProperty("load.waitersSummary");
+    String waitersSummary = waitersFile == null || !Files.isRegularFile(Path.of(waitersFile))
+        ? null : Files.readString(Path.of(waitersFile));
+    new LoadReport(machine, settings, command, done, ratios, jmhSummary, waitersSummary)
+        .write(results);
     System.out.println("wrote " + results.resolve("latest.json") + " and "
         + results.resolve("latest.md"));
     return done.stream().anyMatch(r -> r.outcome().failures() > 0) ? 1 : 0;

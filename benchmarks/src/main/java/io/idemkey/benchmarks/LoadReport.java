@@ -19,10 +19,13 @@ import java.util.Map;
  * @param scenarios the scenarios, in the order they ran
  * @param ratios each ratio of one scenario to its baseline
  * @param jmhSummary the summary table of a JMH run made by the same command, or null
+ * @param waitersSummary the Markdown of a {@code WaitersLoad} run made by the same command
+ *     ({@code waiters.md}), or null
  */
 record LoadReport(
     Map<String, String> machine, Map<String, String> settings, String command,
-    List<ScenarioResult> scenarios, List<Ratio> ratios, String jmhSummary) {
+    List<ScenarioResult> scenarios, List<Ratio> ratios, String jmhSummary,
+    String waitersSummary) {
 
   /** One scenario's figures. */
   record ScenarioResult(
@@ -88,7 +91,9 @@ record LoadReport(
             .append(", \"millis\": ").append(number(share.millis()))
             .append(", \"query\": ").append(quote(share.query())).append('}');
       }
-      out.append("]}}").append(i + 1 < scenarios.size() ? ",\n" : "\n");
+      out.append("]},\n     \"claimBatchSize\": ")
+          .append(db.claimBatch() == null ? "null" : number(db.claimBatch()))
+          .append('}').append(i + 1 < scenarios.size() ? ",\n" : "\n");
     }
     out.append("  ],\n  \"ratios\": [\n");
     for (int i = 0; i < ratios.size(); i++) {
@@ -114,8 +119,9 @@ record LoadReport(
     settings.forEach((key, value) -> out.append("| ").append(key).append(" | ")
         .append(cell(value)).append(" |\n"));
     out.append("\n| scenario | req/s | p50 ms | p99 ms | max ms | failures"
-        + " | statements/req | commits/req | writing xacts/req | WAL bytes/req |\n");
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        + " | statements/req | claims/claim statement | commits/req | writing xacts/req"
+        + " | WAL bytes/req |\n");
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (ScenarioResult result : scenarios) {
       LoadRun.Outcome outcome = result.outcome();
       DatabaseCounters.PerRequest db = result.database();
@@ -126,10 +132,15 @@ record LoadReport(
           .append(" | ").append(format("%.1f", outcome.latencies().getMaxValue() / 1e6))
           .append(" | ").append(outcome.failures()).append(" of ").append(outcome.allRequests())
           .append(" | ").append(db.statements() == null ? "n/a" : format("%.2f", db.statements()))
+          .append(" | ").append(db.statements() == null ? "n/a"
+              : db.claimBatch() == null ? "—" : format("%.2f", db.claimBatch()))
           .append(" | ").append(format("%.2f", db.commits()))
           .append(" | ").append(format("%.2f", db.writeTransactions()))
           .append(" | ").append(format("%.0f", db.walBytes())).append(" |\n");
     }
+    out.append("\nClaims/claim statement: the average claim batch, the rows the store's claim"
+        + " statement answered (one per claim) over its calls, from pg_stat_statements over the"
+        + " same window; \"—\" when no claim reached the database.\n");
     out.append("\n| ratio | throughput | p50 latency | p99 latency |\n|---|---:|---:|---:|\n");
     for (Ratio ratio : ratios) {
       out.append("| ").append(ratio.scenario()).append(" / ").append(ratio.baseline())
@@ -164,6 +175,11 @@ record LoadReport(
       out.append("\n## JMH, same command\n\nIn-process, one thread; `StoreBenchmark` on an embedded"
           + " PostgreSQL with fsync and synchronous_commit on. Raw results: `jmh.json`.\n\n```\n")
           .append(jmhSummary.strip()).append("\n```\n");
+    }
+    if (waitersSummary != null) {
+      // waiters.md without its own title, which this section's heading replaces.
+      out.append("\n## Waiters, same command\n\n")
+          .append(waitersSummary.strip().replaceFirst("^# [^\n]*\n+", "")).append('\n');
     }
     return out.toString();
   }

@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -25,8 +26,12 @@ import org.HdrHistogram.Histogram;
  *
  * <pre>java -cp benchmarks/target/benchmarks.jar io.idemkey.benchmarks.WaitersLoad</pre>
  *
- * <p>It stops only the demo process it started and its own PostgreSQL; traffic goes to
- * 127.0.0.1 only; every wait is bounded.
+ * <p>System properties: {@code waiters.count} (1000), {@code waiters.firstMillis} (12000: how
+ * long the first request runs), {@code load.demoJar} (demo-app/target/demo-app.jar), {@code
+ * waiters.command} (the command to print in waiters.md; {@code benchmarks/run} passes its own).
+ *
+ * <p>It stops only the demo process it started and its own PostgreSQL, also when the JVM is
+ * asked to stop (SIGTERM); traffic goes to 127.0.0.1 only; every wait is bounded.
  */
 public final class WaitersLoad {
 
@@ -35,16 +40,39 @@ public final class WaitersLoad {
   public static void main(String[] args) throws Exception {
     int waiters = Integer.getInteger("waiters.count", 1000);
     long firstMillis = Long.getLong("waiters.firstMillis", 12_000);
+    // The probes run from about 3.5 s after the first request until about 2.5 s before it ends.
+    if (waiters < 1 || firstMillis < 7_000) {
+      throw new IllegalArgumentException("waiters.count must be at least 1 and"
+          + " waiters.firstMillis at least 7000 (a window of 1 s for the probes); were "
+          + waiters + " and " + firstMillis);
+    }
     Path demoJar = Path.of(System.getProperty("load.demoJar", "demo-app/target/demo-app.jar"));
+    String command = System.getProperty("waiters.command",
+        "java -cp benchmarks/target/benchmarks.jar " + WaitersLoad.class.getName());
+    // On SIGTERM (benchmarks/run's timeout) the finally blocks below do not run; this does. Both
+    // closes do nothing the second time.
+    List<AutoCloseable> running = new CopyOnWriteArrayList<>();
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      for (int i = running.size() - 1; i >= 0; i--) {
+        try {
+          running.get(i).close();
+        } catch (Exception e) {
+          System.err.println("stopping the " + running.get(i).getClass().getSimpleName()
+              + " failed: " + e);
+        }
+      }
+    }, "waiters-cleanup"));
     Path log = Files.createTempFile("idemkey-demo-waiters-", ".log");
     ExecutorService clients = Executors.newFixedThreadPool(waiters + 1);
     try (DurablePostgres postgres = DurablePostgres.start(true)) {
+      running.add(postgres);
       postgres.requireDurable();
       try (DemoProcess demo = DemoProcess.start(demoJar,
           List.of("-Didempotency.on-in-flight=wait", "-Didempotency.wait-timeout=60s",
               "-Didempotency.max-waiters=" + (waiters + 10)),
           postgres.jdbcUrl(), postgres.user(), postgres.password(), log,
           Duration.ofSeconds(60))) {
+        running.add(demo);
         String key = "waiters-" + UUID.randomUUID();
         byte[] payment = HttpConnection.request("POST", "/payments?delayMs=" + firstMillis,
             "Idempotency-Key: " + key + "\r\n", LoadScenario.PAYMENT);
@@ -95,8 +123,7 @@ public final class WaitersLoad {
         Path results = Path.of("benchmarks", "results");
         Files.createDirectories(results);
         Files.writeString(results.resolve("waiters.md"),
-            "# Waiters (on-in-flight=wait)\n\nCommand: `java -cp benchmarks/target/benchmarks.jar"
-                + " io.idemkey.benchmarks.WaitersLoad` (" + Runtime.getRuntime()
+            "# Waiters (on-in-flight=wait)\n\nCommand: `" + command + "` (" + Runtime.getRuntime()
                 .availableProcessors() + " cores, Java " + System.getProperty("java.version")
                 + ", PostgreSQL durable: fsync and synchronous_commit on; the demo in"
                 + " transactional mode, every duplicate on its own keep-alive connection;"
