@@ -137,6 +137,20 @@ abstract class FilterHttpContract {
   }
 
   @Test
+  void asyncTimeout_nothingStored_keyReleasedAndTheRetryRunsAgain() throws Exception {
+    start(c -> c);
+    String key = key();
+
+    HttpResponse<byte[]> first = send("POST", "/p?asyncTimeoutMs=200", key, "{}");
+    HttpResponse<byte[]> retry = send("POST", "/p?asyncTimeoutMs=200", key, "{}");
+
+    assertThat(first.statusCode()).isGreaterThanOrEqualTo(500); // the container's own answer
+    assertThat(retry.headers().firstValue("Idempotent-Replayed")).isEmpty();
+    assertThat(retry.statusCode()).isNotEqualTo(409);
+    assertThat(handler.executions).hasValue(2);
+  }
+
+  @Test
   void failOpenWithAsyncHandler_storeUnreachable_handlerAnswersWithoutDeduplication()
       throws Exception {
     IdempotencyConfig config =

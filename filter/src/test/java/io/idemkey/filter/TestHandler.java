@@ -90,6 +90,11 @@ final class TestHandler extends HttpServlet {
       stream(Integer.parseInt(request.getParameter("streamMiB")), response);
       return;
     }
+    if (request.getParameter("asyncTimeoutMs") != null) {
+      // Goes asynchronous and never completes: the container times the request out.
+      request.startAsync().setTimeout(Long.parseLong(request.getParameter("asyncTimeoutMs")));
+      return;
+    }
     if (request.getParameter("async") != null) {
       jakarta.servlet.AsyncContext async = request.startAsync();
       async.start(() -> {
