@@ -86,7 +86,8 @@ final class ServletDoubles {
   }
 
   private static byte[] responseBody(int size) {
-    String payment = "{\"id\":1,\"amount\":1250,\"currency\":\"EUR\",\"status\":\"accepted\",\"note\":\"";
+    String payment =
+        "{\"id\":1,\"amount\":1250,\"currency\":\"EUR\",\"status\":\"accepted\",\"note\":\"";
     return (payment + "x".repeat(size - payment.length() - 2) + "\"}").getBytes();
   }
 

@@ -460,7 +460,8 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     String query = request.getQueryString();
     ServletContext context = request.getServletContext();
     String contextPath = context == null ? "" : context.getContextPath();
-    String pathAndQuery = contextPath + path + (query == null || query.isEmpty() ? "" : "?" + query);
+    String pathAndQuery =
+        contextPath + path + (query == null || query.isEmpty() ? "" : "?" + query);
     return RequestFingerprint.compute(
         request.getMethod(),
         pathAndQuery,

@@ -25,9 +25,9 @@ import javax.sql.DataSource;
  * <p>Every operation is one statement, one round trip: the claim reads the key and inserts (or
  * takes over) only when the key is free, so a duplicate of a live key writes nothing; claims that
  * arrive together are written together, as one statement and one commit ({@link GroupCommit}),
- * and so are completions. Complete, release and renew are guarded by the fencing token. Tokens come from one sequence, so they only
- * grow, even across purges. An in-progress row lives as long as its lease ({@code expires_at} is
- * the lease's end), a completed one for the time to live.
+ * and so are completions. Complete, release and renew are guarded by the fencing token. Tokens
+ * come from one sequence, so they only grow, even across purges. An in-progress row lives as long
+ * as its lease ({@code expires_at} is the lease's end), a completed one for the time to live.
  *
  * <p>Time is the database's: every statement reads {@code statement_timestamp()}, so nodes whose
  * clocks disagree still agree on leases and expiry (SPEC §5). A test clock, when given, only moves
@@ -70,7 +70,8 @@ final class PostgresStore implements IdempotencyStore {
       new GroupCommit<>(this::claimAll, fingerprint -> 1, GroupCommit.MAX_BATCH,
           new ClaimResult.InProgress(Duration.ofSeconds(1)));
   private final GroupCommit<Completion, Boolean> completions =
-      new GroupCommit<>(this::completeAll, Completion::weight, MAX_COMPLETION_BATCH_BYTES, false);
+      new GroupCommit<>(this::completeAll, Completion::weight, MAX_COMPLETION_BATCH_BYTES,
+          false); // (a completion's result is never null: it never runs again)
   private final boolean notifySettled;
   private final boolean deferClaimFlush;
   private final String settledChannel;
@@ -176,8 +177,8 @@ final class PostgresStore implements IdempotencyStore {
         "WITH r AS (SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::int[], ?::bytea[],"
             + "   ?::bytea[], ?::boolean[]) WITH ORDINALITY"
             + "   AS r(scope, idem_key, token, status, headers, body, body_stored, ord)),"
-            + " u AS (UPDATE " + t + " AS k SET state = '" + COMPLETED + "', lease_expires_at = NULL,"
-            + "   response_status = r.status, response_headers = r.headers, response_body = r.body,"
+            + " u AS (UPDATE " + t + " AS k SET state = '" + COMPLETED + "',"
+            + "   lease_expires_at = NULL, response_status = r.status, response_headers = r.headers, response_body = r.body,"
             + "   body_stored = r.body_stored,"
             + "   expires_at = " + now + " + ?::bigint * interval '1 microsecond'"
             + "   FROM r WHERE k.scope = r.scope AND k.idem_key = r.idem_key AND k.token = r.token"
