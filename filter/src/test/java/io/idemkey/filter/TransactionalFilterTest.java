@@ -200,6 +200,29 @@ class TransactionalFilterTest {
   }
 
   @Test
+  void transactional_handlerRunsPastTwoLeases_leaseRenewedMeanwhile_duplicateGets409NotTheKey()
+      throws Exception {
+    start(c -> c.set("jdbc.connect-timeout", "300ms").set("lease", "1s"));
+    handler.proceed = new CountDownLatch(1);
+    String key = UUID.randomUUID().toString();
+    CompletableFuture<HttpResponse<String>> first =
+        client.sendAsync(request("", key), HttpResponse.BodyHandlers.ofString());
+    assertThat(handler.inserted.await(30, TimeUnit.SECONDS)).isTrue();
+    Thread.sleep(2_500); // the transaction stays open past two leases; renewals run beside it
+
+    // Had the lease lapsed, this duplicate would take the key over and run (and wait) itself.
+    HttpResponse<String> duplicate = client.sendAsync(request("", key),
+        HttpResponse.BodyHandlers.ofString()).get(10, TimeUnit.SECONDS);
+    handler.proceed.countDown();
+
+    assertThat(duplicate.statusCode()).isEqualTo(409);
+    assertThat(duplicate.body()).contains("urn:idemkey:problem:in-progress");
+    assertThat(first.get(60, TimeUnit.SECONDS).statusCode()).isEqualTo(201);
+    assertThat(post("", key).headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(rows(key)).isEqualTo(1);
+  }
+
+  @Test
   void transactional_leaseTakenOverWhileHandlerRuns_writesRolledBackAndClientGets409()
       throws Exception {
     start(c -> c);
