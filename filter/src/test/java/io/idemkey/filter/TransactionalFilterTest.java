@@ -3,8 +3,14 @@ package io.idemkey.filter;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.idemkey.migrations.TableName;
+import io.idemkey.store.ClaimResult;
+import io.idemkey.store.Fingerprint;
+import io.idemkey.store.IdempotencyKey;
+import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.RequestTransactions;
+import io.idemkey.store.ResponseHeader;
 import io.idemkey.store.StoreBuilder;
+import io.idemkey.store.StoredResponse;
 import io.idemkey.store.TestDatabase;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
@@ -152,6 +158,19 @@ class TransactionalFilterTest {
     }
   }
 
+  /** The fingerprint the filter stored for {@code key}. */
+  Fingerprint fingerprintOfTheRequest(String key) throws SQLException {
+    try (Connection connection = TestDatabase.dataSource().getConnection();
+        PreparedStatement select = connection.prepareStatement(
+            "SELECT fingerprint FROM " + table.qualifiedTable() + " WHERE idem_key = ?")) {
+      select.setString(1, key);
+      try (ResultSet row = select.executeQuery()) {
+        row.next();
+        return new Fingerprint(row.getBytes(1));
+      }
+    }
+  }
+
   static void execute(String sql) throws SQLException {
     try (Connection connection = TestDatabase.dataSource().getConnection();
         Statement statement = connection.createStatement()) {
@@ -240,6 +259,39 @@ class TransactionalFilterTest {
     assertThat(answer.statusCode()).isEqualTo(409);
     assertThat(answer.body()).contains("urn:idemkey:problem:in-progress");
     assertThat(rows(key)).isZero();
+    assertThat(awaitOutcome(IdempotencyListener.Outcome.STALE_COMPLETION)).isTrue();
+  }
+
+  @Test
+  void transactional_leaseTakenOverAndCompletedByTheNewHolder_clientGetsTheNewHoldersReplay()
+      throws Exception {
+    start(c -> c);
+    handler.proceed = new CountDownLatch(1);
+    String key = UUID.randomUUID().toString();
+    CompletableFuture<HttpResponse<String>> first =
+        client.sendAsync(request("", key), HttpResponse.BodyHandlers.ofString());
+    assertThat(handler.inserted.await(30, TimeUnit.SECONDS)).isTrue();
+
+    // The lease lapses (a long pause), another node takes the key over and completes it.
+    execute("UPDATE " + table.qualifiedTable()
+        + " SET lease_expires_at = now() - interval '1 second',"
+        + " expires_at = now() - interval '1 second'");
+    try (IdempotencyStore otherNode = StoreBuilder.postgres(TestDatabase.dataSource())
+        .tableName(table).migrate(false).purgeInterval(Duration.ZERO).cacheMaxBytes(0).build()) {
+      IdempotencyKey idempotencyKey = new IdempotencyKey("anonymous", key);
+      ClaimResult takeOver = otherNode.claim(idempotencyKey, fingerprintOfTheRequest(key));
+      assertThat(takeOver).isInstanceOf(ClaimResult.TakenOver.class);
+      assertThat(otherNode.complete(idempotencyKey, ((ClaimResult.TakenOver) takeOver).token(),
+          new StoredResponse(201, List.of(new ResponseHeader("Content-Type", "application/json")),
+              "{\"by\":\"the new holder\"}".getBytes(StandardCharsets.UTF_8), true))).isTrue();
+    }
+    handler.proceed.countDown();
+
+    HttpResponse<String> answer = first.get(60, TimeUnit.SECONDS);
+    assertThat(answer.statusCode()).isEqualTo(201);
+    assertThat(answer.body()).isEqualTo("{\"by\":\"the new holder\"}");
+    assertThat(answer.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(rows(key)).isZero(); // this request's own write was rolled back
     assertThat(awaitOutcome(IdempotencyListener.Outcome.STALE_COMPLETION)).isTrue();
   }
 
