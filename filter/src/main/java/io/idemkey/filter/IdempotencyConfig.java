@@ -100,6 +100,9 @@ public final class IdempotencyConfig {
    */
   static final Duration MAX_TTL = Duration.ofDays(3650);
 
+  /** The longest {@code wait-timeout}. */
+  static final Duration MAX_WAIT_TIMEOUT = Duration.ofHours(1);
+
   /**
    * Headers the replay marker must not be: request headers, headers that describe the content or
    * steer caches, and the headers never stored (hop-by-hop, Date, Set-Cookie, Server). A replay
@@ -622,8 +625,19 @@ public final class IdempotencyConfig {
       }
     }
 
+    /**
+     * @throws IllegalArgumentException if not a header name, or a standard request, content or
+     *     hop-by-hop header, which clients and proxies send for their own purposes
+     */
     public Builder header(String header) {
-      this.header = token("header", header);
+      token("header", header);
+      String lower = header.toLowerCase(Locale.ROOT);
+      if (!lower.equals("idempotency-key") && RESERVED_REPLAY_HEADERS.contains(lower)) {
+        throw new IllegalArgumentException("'" + header + "' is a standard request, content or"
+            + " hop-by-hop header that clients and proxies send for their own purposes; a key"
+            + " needs a header of its own (as Idempotency-Key)");
+      }
+      this.header = header;
       return this;
     }
 
@@ -719,8 +733,18 @@ public final class IdempotencyConfig {
       return this;
     }
 
+    /**
+     * @throws IllegalArgumentException if not positive, or over {@link #MAX_WAIT_TIMEOUT}: longer
+     *     than any client or proxy waits for an answer
+     */
     public Builder waitTimeout(Duration waitTimeout) {
-      this.waitTimeout = positive(waitTimeout);
+      positive(waitTimeout);
+      if (waitTimeout.compareTo(MAX_WAIT_TIMEOUT) > 0) {
+        throw new IllegalArgumentException("must be at most " + MAX_WAIT_TIMEOUT.toMinutes()
+            + " minutes (longer than any client or proxy waits for an answer), was "
+            + waitTimeout);
+      }
+      this.waitTimeout = waitTimeout;
       return this;
     }
 
@@ -869,9 +893,17 @@ public final class IdempotencyConfig {
       return this;
     }
 
+    /**
+     * @throws IllegalArgumentException if negative, or under a second and not 0 (off): each purge
+     *     is a statement on the table every node shares
+     */
     public Builder purgeInterval(Duration interval) {
       if (interval.isNegative()) {
         throw new IllegalArgumentException("must not be negative, was " + interval);
+      }
+      if (!interval.isZero() && interval.compareTo(Duration.ofSeconds(1)) < 0) {
+        throw new IllegalArgumentException("must be 0 (off) or at least 1s (each purge is a"
+            + " statement on the table every node shares), was " + interval);
       }
       this.purgeInterval = interval;
       return this;

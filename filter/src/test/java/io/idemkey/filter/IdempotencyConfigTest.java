@@ -272,6 +272,36 @@ class IdempotencyConfigTest {
             + " header, not a marker of its own (as Idempotent-Replayed is)");
   }
 
+  @ParameterizedTest
+  @ValueSource(strings = {"Content-Type", "Authorization", "Host", "Cookie", "Connection"})
+  void set_keyHeaderNamingAStandardHeader_failsNamingTheProperty(String name) {
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("header", name))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessageStartingWith("idempotency.header: '" + name + "' is a standard request,"
+            + " content or hop-by-hop header");
+    assertThat(IdempotencyConfig.builder().set("header", "X-Request-Key").build().header())
+        .isEqualTo("X-Request-Key");
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"1ms", "500ms"})
+  void set_purgeIntervalUnderASecond_failsNamingTheProperty(String interval) {
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("purge.interval", interval))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessageStartingWith("idempotency.purge.interval: must be 0 (off) or at least 1s");
+    assertThat(IdempotencyConfig.builder().set("purge.interval", "1s").build().toString())
+        .contains("purge.interval=PT1S");
+  }
+
+  @Test
+  void set_waitTimeoutOverAnHour_failsNamingTheProperty() {
+    assertThatThrownBy(() -> IdempotencyConfig.builder().set("wait-timeout", "100d"))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessageStartingWith("idempotency.wait-timeout: must be at most 60 minutes");
+    assertThat(IdempotencyConfig.builder().set("wait-timeout", "1h").build().waitTimeout())
+        .isEqualTo(Duration.ofHours(1));
+  }
+
   @Test
   void build_replayHeaderIsTheKeyHeader_failsNamingBoth() {
     assertThatThrownBy(
