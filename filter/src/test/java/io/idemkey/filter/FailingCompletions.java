@@ -1,5 +1,6 @@
 package io.idemkey.filter;
 
+import io.idemkey.store.ForwardingStore;
 import io.idemkey.store.IdempotencyKey;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.StoreUnavailableException;

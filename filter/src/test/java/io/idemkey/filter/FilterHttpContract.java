@@ -2,10 +2,11 @@ package io.idemkey.filter;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.idemkey.store.ForwardingStore;
 import io.idemkey.store.IdempotencyKey;
 import io.idemkey.store.IdempotencyStore;
-import io.idemkey.store.StoredResponse;
 import io.idemkey.store.StoreBuilder;
+import io.idemkey.store.StoredResponse;
 import io.idemkey.store.TestDatabase;
 import java.io.IOException;
 import java.net.URI;

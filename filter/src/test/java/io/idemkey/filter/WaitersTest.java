@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.idemkey.migrations.TableName;
 import io.idemkey.store.ClaimResult;
 import io.idemkey.store.Fingerprint;
+import io.idemkey.store.ForwardingStore;
 import io.idemkey.store.IdempotencyKey;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.StoreBuilder;

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.zaxxer.hikari.HikariDataSource;
 import io.idemkey.migrations.TableName;
 import java.time.Duration;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 
 class CachingStoreTest extends IdempotencyStoreContract {
@@ -240,5 +241,47 @@ class CachingStoreTest extends IdempotencyStoreContract {
     assertThat(node.release(key, token)).isTrue();
 
     assertThat(node.heldKeys()).isZero();
+  }
+
+  /**
+   * Regression: a claim that finds a key completed cached it until "now + time left", with "now"
+   * read after the database answered: a pause between the two (GC, a descheduled thread) made the
+   * entry outlive the record, and it shadowed the key's next life.
+   */
+  @Test
+  void claim_pauseAfterTheDatabaseAnswered_cachedEntryNeverOutlivesTheRecord() {
+    PostgresStore database =
+        new PostgresStore(TestDatabase.dataSource(), table, clock, TTL, LEASE, 100, null);
+    PostgresStore otherNode =
+        new PostgresStore(TestDatabase.dataSource(), table, clock, TTL, LEASE, 100, null);
+    AtomicBoolean pauseAfterClaim = new AtomicBoolean();
+    IdempotencyStore pausing = new ForwardingStore(database) {
+      @Override
+      public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
+        ClaimResult result = store.claim(key, fingerprint);
+        if (pauseAfterClaim.getAndSet(false)) {
+          clock.advance(Duration.ofSeconds(3)); // the claiming thread stalls for 3 s here
+        }
+        return result;
+      }
+    };
+    CachingStore node = new CachingStore(pausing, 1 << 20, TTL, LEASE, clock);
+    IdempotencyKey key = key();
+
+    // Another node runs the first request; ours has not seen the key.
+    long first = tokenOf(otherNode.claim(key, fingerprint("first")));
+    otherNode.complete(key, first, response("first"));
+    clock.advance(TTL.minusSeconds(1)); // one second left
+
+    pauseAfterClaim.set(true);
+    assertThat(node.claim(key, fingerprint("first"))).isInstanceOf(ClaimResult.Completed.class);
+    // Now 2 s past the record's expiry: the key is new (SPEC §7), and another request takes it.
+    long second = tokenOf(otherNode.claim(key, fingerprint("second")));
+    otherNode.complete(key, second, response("second"));
+
+    // The key's second life answers, not the first one's cached entry (a 422 before).
+    ClaimResult answer = node.claim(key, fingerprint("second"));
+    assertThat(answer).isInstanceOf(ClaimResult.Completed.class);
+    assertThat(((ClaimResult.Completed) answer).response().body()).isEqualTo("second".getBytes());
   }
 }

@@ -383,7 +383,8 @@ class PostgresStoreHardeningTest {
     return pids;
   }
 
-  private static void signal(List<Long> pids, String signal) throws Exception {
+  /** Sends {@code signal} to processes this test run started (PostgreSQL's, by pid). */
+  static void signal(List<Long> pids, String signal) throws Exception {
     List<String> command = new ArrayList<>(List.of("kill", "-" + signal));
     pids.forEach(pid -> command.add(Long.toString(pid)));
     assertThat(new ProcessBuilder(command).inheritIO().start().waitFor()).isZero();

@@ -8,6 +8,7 @@ import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.Statement;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -67,8 +68,9 @@ class SettledKeysTest {
     try {
       keys.watch("p", calls::incrementAndGet);
       awaitCalls(calls, 1); // LISTEN ran, and the watchers were told to look
-      int backend = source.lastHandedOut().unwrap(PGConnection.class).getBackendPID();
-      signal(backend, "STOP");
+      List<Long> backend =
+          List.of((long) source.lastHandedOut().unwrap(PGConnection.class).getBackendPID());
+      PostgresStoreHardeningTest.signal(backend, "STOP");
       try {
         // Found silent within a check and its bound; the watchers look again, and it listens anew.
         awaitCalls(calls, 3);
@@ -79,7 +81,7 @@ class SettledKeysTest {
         }
         awaitCalls(calls, before + 1);
       } finally {
-        signal(backend, "CONT");
+        PostgresStoreHardeningTest.signal(backend, "CONT");
       }
     } finally {
       keys.close();
@@ -91,10 +93,5 @@ class SettledKeysTest {
       Thread.sleep(50);
     }
     assertThat(calls.get()).isGreaterThanOrEqualTo(count);
-  }
-
-  static void signal(int pid, String signal) throws Exception {
-    Process kill = new ProcessBuilder("kill", "-" + signal, String.valueOf(pid)).start();
-    assertThat(kill.waitFor()).isZero();
   }
 }

@@ -1,18 +1,11 @@
-package io.idemkey.filter;
-
-import io.idemkey.store.ClaimResult;
-import io.idemkey.store.Fingerprint;
-import io.idemkey.store.IdempotencyKey;
-import io.idemkey.store.IdempotencyStore;
-import io.idemkey.store.StoreTransaction;
-import io.idemkey.store.StoredResponse;
+package io.idemkey.store;
 
 /** A real store, every call forwarded: tests override the one call they make fail or count. */
-class ForwardingStore implements IdempotencyStore {
+public class ForwardingStore implements IdempotencyStore {
 
-  final IdempotencyStore store;
+  protected final IdempotencyStore store;
 
-  ForwardingStore(IdempotencyStore store) {
+  public ForwardingStore(IdempotencyStore store) {
     this.store = store;
   }
 
