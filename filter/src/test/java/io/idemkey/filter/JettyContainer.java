@@ -2,9 +2,11 @@ package io.idemkey.filter;
 
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
-import jakarta.servlet.http.HttpServlet;
+import jakarta.servlet.MultipartConfigElement;
+import jakarta.servlet.Servlet;
 import java.net.URI;
 import java.util.EnumSet;
+import java.util.Map;
 import org.eclipse.jetty.ee10.servlet.FilterHolder;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
@@ -12,13 +14,13 @@ import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 
 /** Embedded Jetty 12 (ee10). */
-final class JettyContainer implements ServletContainer {
+public final class JettyContainer implements ServletContainer {
 
   private Server server;
   private URI uri;
 
   @Override
-  public void start(Filter filter, HttpServlet servlet, java.util.Map<String, String> initParams)
+  public void start(Filter filter, Servlet servlet, String mapping, Map<String, String> initParams)
       throws Exception {
     server = new Server();
     ServerConnector connector = new ServerConnector(server);
@@ -28,14 +30,16 @@ final class JettyContainer implements ServletContainer {
     ServletContextHandler context = new ServletContextHandler();
     context.setContextPath("/");
     FilterHolder filterHolder = new FilterHolder(filter);
+    filterHolder.setName("idempotency");
     filterHolder.setAsyncSupported(true);
     filterHolder.setInitParameters(initParams);
     context.addFilter(filterHolder, "/*", EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
-    ServletHolder servletHolder = new ServletHolder(servlet);
+    ServletHolder servletHolder = new ServletHolder("handler", servlet);
     servletHolder.setAsyncSupported(true);
+    servletHolder.setInitOrder(1);
     servletHolder.getRegistration().setMultipartConfig(
-        new jakarta.servlet.MultipartConfigElement(System.getProperty("java.io.tmpdir")));
-    context.addServlet(servletHolder, "/*");
+        new MultipartConfigElement(System.getProperty("java.io.tmpdir")));
+    context.addServlet(servletHolder, mapping);
     server.setHandler(context);
     server.start();
     uri = URI.create("http://127.0.0.1:" + connector.getLocalPort());

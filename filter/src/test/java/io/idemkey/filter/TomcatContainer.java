@@ -1,24 +1,27 @@
 package io.idemkey.filter;
 
 import jakarta.servlet.Filter;
-import jakarta.servlet.http.HttpServlet;
+import jakarta.servlet.MultipartConfigElement;
+import jakarta.servlet.Servlet;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import org.apache.catalina.Context;
+import org.apache.catalina.Wrapper;
 import org.apache.catalina.connector.Connector;
 import org.apache.catalina.startup.Tomcat;
 import org.apache.tomcat.util.descriptor.web.FilterDef;
 import org.apache.tomcat.util.descriptor.web.FilterMap;
 
 /** Embedded Tomcat 11. */
-final class TomcatContainer implements ServletContainer {
+public final class TomcatContainer implements ServletContainer {
 
   private Tomcat tomcat;
   private URI uri;
 
   @Override
-  public void start(Filter filter, HttpServlet servlet, java.util.Map<String, String> initParams)
+  public void start(Filter filter, Servlet servlet, String mapping, Map<String, String> initParams)
       throws Exception {
     Path base = Files.createTempDirectory("tomcat");
     tomcat = new Tomcat();
@@ -40,11 +43,12 @@ final class TomcatContainer implements ServletContainer {
     filterMap.setDispatcher("REQUEST");
     filterMap.setDispatcher("ASYNC");
     context.addFilterMap(filterMap);
-    org.apache.catalina.Wrapper wrapper = Tomcat.addServlet(context, "handler", servlet);
+    Wrapper wrapper = Tomcat.addServlet(context, "handler", servlet);
     wrapper.setAsyncSupported(true);
+    wrapper.setLoadOnStartup(1);
     wrapper.setMultipartConfigElement(
-        new jakarta.servlet.MultipartConfigElement(System.getProperty("java.io.tmpdir")));
-    context.addServletMappingDecoded("/*", "handler");
+        new MultipartConfigElement(System.getProperty("java.io.tmpdir")));
+    context.addServletMappingDecoded(mapping, "handler");
     tomcat.start();
     uri = URI.create("http://127.0.0.1:" + connector.getLocalPort());
   }

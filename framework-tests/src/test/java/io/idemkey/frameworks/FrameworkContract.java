@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.idemkey.filter.IdempotencyConfig;
 import io.idemkey.filter.IdempotencyFilter;
+import io.idemkey.filter.ServletContainer;
 import io.idemkey.store.StoreBuilder;
 import jakarta.servlet.Servlet;
 import java.io.IOException;

@@ -1,5 +1,8 @@
 package io.idemkey.frameworks;
 
+import io.idemkey.filter.JettyContainer;
+import io.idemkey.filter.ServletContainer;
+
 class JerseyOnJettyTest extends JerseyContract {
   @Override
   ServletContainer newContainer() {

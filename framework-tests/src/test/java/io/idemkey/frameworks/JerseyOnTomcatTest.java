@@ -1,5 +1,8 @@
 package io.idemkey.frameworks;
 
+import io.idemkey.filter.ServletContainer;
+import io.idemkey.filter.TomcatContainer;
+
 class JerseyOnTomcatTest extends JerseyContract {
   @Override
   ServletContainer newContainer() {
