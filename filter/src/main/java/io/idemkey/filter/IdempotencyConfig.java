@@ -104,9 +104,10 @@ public final class IdempotencyConfig {
   static final Duration MAX_WAIT_TIMEOUT = Duration.ofHours(1);
 
   /**
-   * Headers the replay marker must not be: request headers, headers that describe the content or
-   * steer caches, and the headers never stored (hop-by-hop, Date, Set-Cookie, Server). A replay
-   * that set one of them would change what the stored response says. Lower case.
+   * Standard headers: request headers, headers that describe the content or steer caches, and the
+   * headers never stored (hop-by-hop, Date, Set-Cookie, Server). The replay marker must not be
+   * one (a replay that set it would change what the stored response says), nor the key header
+   * (clients send them for their own purposes), Idempotency-Key aside. Lower case.
    */
   private static final Set<String> RESERVED_REPLAY_HEADERS = reservedReplayHeaders();
 

@@ -73,7 +73,6 @@ final class PostgresStore implements IdempotencyStore {
       new GroupCommit<>(this::completeAll, Completion::weight, MAX_COMPLETION_BATCH_BYTES,
           false); // (a completion's result is never null: it never runs again)
   private final boolean notifySettled;
-  private final boolean deferClaimFlush;
   private final String settledChannel;
   private final SettledKeys settledKeys;
   private final String completeSql;
@@ -113,7 +112,6 @@ final class PostgresStore implements IdempotencyStore {
       AutoCloseable ownedPool) {
     this.dataSource = dataSource;
     this.notifySettled = notifySettled;
-    this.deferClaimFlush = deferClaimFlush;
     this.settledChannel = "idemkey_" + HexFormat.of().formatHex(sha256(table.qualifiedTable()), 0, 8);
     this.settledKeys = new SettledKeys(dataSource, settledChannel, statementTimeout);
     this.ownedPool = ownedPool;
@@ -132,7 +130,9 @@ final class PostgresStore implements IdempotencyStore {
     // side in one row whatever happened, in the arrays' order. A duplicate of a live key inserts
     // nothing: no row lock, no sequence value, no WAL.
     // With deferClaimFlush, the statement itself turns synchronous_commit off for its own
-    // transaction (set_config, local): no transaction block and no extra round trips for a SET.
+    // transaction (set_config, local): no transaction block, no round trip for a SET. The
+    // handler's transaction commits later with synchronous_commit on, and WAL is flushed in
+    // order, so whatever of the request becomes durable, its claim does too.
     this.claimSql =
         "WITH n AS (SELECT s.now, s.now + ?::bigint * interval '1 microsecond' AS lease_end"
             + "   FROM (SELECT " + now + " AS now) s"
@@ -249,9 +249,6 @@ final class PostgresStore implements IdempotencyStore {
    * claim that lost a race it could not see (see {@link #classify}).
    */
   private List<ClaimResult> claimAll(List<GroupCommit.Pending<Fingerprint, ClaimResult>> batch) {
-    // With deferClaimFlush, the claim's commit does not wait for the disk: the handler's
-    // transaction commits later with synchronous_commit on, and WAL is flushed in order, so
-    // whatever of the request becomes durable, its claim does too (StoreBuilder#deferClaimFlush).
     return run("claim", connection -> claimAll(connection, batch));
   }
 
