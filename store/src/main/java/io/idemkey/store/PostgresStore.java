@@ -59,7 +59,7 @@ final class PostgresStore implements IdempotencyStore {
   private static final String DEADLOCK = "40P01";
   private static final Executor DIRECT = Runnable::run;
 
-  private final DataSource dataSource;
+  private final BoundedConnections connections;
   private final TableName table;
   private final Clock testClock;
   private final Instant testClockOrigin;
@@ -110,7 +110,7 @@ final class PostgresStore implements IdempotencyStore {
       boolean notifySettled,
       boolean deferClaimFlush,
       AutoCloseable ownedPool) {
-    this.dataSource = dataSource;
+    this.connections = new BoundedConnections(dataSource, statementTimeout);
     this.deferClaimFlush = deferClaimFlush;
     String channel =
         "idemkey_" + HexFormat.of().formatHex(sha256(table.qualifiedTable()), 0, 8);
@@ -128,7 +128,7 @@ final class PostgresStore implements IdempotencyStore {
     this.commitTimeoutMillis =
         (int) Math.min(Integer.MAX_VALUE, Math.max(statementTimeoutMillis, lease.toMillis()));
     this.purgeBatchSize = purgeBatchSize;
-    this.renewals = new ReservedConnection(dataSource);
+    this.renewals = new ReservedConnection(connections);
     String t = table.qualifiedTable();
     String now = "(statement_timestamp() + ?::bigint * interval '1 microsecond')";
     this.claimSql = "SELECT * FROM " + table.qualifiedFunction("claim") + "(?, ?, ?, ?, ?, ?)";
@@ -284,7 +284,7 @@ final class PostgresStore implements IdempotencyStore {
   public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
     Connection connection;
     try {
-      connection = dataSource.getConnection();
+      connection = connections.get();
     } catch (SQLException e) {
       throw unavailable("begin", e);
     }
@@ -475,7 +475,7 @@ final class PostgresStore implements IdempotencyStore {
    */
   private <T> T run(String operation, long deadline, Work<T> work) {
     for (int attempt = 1; ; attempt++) {
-      try (Connection connection = dataSource.getConnection()) {
+      try (Connection connection = connections.get()) {
         int bound = statementTimeoutMillis;
         if (deadline != 0) {
           long left = (deadline - System.nanoTime()) / 1_000_000L;

@@ -2,10 +2,9 @@ package io.idemkey.store;
 
 import java.sql.Connection;
 import java.sql.SQLException;
-import javax.sql.DataSource;
 
 /**
- * One connection taken from a data source and kept for one kind of call, so that those calls never
+ * One connection taken from the store's data source and kept for one kind of call, so that those calls never
  * wait behind whatever holds the rest of the pool (lease renewals behind requests' transactions).
  * It is opened on first use, and closed and opened again after a call that failed.
  *
@@ -13,12 +12,12 @@ import javax.sql.DataSource;
  */
 final class ReservedConnection implements AutoCloseable {
 
-  private final DataSource dataSource;
+  private final BoundedConnections connections;
   /** Guarded by this; null until first used, and after a failure. */
   private Connection connection;
 
-  ReservedConnection(DataSource dataSource) {
-    this.dataSource = dataSource;
+  ReservedConnection(BoundedConnections connections) {
+    this.connections = connections;
   }
 
   /**
@@ -29,7 +28,7 @@ final class ReservedConnection implements AutoCloseable {
    */
   synchronized <T> T use(PostgresStore.Work<T> work) throws SQLException {
     if (connection == null) {
-      connection = dataSource.getConnection();
+      connection = connections.get();
     }
     try {
       return work.run(connection);
