@@ -4,7 +4,7 @@
 -- (statement_timestamp(), moved forward by p_shift_us in tests): the database's clock decides
 -- leases and expiry for every node (SPEC §5).
 
--- Claims a key. Answers one row:
+-- Claims a key. Answers one row (its OUT parameters):
 --   claimed: the new fencing token when the caller now holds the key, else NULL;
 --   state, token, fingerprint, expires_at: the row found before the call (NULL if none), so the
 --     caller can tell a take-over (state IN_PROGRESS, expired) from a new key, and otherwise what
@@ -18,18 +18,18 @@
 -- a serialization failure instead, which the store runs again.
 CREATE FUNCTION "${schema}"."${table}_claim"(
     p_scope text, p_key text, p_fingerprint bytea, p_shift_us bigint, p_lease_us bigint,
-    p_defer_flush boolean)
-RETURNS TABLE (claimed bigint, state text, token bigint, fingerprint bytea,
-               expires_at timestamptz, now timestamptz, response_status integer,
-               response_headers bytea, response_body bytea, body_stored boolean)
+    p_defer_flush boolean,
+    OUT claimed bigint, OUT state text, OUT token bigint, OUT fingerprint bytea,
+    OUT expires_at timestamptz, OUT now timestamptz, OUT response_status integer,
+    OUT response_headers bytea, OUT response_body bytea, OUT body_stored boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    v_now timestamptz := statement_timestamp() + p_shift_us * interval '1 microsecond';
-    v_lease_end timestamptz := v_now + p_lease_us * interval '1 microsecond';
+    v_lease_end timestamptz;
     v_row "${schema}"."${table}"%ROWTYPE;
-    v_token bigint;
 BEGIN
+    now := statement_timestamp() + p_shift_us * interval '1 microsecond';
+    v_lease_end := now + p_lease_us * interval '1 microsecond';
     IF p_defer_flush THEN
         -- The request's own transaction commits later with synchronous_commit on, and WAL is
         -- flushed in order: whatever of the request becomes durable, its claim does too.
@@ -42,21 +42,23 @@ BEGIN
             INSERT INTO "${schema}"."${table}" AS k (scope, idem_key, fingerprint, state, token,
                     lease_expires_at, created_at, expires_at)
                 VALUES (p_scope, p_key, p_fingerprint, 'IN_PROGRESS',
-                    nextval('"${schema}"."${table}_token_seq"'), v_lease_end, v_now, v_lease_end)
+                    nextval('"${schema}"."${table}_token_seq"'), v_lease_end, now, v_lease_end)
                 ON CONFLICT (scope, idem_key) DO NOTHING
-                RETURNING k.token INTO v_token;
-            IF v_token IS NOT NULL THEN
-                RETURN QUERY SELECT v_token, NULL::text, NULL::bigint, NULL::bytea,
-                    NULL::timestamptz, v_now, NULL::integer, NULL::bytea, NULL::bytea,
-                    NULL::boolean;
+                RETURNING k.token INTO claimed;
+            IF claimed IS NOT NULL THEN
                 RETURN;
             END IF;
-        ELSIF v_row.expires_at > v_now THEN
-            RETURN QUERY SELECT NULL::bigint, v_row.state, v_row.token, v_row.fingerprint,
-                v_row.expires_at, v_now, v_row.response_status,
-                CASE WHEN v_row.state = 'COMPLETED' THEN v_row.response_headers END,
-                CASE WHEN v_row.state = 'COMPLETED' THEN v_row.response_body END,
-                v_row.body_stored;
+        ELSIF v_row.expires_at > now THEN
+            state := v_row.state;
+            token := v_row.token;
+            fingerprint := v_row.fingerprint;
+            expires_at := v_row.expires_at;
+            IF v_row.state = 'COMPLETED' THEN
+                response_status := v_row.response_status;
+                response_headers := v_row.response_headers;
+                response_body := v_row.response_body;
+                body_stored := v_row.body_stored;
+            END IF;
             RETURN;
         ELSE
             UPDATE "${schema}"."${table}" k SET fingerprint = p_fingerprint,
@@ -64,23 +66,24 @@ BEGIN
                     token = nextval('"${schema}"."${table}_token_seq"'),
                     lease_expires_at = v_lease_end, response_status = NULL,
                     response_headers = NULL, response_body = NULL, body_stored = NULL,
-                    created_at = v_now, expires_at = v_lease_end
+                    created_at = now, expires_at = v_lease_end
                 WHERE k.scope = p_scope AND k.idem_key = p_key AND k.token = v_row.token
-                    AND k.expires_at <= v_now
-                RETURNING k.token INTO v_token;
-            IF v_token IS NOT NULL THEN
-                RETURN QUERY SELECT v_token, v_row.state, v_row.token, v_row.fingerprint,
-                    v_row.expires_at, v_now, NULL::integer, NULL::bytea, NULL::bytea,
-                    NULL::boolean;
+                    AND k.expires_at <= now
+                RETURNING k.token INTO claimed;
+            IF claimed IS NOT NULL THEN
+                state := v_row.state;
+                token := v_row.token;
+                fingerprint := v_row.fingerprint;
+                expires_at := v_row.expires_at;
                 RETURN;
             END IF;
         END IF;
     END LOOP;
     -- Five races lost in a row (a key released and claimed again over and over): the caller
     -- answers "in progress" and the client retries.
-    RETURN QUERY SELECT NULL::bigint, 'IN_PROGRESS'::text, NULL::bigint, p_fingerprint,
-        v_now + interval '1 second', v_now, NULL::integer, NULL::bytea, NULL::bytea,
-        NULL::boolean;
+    state := 'IN_PROGRESS';
+    fingerprint := p_fingerprint;
+    expires_at := now + interval '1 second';
 END
 $$;
 
