@@ -79,6 +79,7 @@ final class PostgresStore implements IdempotencyStore {
   private final String takeOverSql;
   private final String completeSql;
   private final String releaseSql;
+  private final String notifySql;
   private final String renewSql;
   private final String readTokenSql;
   private final String purgeBatchSql;
@@ -174,18 +175,17 @@ final class PostgresStore implements IdempotencyStore {
             + " FROM " + times
             + " WHERE k.scope = ? AND k.idem_key = ? AND k.token = ? AND k.expires_at <= n.now"
             + " RETURNING k.token";
-    // Whether the completion recorded the response (1 or 0); a completed key notifies the nodes
-    // that wait (delivered at commit). The notify is a SELECT, which runs only when referred to.
+    // Whether the completion recorded the response (1 or 0).
     this.completeSql =
-        "WITH done AS (UPDATE " + t + " SET state = '" + COMPLETED + "', lease_expires_at = NULL,"
-            + "   response_status = ?, response_headers = ?, response_body = ?, body_stored = ?,"
-            + "   expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
-            + "   AND state = '" + IN_PROGRESS + "' RETURNING 1)," + notify("done")
-            + " SELECT (SELECT count(*) FROM done) + 0 * (SELECT count(*) FROM notified)";
-    this.releaseSql =
-        "WITH done AS (DELETE FROM " + t + byToken + " AND state = '" + IN_PROGRESS + "'"
-            + "   RETURNING 1)," + notify("done")
-            + " SELECT (SELECT count(*) FROM done) + 0 * (SELECT count(*) FROM notified)";
+        "UPDATE " + t + " SET state = '" + COMPLETED + "', lease_expires_at = NULL,"
+            + " response_status = ?, response_headers = ?, response_body = ?, body_stored = ?,"
+            + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
+            + " AND state = '" + IN_PROGRESS + "'";
+    this.releaseSql = "DELETE FROM " + t + byToken + " AND state = '" + IN_PROGRESS + "'";
+    // Sent after the change committed, in a transaction of its own that does not wait for the
+    // disk: PostgreSQL lets one notifying transaction commit at a time, so a notification inside
+    // a durable commit would make every completion wait for the previous one's flush.
+    this.notifySql = "SELECT pg_notify(?, ?), set_config('synchronous_commit', 'off', true)";
     this.renewSql =
         "UPDATE " + t + " SET lease_expires_at = " + now + " + ?::bigint * interval '1 microsecond',"
             + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
@@ -198,20 +198,27 @@ final class PostgresStore implements IdempotencyStore {
   }
 
   /**
-   * A CTE that notifies the nodes waiting for settled keys (channel, payload, and whether to: three
-   * parameters) once per row of {@code changed}; delivered when the statement's transaction
-   * commits.
+   * Tells the nodes that {@link #watch} that {@code key} was settled, when this store is to. A
+   * notification that fails is only logged: the waiters look again when the lease would end.
    */
-  private static String notify(String changed) {
-    return " notified AS (SELECT pg_notify(?, ?) FROM " + changed + " WHERE ?::boolean)";
-  }
-
-  private int bindNotify(PreparedStatement statement, int first, IdempotencyKey key)
-      throws SQLException {
-    statement.setString(first, settledChannel);
-    statement.setString(first + 1, settledPayload(key));
-    statement.setBoolean(first + 2, notifySettled);
-    return first + 3;
+  private void notifySettled(IdempotencyKey key) {
+    if (!notifySettled) {
+      return;
+    }
+    try {
+      run("notify", connection -> {
+        try (PreparedStatement statement = connection.prepareStatement(notifySql)) {
+          statement.setString(1, settledChannel);
+          statement.setString(2, settledPayload(key));
+          statement.executeQuery().close();
+          return null;
+        }
+      });
+    } catch (RuntimeException e) {
+      LOG.log(System.Logger.Level.WARNING,
+          "telling other nodes that a key settled failed; their waiters look again later: {0}",
+          e.getMessage());
+    }
   }
 
   private static String settledPayload(IdempotencyKey key) {
@@ -316,7 +323,12 @@ final class PostgresStore implements IdempotencyStore {
   public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
     // Encoded here, on the caller's thread, before any connection is taken.
     byte[] headers = HeaderCodec.encode(response.headers());
-    return run("complete", connection -> complete(connection, key, token, response, headers));
+    boolean recorded =
+        run("complete", connection -> complete(connection, key, token, response, headers));
+    if (recorded) {
+      notifySettled(key);
+    }
+    return recorded;
   }
 
   private boolean complete(
@@ -331,7 +343,6 @@ final class PostgresStore implements IdempotencyStore {
       statement.setLong(6, ttlMicros);
       int next = bindKey(statement, 7, key);
       statement.setLong(next, token);
-      bindNotify(statement, next + 1, key);
       if (changedOne("complete", statement)) {
         return true;
       }
@@ -354,14 +365,16 @@ final class PostgresStore implements IdempotencyStore {
 
   @Override
   public boolean release(IdempotencyKey key, long token) {
-    return run("release", connection -> {
+    boolean released = run("release", connection -> {
       try (PreparedStatement statement = connection.prepareStatement(releaseSql)) {
-        int next = bindKey(statement, 1, key);
-        statement.setLong(next, token);
-        bindNotify(statement, next + 1, key);
+        statement.setLong(bindKey(statement, 1, key), token);
         return changedOne("release", statement);
       }
     });
+    if (released) {
+      notifySettled(key);
+    }
+    return released;
   }
 
   /** Renews the lease on the renewals' own connection (see the class comment). */
@@ -375,13 +388,8 @@ final class PostgresStore implements IdempotencyStore {
           statement.setLong(2, leaseMicros);
           statement.setLong(3, shift);
           statement.setLong(4, leaseMicros);
-          bindKey(statement, 5, key);
-          statement.setLong(7, token);
-          int rows = statement.executeUpdate();
-          if (rows > 1) {
-            throw new IllegalStateException("renew changed " + rows + " rows of " + table);
-          }
-          return rows == 1;
+          statement.setLong(bindKey(statement, 5, key), token);
+          return changedOne("renew", statement);
         }
       }));
     } catch (SQLException e) {
@@ -397,18 +405,15 @@ final class PostgresStore implements IdempotencyStore {
     return first + 2;
   }
 
-  /** Reads a count of changed rows: one, or none when the token is no longer current. */
+  /** Runs an update: true for one row, false for none (the token is no longer current). */
   private boolean changedOne(String operation, PreparedStatement statement)
       throws SQLException {
-    try (ResultSet row = statement.executeQuery()) {
-      row.next();
-      long rows = row.getLong(1);
-      if (rows > 1) {
-        throw new IllegalStateException(
-            operation + " changed " + rows + " rows of " + table + " for one key");
-      }
-      return rows == 1;
+    int rows = statement.executeUpdate();
+    if (rows > 1) {
+      throw new IllegalStateException(
+          operation + " changed " + rows + " rows of " + table + " for one key");
     }
+    return rows == 1;
   }
 
   @Override
@@ -476,7 +481,6 @@ final class PostgresStore implements IdempotencyStore {
         completed = true;
         connection.setNetworkTimeout(DIRECT, commitTimeoutMillis);
         connection.commit();
-        return true;
       } catch (SQLException e) {
         rollback();
         if (!completed || release(key, token)) {
@@ -485,10 +489,14 @@ final class PostgresStore implements IdempotencyStore {
         LOG.log(System.Logger.Level.WARNING,
             "the commit of a request on {0} failed ({1}) but its key was not in progress any more;"
                 + " reading it again", table, e.getMessage());
-        return run("read after a failed commit", c -> completedBy(c, key, token));
+        if (!run("read after a failed commit", c -> completedBy(c, key, token))) {
+          return false;
+        }
       } finally {
         restoreNetworkTimeout(connection, previousTimeout);
       }
+      notifySettled(key);
+      return true;
     }
 
     @Override
