@@ -13,10 +13,12 @@ import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletRequestWrapper;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.net.BindException;
 import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.security.Principal;
 import java.sql.Connection;
+import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
@@ -25,6 +27,7 @@ import java.time.Duration;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 import java.util.concurrent.atomic.AtomicLong;
 import org.eclipse.jetty.ee10.servlet.FilterHolder;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
@@ -72,10 +75,20 @@ public final class DemoApp implements AutoCloseable {
       return;
     }
     DemoApp app;
+    DemoSettings settings = null;
     try {
-      app = start(DemoSettings.load(List.of(args)));
+      settings = DemoSettings.load(List.of(args));
+      app = start(settings);
     } catch (DemoStartException | IllegalArgumentException | InvalidConfigurationException e) {
       System.err.println("idemkey demo: " + e.getMessage());
+      System.exit(1);
+      return;
+    } catch (IOException e) {
+      if (!(e instanceof BindException) && !(e.getCause() instanceof BindException)) {
+        throw e;
+      }
+      System.err.println("idemkey demo: port " + settings.port() + " is in use (another demo?);"
+          + " start this one with PORT=<another port>");
       System.exit(1);
       return;
     }
@@ -151,7 +164,7 @@ public final class DemoApp implements AutoCloseable {
       System.out.println("its data directory: " + embedded.directory()
           + " (kept across restarts; --clean starts afresh)");
     } else {
-      System.out.println("database: " + jdbcUrl);
+      System.out.println("database: " + jdbcUrl.replaceAll("(?i)(password=)[^&]*", "$1****"));
     }
     try {
       return start(settings, config, jdbcUrl, user, password, embedded);
@@ -185,7 +198,8 @@ public final class DemoApp implements AutoCloseable {
     try {
       createPaymentsTable(dataSource);
       filter = IdempotencyFilter.builder().config(config).dataSource(dataSource).build();
-      Server server = server(settings, config, dataSource, filter);
+      Server server = server(settings, config, dataSource, filter,
+          new Health(jdbcUrl, user, password, config.tableName(), config.jdbcConnectTimeout()));
       server.start();
       return new DemoApp(server, dataSource, filter, embedded);
     } catch (Exception | Error e) {
@@ -199,7 +213,7 @@ public final class DemoApp implements AutoCloseable {
 
   private static Server server(
       DemoSettings settings, IdempotencyConfig config, HikariDataSource dataSource,
-      IdempotencyFilter filter) {
+      IdempotencyFilter filter, Health health) {
     AtomicLong executions = new AtomicLong();
     // Behind the filter, the handler's connection is the request's transaction.
     PaymentsServlet payments =
@@ -219,7 +233,7 @@ public final class DemoApp implements AutoCloseable {
     context.addServlet(new ServletHolder(new BareStatic()), "/bare/static");
     context.addServlet(new ServletHolder(new Stats(dataSource, executions)), "/stats");
     context.addServlet(
-        new ServletHolder(new Health(dataSource, config.tableName(), config.jdbcConnectTimeout())),
+        new ServletHolder(health),
         "/health");
     // Any other path, any method: 404 (Jetty's default servlet would echo a TRACE).
     context.addServlet(new ServletHolder(new NotFound()), "/");
@@ -413,25 +427,37 @@ public final class DemoApp implements AutoCloseable {
 
   /**
    * {@code GET /health}: 200 when the keys' database answers and the keys table is there, else
-   * 503 problem+json saying why. One query, each step bounded by {@code jdbc.connect-timeout};
-   * the answer is kept for {@link #CHECK_EVERY}, so probes cost the database at most one
-   * statement in that time. Thread-safe: one check at a time, under the servlet's lock.
+   * 503 problem+json saying why. One query on a connection of its own (a pool that is busy with
+   * payments is not a database that is down), bounded by {@code jdbc.connect-timeout} (at least a
+   * second); the answer is kept for {@link #CHECK_EVERY}, so probes cost the database at most one
+   * connection and one statement in that time. Thread-safe: one check at a time, under the
+   * servlet's lock.
    */
   private static final class Health extends DemoServlet {
     static final Duration CHECK_EVERY = Duration.ofSeconds(1);
 
-    private final HikariDataSource dataSource;
+    private final String jdbcUrl;
+    private final Properties connection = new Properties();
     private final TableName table;
-    private final Duration timeout;
     private String failure;
     private long checkedAt;
     private boolean checked;
 
-    Health(HikariDataSource dataSource, TableName table, Duration timeout) {
+    Health(String jdbcUrl, String user, String password, TableName table, Duration timeout) {
       super("GET");
-      this.dataSource = dataSource;
+      this.jdbcUrl = jdbcUrl;
       this.table = table;
-      this.timeout = timeout;
+      String seconds = Long.toString(Math.max(1, (timeout.toMillis() + 999) / 1000));
+      if (user != null) {
+        connection.setProperty("user", user);
+      }
+      if (password != null) {
+        connection.setProperty("password", password);
+      }
+      connection.setProperty("connectTimeout", seconds);
+      connection.setProperty("loginTimeout", seconds);
+      connection.setProperty("socketTimeout", seconds);
+      connection.setProperty("ApplicationName", APPLICATION_NAME + "-health");
     }
 
     @Override
@@ -457,15 +483,12 @@ public final class DemoApp implements AutoCloseable {
     }
 
     private String check() {
-      try (Connection connection = dataSource.getConnection()) {
-        // A database that hangs (stopped, packets dropped) fails this statement in time too.
-        connection.setNetworkTimeout(Runnable::run, (int) timeout.toMillis());
-        try (PreparedStatement exists = connection.prepareStatement("SELECT to_regclass(?)")) {
-          exists.setString(1, table.qualifiedTable());
-          try (ResultSet row = exists.executeQuery()) {
-            return row.next() && row.getString(1) != null
-                ? null : "the keys table " + table + " does not exist";
-          }
+      try (Connection connection = DriverManager.getConnection(jdbcUrl, this.connection);
+          PreparedStatement exists = connection.prepareStatement("SELECT to_regclass(?)")) {
+        exists.setString(1, table.qualifiedTable());
+        try (ResultSet row = exists.executeQuery()) {
+          return row.next() && row.getString(1) != null
+              ? null : "the keys table " + table + " does not exist";
         }
       } catch (SQLException e) {
         String reason = e.getMessage();
