@@ -427,18 +427,21 @@ public final class DemoApp implements AutoCloseable {
 
   /**
    * {@code GET /health}: 200 when the keys' database answers and the keys table is there, else
-   * 503 problem+json saying why. One query on a connection of its own (a pool that is busy with
-   * payments is not a database that is down), bounded by {@code jdbc.connect-timeout} (at least a
-   * second); the answer is kept for {@link #CHECK_EVERY}, so probes cost the database at most one
-   * connection and one statement in that time. Thread-safe: one check at a time, under the
-   * servlet's lock.
+   * 503 problem+json saying why. One query on a connection of its own (a pool busy with payments
+   * is not a database that is down), kept open from one check to the next (opening one costs the
+   * database a process; under load that alone can take longer than the timeout) and opened
+   * again after a failure; connecting and the query are each bounded by {@code
+   * jdbc.connect-timeout} (at least a second). The answer is kept for {@link #CHECK_EVERY}, so
+   * probes cost the database at most one statement in that time. Thread-safe: one check at a
+   * time, under the servlet's lock, which guards every field but the final ones.
    */
   private static final class Health extends DemoServlet {
     static final Duration CHECK_EVERY = Duration.ofSeconds(1);
 
     private final String jdbcUrl;
-    private final Properties connection = new Properties();
+    private final Properties properties = new Properties();
     private final TableName table;
+    private Connection connection;
     private String failure;
     private long checkedAt;
     private boolean checked;
@@ -449,15 +452,20 @@ public final class DemoApp implements AutoCloseable {
       this.table = table;
       String seconds = Long.toString(Math.max(1, (timeout.toMillis() + 999) / 1000));
       if (user != null) {
-        connection.setProperty("user", user);
+        properties.setProperty("user", user);
       }
       if (password != null) {
-        connection.setProperty("password", password);
+        properties.setProperty("password", password);
       }
-      connection.setProperty("connectTimeout", seconds);
-      connection.setProperty("loginTimeout", seconds);
-      connection.setProperty("socketTimeout", seconds);
-      connection.setProperty("ApplicationName", APPLICATION_NAME + "-health");
+      properties.setProperty("connectTimeout", seconds);
+      properties.setProperty("loginTimeout", seconds);
+      properties.setProperty("socketTimeout", seconds);
+      properties.setProperty("ApplicationName", APPLICATION_NAME + "-health");
+    }
+
+    @Override
+    public synchronized void destroy() {
+      closeConnection();
     }
 
     @Override
@@ -483,18 +491,34 @@ public final class DemoApp implements AutoCloseable {
     }
 
     private String check() {
-      try (Connection connection = DriverManager.getConnection(jdbcUrl, this.connection);
-          PreparedStatement exists = connection.prepareStatement("SELECT to_regclass(?)")) {
-        exists.setString(1, table.qualifiedTable());
-        try (ResultSet row = exists.executeQuery()) {
-          return row.next() && row.getString(1) != null
-              ? null : "the keys table " + table + " does not exist";
+      try {
+        if (connection == null) {
+          connection = DriverManager.getConnection(jdbcUrl, properties);
+        }
+        try (PreparedStatement exists = connection.prepareStatement("SELECT to_regclass(?)")) {
+          exists.setString(1, table.qualifiedTable());
+          try (ResultSet row = exists.executeQuery()) {
+            return row.next() && row.getString(1) != null
+                ? null : "the keys table " + table + " does not exist";
+          }
         }
       } catch (SQLException e) {
+        closeConnection();
         String reason = e.getMessage();
         Throwable cause = e.getCause();
         return cause == null || cause.getMessage() == null
             ? reason : reason + " (" + cause.getMessage() + ")";
+      }
+    }
+
+    private void closeConnection() {
+      if (connection != null) {
+        try {
+          connection.close();
+        } catch (SQLException ignored) {
+          // it was broken already
+        }
+        connection = null;
       }
     }
   }

@@ -167,7 +167,8 @@ final class DemoNodes implements AutoCloseable {
       return client
           .send(
               HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/health"))
-                  .timeout(Duration.ofSeconds(1))
+                  // The node's check of its database is bounded by its connect timeout.
+                  .timeout(Duration.ofSeconds(5))
                   .build(),
               HttpResponse.BodyHandlers.discarding())
           .statusCode();
