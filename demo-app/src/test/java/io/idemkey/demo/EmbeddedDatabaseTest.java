@@ -90,6 +90,7 @@ class EmbeddedDatabaseTest {
       assertThat(demo.isAlive()).as("demo running; see %s", dir).isTrue();
       try {
         if (get(port, "/health").statusCode() == 200) {
+          System.out.println("EmbeddedDatabaseTest: demo " + launches + " is up"); // progress
           return demo;
         }
       } catch (IOException notYet) {
