@@ -46,6 +46,17 @@ class IdempotencyFailureAnalyzerTest {
   }
 
   @Test
+  void badValueInAFile_reportNamesTheFileAndLine(CapturedOutput output) {
+    assertThatThrownBy(
+        () -> start("--spring.config.additional-location=classpath:bad-lease.properties"));
+
+    assertThat(output.getOut() + output.getErr()).contains(
+        "Property: idempotency.lease",
+        "Value:    \"abc\"",
+        "Origin:   class path resource [bad-lease.properties]", "- 2:19");
+  }
+
+  @Test
   void unknownProperty_refused_reportSuggestsTheKnownOne(CapturedOutput output) {
     assertThatThrownBy(() -> start("--idempotency.leese=10s"))
         .hasStackTraceContaining("unknown property idempotency.leese");
