@@ -1,6 +1,5 @@
 package io.idemkey.demo;
 
-import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
@@ -16,7 +15,7 @@ import javax.sql.DataSource;
  * The payments API: {@code POST /payments} inserts a payment, {@code GET /payments/{id}} reads
  * one. The same servlet answers {@code POST /bare/payments}, outside the filter. Thread-safe.
  */
-final class PaymentsServlet extends HttpServlet {
+final class PaymentsServlet extends DemoServlet {
 
   private final DataSource dataSource;
   private final AtomicLong executions;
@@ -27,6 +26,7 @@ final class PaymentsServlet extends HttpServlet {
    *     /bare/payments} only, where no idempotency key is spent on it)
    */
   PaymentsServlet(DataSource dataSource, AtomicLong executions, boolean throwHook) {
+    super("GET", "POST");
     this.dataSource = dataSource;
     this.executions = executions;
     this.throwHook = throwHook;
@@ -88,7 +88,7 @@ final class PaymentsServlet extends HttpServlet {
     try {
       id = Long.parseLong(info == null ? "" : info.substring(1));
     } catch (NumberFormatException e) {
-      response.setStatus(404);
+      problem(response, 404, "there is no payment at this path");
       return;
     }
     try (Connection connection = dataSource.getConnection();

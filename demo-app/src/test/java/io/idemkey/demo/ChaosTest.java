@@ -15,6 +15,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
@@ -47,6 +48,7 @@ class ChaosTest {
   static final int SHARED_EVERY = 5;
   static final Pattern ID = Pattern.compile("\"id\":(\\d+)");
   static final Pattern AMOUNT = Pattern.compile("\"amount\":(\\d+)");
+  static final Duration PROGRESS_EVERY = Duration.ofSeconds(10);
 
   @TempDir Path dir;
 
@@ -122,6 +124,8 @@ class ChaosTest {
 
   Summary run(boolean transactional, Duration traffic) throws Exception {
     Summary summary = new Summary(transactional);
+    progress(summary, "starting PostgreSQL and %d nodes, then %d s of traffic with nodes killed"
+        + " and the database restarted", NODES, traffic.toSeconds());
     try (DemoNodes cluster =
         new DemoNodes(dir, "-Didempotency.lease=2s", "-Didempotency.jdbc.connect-timeout=500ms",
             "-Didempotency.transactional=" + transactional)) {
@@ -181,6 +185,8 @@ class ChaosTest {
           return null;
         });
         chaos.get(traffic.toSeconds() + 120, TimeUnit.SECONDS);
+        progress(summary, "traffic over (%d requests); retrying the keys in flight, for at most"
+            + " 25 s", summary.requests.get());
         for (Future<?> each : work) {
           each.get(Math.max(1, (drainEnd - System.nanoTime()) / 1_000_000_000 + 15),
               TimeUnit.SECONDS);
@@ -192,6 +198,7 @@ class ChaosTest {
       for (int port : ports) {
         cluster.kill(port);
       }
+      progress(summary, "checking %d keys against the payments table", plans.size());
       check(cluster, plans, acks, summary);
     }
     return summary;
@@ -259,7 +266,7 @@ class ChaosTest {
   }
 
   /**
-   * Every 1–2 s, SIGKILLs a random healthy node and starts it again at once (without waiting for
+   * Every 1–2 s, SIGKILLs a random node that has started and starts it again at once (without waiting for
    * it); twice, with every node up, stops PostgreSQL for 1–3 s and starts it on the same data
    * directory and port. Nodes that died are restarted. Ends with every node healthy.
    */
@@ -269,7 +276,14 @@ class ChaosTest {
     long span = trafficEnd - start;
     long[] outagesAt = {start + span * 35 / 100, start + span * 70 / 100};
     int outagesDone = 0;
+    long reported = start;
     while (System.nanoTime() < trafficEnd) {
+      if (System.nanoTime() - reported >= PROGRESS_EVERY.toNanos()) {
+        reported = System.nanoTime();
+        progress(summary, "%d s of %d s of traffic: %d requests, %d nodes killed, %d database"
+            + " outages", (reported - start) / 1_000_000_000, span / 1_000_000_000,
+            summary.requests.get(), summary.killCount.get(), summary.outageCount.get());
+      }
       Thread.sleep(Math.min(1000 + random.nextInt(1001),
           Math.max(0, (trafficEnd - System.nanoTime()) / 1_000_000)));
       if (System.nanoTime() >= trafficEnd) {
@@ -283,7 +297,7 @@ class ChaosTest {
       if (outagesDone < outagesAt.length && System.nanoTime() >= outagesAt[outagesDone]) {
         // A node that starts while the database is down fails its start-up: all up first.
         for (int port : ports) {
-          cluster.awaitHealthy(port, Duration.ofSeconds(30));
+          cluster.awaitStarted(port, Duration.ofSeconds(30));
         }
         cluster.stopDatabase();
         summary.outageCount.incrementAndGet();
@@ -292,16 +306,18 @@ class ChaosTest {
         outagesDone++;
         continue;
       }
-      List<Integer> healthy = new ArrayList<>();
+      // A victim is a node that has started, whether or not its pool has reconnected to the
+      // database since the last outage (its /health says 503 then).
+      List<Integer> up = new ArrayList<>();
       for (int port : ports) {
-        if (cluster.healthy(port)) {
-          healthy.add(port);
+        if (cluster.answers(port)) {
+          up.add(port);
         }
       }
-      if (healthy.isEmpty()) {
+      if (up.isEmpty()) {
         continue;
       }
-      int victim = healthy.get(random.nextInt(healthy.size()));
+      int victim = up.get(random.nextInt(up.size()));
       cluster.kill(victim);
       summary.killCount.incrementAndGet();
       cluster.launch(victim);
@@ -311,6 +327,15 @@ class ChaosTest {
         cluster.start(port);
       }
     }
+  }
+
+  /**
+   * A line of progress on the console (the demo's tests print to it), so that a run of minutes
+   * is not minutes of silence.
+   */
+  static void progress(Summary summary, String format, Object... args) {
+    System.out.println("ChaosTest (transactional=" + summary.transactional + "): "
+        + String.format(Locale.ROOT, format, args));
   }
 
   /** Matches the acknowledgements against the payments table by amount. */

@@ -123,15 +123,25 @@ final class DemoNodes implements AutoCloseable {
     return process;
   }
 
-  /** Waits, at most {@code timeout}, until the node on {@code port} answers /health. */
+  /** Waits, at most {@code timeout}, until the node on {@code port} answers /health with 200. */
   boolean awaitHealthy(int port, Duration timeout) throws InterruptedException {
+    return await(port, timeout, this::healthy);
+  }
+
+  /** Waits, at most {@code timeout}, until the node on {@code port} answers HTTP at all. */
+  boolean awaitStarted(int port, Duration timeout) throws InterruptedException {
+    return await(port, timeout, this::answers);
+  }
+
+  private boolean await(int port, Duration timeout, java.util.function.IntPredicate ready)
+      throws InterruptedException {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (System.nanoTime() < deadline) {
       Process process = nodes.get(port);
       if (process == null || !process.isAlive()) {
         return false;
       }
-      if (healthy(port)) {
+      if (ready.test(port)) {
         return true;
       }
       Thread.sleep(100);
@@ -139,21 +149,34 @@ final class DemoNodes implements AutoCloseable {
     return false;
   }
 
+  /** Whether the node on {@code port} answers /health with 200: up, and its database too. */
   boolean healthy(int port) {
+    return healthStatus(port) == 200;
+  }
+
+  /**
+   * Whether the node on {@code port} answers HTTP at all: it has started (it listens only once
+   * its pool, table and filter are ready), whatever its database's state (503 when it is down).
+   */
+  boolean answers(int port) {
+    return healthStatus(port) > 0;
+  }
+
+  private int healthStatus(int port) {
     try {
       return client
-              .send(
-                  HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/health"))
-                      .timeout(Duration.ofSeconds(1))
-                      .build(),
-                  HttpResponse.BodyHandlers.discarding())
-              .statusCode()
-          == 200;
+          .send(
+              HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/health"))
+                  // The node's check of its database is bounded by its connect timeout.
+                  .timeout(Duration.ofSeconds(5))
+                  .build(),
+              HttpResponse.BodyHandlers.discarding())
+          .statusCode();
     } catch (IOException e) {
-      return false;
+      return -1;
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      return false;
+      return -1;
     }
   }
 

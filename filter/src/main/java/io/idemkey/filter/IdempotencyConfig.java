@@ -526,22 +526,28 @@ public final class IdempotencyConfig {
         .deferClaimFlush(transactional);
   }
 
-  /** The resolved configuration on one line, the password masked. */
+  /**
+   * The resolved configuration on one line, the password masked, sets in sorted order (the same
+   * line on every run); an unset {@code jdbc.*} value is empty.
+   */
   @Override
   public String toString() {
-    return "idempotency config: header=" + header + ", methods=" + String.join(",", methods)
+    return "idempotency config: header=" + header
+        + ", methods=" + String.join(",", new java.util.TreeSet<>(methods))
         + ", include-paths=" + includePaths + ", exclude-paths=" + excludePaths
         + ", required=" + required + ", scope=" + scope
         + ", fingerprint.headers=" + String.join(",", fingerprintHeaders)
         + ", ttl=" + ttl + ", lease=" + lease + ", on-in-flight=" + display(onInFlight)
         + ", wait-timeout=" + waitTimeout + ", max-waiters=" + maxWaiters + ", release-statuses=" + releaseStatusSpec
         + ", replay-header=" + replayHeader
-        + ", exclude-response-headers=" + String.join(",", excludeResponseHeaders)
+        + ", exclude-response-headers="
+        + String.join(",", new java.util.TreeSet<>(excludeResponseHeaders))
         + ", max-request-bytes=" + maxRequestBytes + ", max-response-bytes=" + maxResponseBytes
         + ", on-store-failure=" + display(onStoreFailure) + ", transactional=" + transactional
         + ", completion-timeout=" + completionTimeout + ", store=" + display(store)
-        + ", jdbc.url=" + jdbcUrl + ", jdbc.username=" + jdbcUsername
-        + ", jdbc.password=" + (jdbcPassword == null ? null : "****")
+        + ", jdbc.url=" + (jdbcUrl == null ? "" : jdbcUrl)
+        + ", jdbc.username=" + (jdbcUsername == null ? "" : jdbcUsername)
+        + ", jdbc.password=" + (jdbcPassword == null ? "" : "****")
         + ", jdbc.pool-size=" + jdbcPoolSize + ", jdbc.connect-timeout=" + jdbcConnectTimeout
         + ", schema=" + tableName.schema() + ", table=" + tableName.table()
         + ", migrate=" + migrate + ", cache.max-bytes=" + cacheMaxBytes

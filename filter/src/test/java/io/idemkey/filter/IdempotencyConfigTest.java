@@ -474,6 +474,16 @@ class IdempotencyConfigTest {
   }
 
   @Test
+  void toString_setsSorted_unsetJdbcValuesEmpty_sameLineOnEveryRun() {
+    String text = IdempotencyConfig.builder()
+        .methods(List.of("PUT", "POST", "DELETE", "PATCH", "MERGE")).build().toString();
+
+    // Issue 19: the demo printed methods in the order of an immutable set, new on every run.
+    assertThat(text).contains("methods=DELETE,MERGE,PATCH,POST,PUT",
+        "jdbc.url=, jdbc.username=, jdbc.password=,").doesNotContain("null");
+  }
+
+  @Test
   void storeBuilder_postgresWithoutUrl_failsNamingTheProperty() {
     assertThatThrownBy(() -> IdempotencyConfig.builder().build().storeBuilder())
         .isInstanceOf(InvalidConfigurationException.class)
