@@ -93,13 +93,17 @@ final class Execution {
       try {
         transaction = context.store().beginTransaction(key, token);
       } catch (StoreUnavailableException e) {
-        lease.stop();
-        releaseQuietly();
+        abandon();
         LOG.log(System.Logger.Level.WARNING,
             "could not begin the transaction of a request: {0}", e.getMessage());
         Problem.STORE_UNAVAILABLE.write(
             response, "the idempotency store cannot be reached; retry later", STORE_RETRY_AFTER);
         return IdempotencyListener.Outcome.STORE_FAILURE;
+      } catch (RuntimeException | Error e) {
+        // A store that cannot open one (a bug, or a store handed in that keeps its keys elsewhere):
+        // the key is released and its renewal stopped, not left renewed for ever.
+        abandon();
+        throw e;
       }
     } else {
       request.captureAsync(capture, asyncCompletion());

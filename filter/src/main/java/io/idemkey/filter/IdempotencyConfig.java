@@ -939,6 +939,11 @@ public final class IdempotencyConfig {
             + " every lease/3, and a renewal that waits that long for a connection must still"
             + " finish before the lease runs out");
       }
+      if (transactional && store == StoreType.MEMORY) {
+        throw new InvalidConfigurationException(Property.TRANSACTIONAL.key + " (true) needs "
+            + Property.STORE.key + "=postgres, was " + display(store) + ": the handler's writes"
+            + " and the stored response commit in one PostgreSQL transaction");
+      }
       if (completionTimeout.compareTo(ttl) > 0) {
         throw new InvalidConfigurationException(Property.COMPLETION_TIMEOUT.key + " ("
             + ConfigValues.format(completionTimeout) + ") must be at most " + Property.TTL.key

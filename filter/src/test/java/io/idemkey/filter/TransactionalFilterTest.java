@@ -330,6 +330,29 @@ class TransactionalFilterTest {
     assertThat(post("", key).statusCode()).isEqualTo(201);
   }
 
+  // Regression: beginTransaction's UnsupportedOperationException left the key renewed for ever
+  // (a memory store handed in with transactional=true): every retry got 409.
+  @Test
+  void transactional_storeCannotBeginATransaction_keyReleasedNotRenewedForEver() throws Exception {
+    IdempotencyConfig config = IdempotencyConfig.builder().transactional(true)
+        .jdbcConnectTimeout(Duration.ofMillis(300)).lease(Duration.ofSeconds(1)).build();
+    IdempotencyStore memory = StoreBuilder.memory().lease(Duration.ofSeconds(1)).build();
+    container = new JettyContainer();
+    container.start(IdempotencyFilter.builder().config(config).store(memory).build(), handler);
+    String key = UUID.randomUUID().toString();
+
+    HttpResponse<String> first = post("", key);
+    HttpResponse<String> retry = post("", key);
+    // Had the renewal of the first request gone on, the retry would have found the key held.
+    ClaimResult claim = memory.claim(new IdempotencyKey("anonymous", key),
+        new Fingerprint(new byte[32]));
+
+    assertThat(first.statusCode()).isEqualTo(500);
+    assertThat(retry.statusCode()).isEqualTo(500);
+    assertThat(claim).isInstanceOf(ClaimResult.Acquired.class);
+    assertThat(rows(key)).isZero();
+  }
+
   @Test
   void complete_storeAwayLongerThanThreeTries_retriesUntilStoredAndAnswers201() throws Exception {
     start(c -> c.transactional(false).jdbcConnectTimeout(Duration.ofMillis(500)).lease(
