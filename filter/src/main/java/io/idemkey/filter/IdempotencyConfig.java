@@ -522,7 +522,8 @@ public final class IdempotencyConfig {
         .cacheMaxBytes(cacheMaxBytes)
         .purgeInterval(purgeInterval)
         .purgeBatchSize(purgeBatchSize)
-        .notifySettled(onInFlight == InFlight.WAIT)
+        // Always: a duplicate may wait on another node whatever this node's on-in-flight.
+        .notifySettled(true)
         .deferClaimFlush(transactional);
   }
 

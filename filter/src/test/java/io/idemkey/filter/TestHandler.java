@@ -27,6 +27,8 @@ final class TestHandler extends HttpServlet {
   volatile boolean clientHadBytesMidStream;
   /** The most bytes a ResponseCapture had room for while the handler streamed; -1 if none. */
   volatile int largestCaptureBuffer = -1;
+  /** Holds each request with {@code ?gate=1} (after counting it) until a test counts it down. */
+  volatile CountDownLatch gate = new CountDownLatch(0);
   private final String node;
 
   TestHandler() {
@@ -53,6 +55,13 @@ final class TestHandler extends HttpServlet {
       jakarta.servlet.AsyncContext async = request.startAsync();
       async.start(async::dispatch);
       return;
+    }
+    if (request.getParameter("gate") != null) {
+      try {
+        gate.await(60, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
     }
     String delay = request.getParameter("delayMs");
     if (delay != null) {
