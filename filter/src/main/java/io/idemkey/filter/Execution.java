@@ -239,7 +239,7 @@ final class Execution {
       LOG.log(System.Logger.Level.WARNING,
           "a request finished after its lease on a key was taken over (token {0});"
               + " its writes were rolled back", token);
-      capture.reset();
+      capture.discardHandlersResponse();
       try {
         context.answer(key, context.store().claim(key, fingerprint), response);
       } catch (StoreUnavailableException e) {
@@ -299,7 +299,7 @@ final class Execution {
   }
 
   private IdempotencyListener.Outcome storeUnavailable(String detail) throws IOException {
-    capture.reset();
+    capture.discardHandlersResponse();
     Problem.STORE_UNAVAILABLE.write(response, detail, STORE_RETRY_AFTER);
     return IdempotencyListener.Outcome.STORE_FAILURE;
   }

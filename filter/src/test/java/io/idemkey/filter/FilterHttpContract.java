@@ -623,6 +623,32 @@ abstract class FilterHttpContract {
     assertThat(response.headers().firstValue("Location")).isEmpty();
   }
 
+  // Regression: the 503 reset the container's whole response, so the headers that filters in
+  // front had set (CORS, a request id) were missing from it; the handler's own were rightly gone.
+  @Test
+  void responseCannotBeStored_503KeepsTheHeadersOfFiltersInFront_notTheHandlers()
+      throws Exception {
+    IdempotencyConfig config =
+        IdempotencyConfig.builder().store(IdempotencyConfig.StoreType.MEMORY)
+            .completionTimeout(Duration.ofMillis(300)).build();
+    container = newContainer();
+    container.start(
+        new HeadersInFront(IdempotencyFilter.builder().config(config)
+            .store(new FailingCompletions(config.storeBuilder().build())).build()),
+        handler);
+
+    HttpResponse<byte[]> response =
+        send("POST", "/p", key(), "{}", "application/json", "Origin", "https://a.example");
+
+    assertProblem(response, 503, "store-unavailable");
+    assertThat(response.headers().allValues("Access-Control-Allow-Origin"))
+        .containsExactly("https://a.example");
+    assertThat(response.headers().allValues("X-Request-Id")).hasSize(1);
+    assertThat(response.headers().allValues("X-Handler")).isEmpty();
+    assertThat(response.headers().allValues("X-Multi")).isEmpty();
+    assertThat(response.headers().allValues("Set-Cookie")).isEmpty();
+  }
+
   // Regression: a form body read by a filter in front (getParameter, as a CSRF filter does) left
   // idemkey 0 bytes: the handler lost the fields and a different body was replayed, not a 422.
   @Test
