@@ -151,6 +151,24 @@ abstract class FilterHttpContract {
     assertThat(handler.executions).hasValue(2);
   }
 
+  // Regression: the filter's own timeout listener ran first and released the key; the fallback
+  // the handler wrote in its onTimeout went into a capture never sent (200, empty body).
+  @Test
+  void asyncHandlerAnswersInItsOwnTimeoutListener_answerIsStoredAndReplayed() throws Exception {
+    start(c -> c);
+    String key = key();
+
+    HttpResponse<byte[]> first = send("POST", "/p?fallbackOnTimeoutMs=200", key, "{}");
+    HttpResponse<byte[]> retry = send("POST", "/p?fallbackOnTimeoutMs=200", key, "{}");
+
+    assertThat(first.statusCode()).isEqualTo(200);
+    assertThat(text(first)).isEqualTo("{\"status\":\"pending\",\"run\":1}");
+    assertThat(retry.statusCode()).isEqualTo(200);
+    assertThat(retry.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(retry.body()).isEqualTo(first.body());
+    assertThat(handler.executions).hasValue(1);
+  }
+
   @Test
   void failOpenWithAsyncHandler_storeUnreachable_handlerAnswersWithoutDeduplication()
       throws Exception {

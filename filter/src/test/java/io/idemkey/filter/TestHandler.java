@@ -104,6 +104,10 @@ final class TestHandler extends HttpServlet {
       request.startAsync().setTimeout(Long.parseLong(request.getParameter("asyncTimeoutMs")));
       return;
     }
+    if (request.getParameter("fallbackOnTimeoutMs") != null) {
+      answerInOwnTimeout(request, Long.parseLong(request.getParameter("fallbackOnTimeoutMs")), run);
+      return;
+    }
     if (request.getParameter("async") != null) {
       jakarta.servlet.AsyncContext async = request.startAsync();
       async.start(() -> {
@@ -161,6 +165,35 @@ final class TestHandler extends HttpServlet {
         ("{\"node\":\"" + node + "\",\"run\":" + run + ",\"echo\":\"" + body.replace("\"", "'") + "\"}")
             .getBytes(StandardCharsets.UTF_8));
     response.getOutputStream().flush();
+  }
+
+  /**
+   * Goes asynchronous and answers in its own timeout listener (the Servlet fallback pattern): 200
+   * with a body naming the run, then complete().
+   */
+  private static void answerInOwnTimeout(HttpServletRequest request, long timeoutMs, int run) {
+    jakarta.servlet.AsyncContext async = request.startAsync();
+    async.setTimeout(timeoutMs);
+    async.addListener(new jakarta.servlet.AsyncListener() {
+      @Override
+      public void onTimeout(jakarta.servlet.AsyncEvent event) throws IOException {
+        HttpServletResponse response = (HttpServletResponse) event.getAsyncContext().getResponse();
+        response.setStatus(200);
+        response.setContentType("application/json");
+        response.getOutputStream().write(
+            ("{\"status\":\"pending\",\"run\":" + run + "}").getBytes(StandardCharsets.UTF_8));
+        event.getAsyncContext().complete();
+      }
+
+      @Override
+      public void onComplete(jakarta.servlet.AsyncEvent event) {}
+
+      @Override
+      public void onError(jakarta.servlet.AsyncEvent event) {}
+
+      @Override
+      public void onStartAsync(jakarta.servlet.AsyncEvent event) {}
+    });
   }
 
   /** The Servlet 6.1 overloads, after a body that only {@code clearBuffer=false} keeps. */
