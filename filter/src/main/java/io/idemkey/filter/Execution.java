@@ -8,6 +8,7 @@ import io.idemkey.store.RequestTransactions;
 import io.idemkey.store.StoreTransaction;
 import io.idemkey.store.StoreUnavailableException;
 import io.idemkey.store.StoredResponse;
+import io.idemkey.store.TransactionAbortedException;
 import jakarta.servlet.AsyncContext;
 import jakarta.servlet.FilterChain;
 import jakarta.servlet.ServletException;
@@ -204,7 +205,7 @@ final class Execution {
     if (transaction != null) {
       try {
         completed = transaction.commit(notStored);
-      } catch (StoreUnavailableException e) {
+      } catch (StoreUnavailableException | TransactionAbortedException e) {
         completed = null;
       }
     } else {
@@ -223,6 +224,8 @@ final class Execution {
     boolean committed;
     try {
       committed = transaction.commit(stored);
+    } catch (TransactionAbortedException e) {
+      return transactionAborted(e);
     } catch (StoreUnavailableException e) {
       // Nothing was stored, unless the commit landed and only its reply was lost: then the
       // release below finds the key completed and leaves it, and a retry replays.
@@ -249,6 +252,25 @@ final class Execution {
     }
     capture.sendToClient();
     return IdempotencyListener.Outcome.EXECUTED;
+  }
+
+  /**
+   * The handler went on after an SQL error in its transaction: its failure, not the store's
+   * (which answered). Nothing was committed; the key is released, as for a handler that threw.
+   */
+  private IdempotencyListener.Outcome transactionAborted(TransactionAbortedException e)
+      throws IOException {
+    abandon();
+    LOG.log(System.Logger.Level.ERROR,
+        "a request went on after an SQL error in its transaction, which PostgreSQL then aborted:"
+            + " nothing was committed and its key was released. A handler that catches an SQL"
+            + " error must roll back to a savepoint set before the statement (README,"
+            + " transactional mode). {0}", e.getMessage());
+    capture.discardHandlersResponse();
+    Problem.TRANSACTION_ABORTED.write(response,
+        "the request's database transaction was aborted by an error inside it; nothing was"
+            + " saved");
+    return IdempotencyListener.Outcome.RELEASED;
   }
 
   /**

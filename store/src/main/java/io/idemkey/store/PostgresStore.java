@@ -52,6 +52,7 @@ final class PostgresStore implements IdempotencyStore {
   static final Duration DEFAULT_STATEMENT_TIMEOUT = Duration.ofSeconds(5);
   private static final String SERIALIZATION_FAILURE = "40001";
   private static final String DEADLOCK = "40P01";
+  private static final String IN_FAILED_TRANSACTION = "25P02";
   private static final Executor DIRECT = Runnable::run;
   /** Response bytes sent in one batch of completions (a larger response goes alone). */
   private static final long MAX_COMPLETION_BATCH_BYTES = 1 << 20;
@@ -493,6 +494,10 @@ final class PostgresStore implements IdempotencyStore {
         }
       } catch (SQLException | RuntimeException e) {
         rollback();
+        if (e instanceof SQLException sql && IN_FAILED_TRANSACTION.equals(sql.getSQLState())) {
+          throw new TransactionAbortedException("the request's transaction on " + table
+              + " was aborted by an earlier error in it: " + e.getMessage(), e);
+        }
         throw e instanceof SQLException sql ? unavailable("commit", sql) : (RuntimeException) e;
       }
     }
