@@ -8,6 +8,7 @@ import io.idemkey.store.Fingerprint;
 import io.idemkey.store.ForwardingStore;
 import io.idemkey.store.IdempotencyKey;
 import io.idemkey.store.IdempotencyStore;
+import io.idemkey.store.MutableClock;
 import io.idemkey.store.StoreBuilder;
 import io.idemkey.store.StoredResponse;
 import io.idemkey.store.TestDatabase;
@@ -218,6 +219,58 @@ class WaitersTest {
       ClaimResult answer = outcome.get(20, TimeUnit.SECONDS).claim();
       assertThat(answer).isInstanceOf(ClaimResult.Completed.class);
     }
+  }
+
+  /**
+   * Regression: waiters were grouped by key alone and answered by the fingerprint of whichever
+   * made the group. After a take-over by a request with another body, its own retry, waiting behind
+   * a waiter of the first body, got 422 key-reused for the very request that ran.
+   */
+  @Test
+  void await_waitersOfOneKeyWithTwoFingerprints_eachIsAnsweredByItsOwn() throws Exception {
+    MutableClock clock = MutableClock.atEpochDay();
+    IdempotencyStore memory =
+        StoreBuilder.memory().clock(clock).lease(Duration.ofSeconds(60)).build();
+    AtomicInteger looks = new AtomicInteger();
+    IdempotencyStore store = new ForwardingStore(memory) {
+      @Override
+      public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
+        ClaimResult claim = store.claim(key, fingerprint);
+        looks.incrementAndGet();
+        return claim;
+      }
+    };
+    IdempotencyKey key = new IdempotencyKey("scope", "k");
+    Fingerprint first = new Fingerprint(new byte[32]);
+    byte[] otherBytes = new byte[32];
+    otherBytes[0] = 1;
+    Fingerprint second = new Fingerprint(otherBytes);
+    memory.claim(key, first);
+    ClaimResult.InProgress running = new ClaimResult.InProgress(Duration.ofSeconds(60));
+    try (Waiters waiters = new Waiters(store, Duration.ofSeconds(60), 10)) {
+      CompletableFuture<Waiters.Outcome> ofFirst = new CompletableFuture<>();
+      waiters.reserve().await(key, first, running, ofFirst::complete);
+      awaitLooks(looks, 1); // the first group's look: still in progress
+      // The first request's lease runs out; a request with the other body takes the key over.
+      clock.advance(Duration.ofSeconds(61));
+      ClaimResult.Held takeOver = (ClaimResult.Held) memory.claim(key, second);
+      CompletableFuture<Waiters.Outcome> ofSecond = new CompletableFuture<>();
+      waiters.reserve().await(key, second, running, ofSecond::complete);
+
+      memory.complete(key, takeOver.token(), new StoredResponse(201, List.of(), new byte[0], true));
+
+      assertThat(ofSecond.get(20, TimeUnit.SECONDS).claim())
+          .isInstanceOf(ClaimResult.Completed.class);
+      assertThat(ofFirst.get(20, TimeUnit.SECONDS).claim())
+          .isInstanceOf(ClaimResult.FingerprintMismatch.class);
+    }
+  }
+
+  static void awaitLooks(AtomicInteger looks, int count) throws InterruptedException {
+    for (int i = 0; i < 500 && looks.get() < count; i++) {
+      Thread.sleep(10);
+    }
+    assertThat(looks.get()).isGreaterThanOrEqualTo(count);
   }
 
   static void await(CountDownLatch latch) {
