@@ -51,6 +51,7 @@ import javax.sql.DataSource;
 public final class IdempotencyFilter implements Filter, Execution.Context {
 
   private static final System.Logger LOG = System.getLogger(IdempotencyFilter.class.getName());
+  private static final Duration IN_PROGRESS_RETRY_AFTER = Duration.ofSeconds(1);
   private static final Pattern MULTIPART_BOUNDARY =
       Pattern.compile(
           "(?i);\\s*boundary=(\"[^\"]*\"|[^;]*)");
@@ -281,14 +282,22 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
           response, "this key was used for a different request; use a new key for a new request");
       return IdempotencyListener.Outcome.FINGERPRINT_MISMATCH;
     }
-    Duration retryAfter = Duration.ofSeconds(1);
-    if (claim instanceof ClaimResult.InProgress inProgress) {
-      retryAfter = inProgress.leaseRemaining();
-    } else if (claim instanceof ClaimResult.Held held) {
+    if (claim instanceof ClaimResult.Held held) {
       Execution.releaseQuietly(store, key, held.token());
     }
+    return inProgress(response);
+  }
+
+  /**
+   * 409 in-progress. {@code Retry-After} is one second, whatever the lease left: the filter cannot
+   * tell how long the first request will run, most handlers take milliseconds, and a retry costs
+   * one claim; the lease left would only say when a dead node's key becomes free.
+   */
+  private static IdempotencyListener.Outcome inProgress(HttpServletResponse response)
+      throws IOException {
     Problem.IN_PROGRESS.write(
-        response, "the first request with this key is still running; retry later", retryAfter);
+        response, "the first request with this key is still running; retry later",
+        IN_PROGRESS_RETRY_AFTER);
     return IdempotencyListener.Outcome.IN_PROGRESS;
   }
 
@@ -373,10 +382,7 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       return IdempotencyListener.Outcome.STORE_FAILURE;
     }
     if (outcome.claim() == null) {
-      Problem.IN_PROGRESS.write(
-          response, "the first request with this key is still running; retry later",
-          Duration.ofSeconds(1));
-      return IdempotencyListener.Outcome.IN_PROGRESS;
+      return inProgress(response);
     }
     return answer(key, outcome.claim(), response);
   }

@@ -778,6 +778,75 @@ abstract class FilterHttpContract {
     assertConcurrentDuplicates(32, false);
   }
 
+  // Regression: Retry-After was the holder's whole lease left (30 s by default), so a client that
+  // obeyed it waited 30 s for a request that finished in milliseconds.
+  @Test
+  void duplicateWhileTheFirstRuns_is409WithRetryAfterOneSecond_notTheLease() throws Exception {
+    start(c -> c.lease(Duration.ofSeconds(30)));
+    handler.gate = new java.util.concurrent.CountDownLatch(1);
+    String key = key();
+    java.util.concurrent.CompletableFuture<HttpResponse<byte[]>> first = client.sendAsync(
+        HttpRequest.newBuilder(URI.create(container.uri() + "/p?gate=1"))
+            .timeout(Duration.ofSeconds(30)).header("Content-Type", "application/json")
+            .header("Idempotency-Key", key).POST(HttpRequest.BodyPublishers.ofString("{}")).build(),
+        HttpResponse.BodyHandlers.ofByteArray());
+    while (handler.executions.get() == 0) {
+      Thread.sleep(10);
+    }
+
+    HttpResponse<byte[]> duplicate = send("POST", "/p?gate=1", key, "{}");
+    handler.gate.countDown();
+
+    assertProblem(duplicate, 409, "in-progress");
+    assertThat(duplicate.headers().allValues("Retry-After")).containsExactly("1");
+    assertThat(first.get(30, java.util.concurrent.TimeUnit.SECONDS).statusCode()).isEqualTo(201);
+  }
+
+  @Test
+  void waiter_firstRequestReleased_is409WithRetryAfterOneSecond_asTheReadmeSays()
+      throws Exception {
+    IdempotencyConfig config = IdempotencyConfig.builder()
+        .store(IdempotencyConfig.StoreType.MEMORY)
+        .onInFlight(IdempotencyConfig.InFlight.WAIT).build();
+    java.util.concurrent.atomic.AtomicInteger claims =
+        new java.util.concurrent.atomic.AtomicInteger();
+    start(IdempotencyFilter.builder().config(config)
+        .store(new ForwardingStore(config.storeBuilder().build()) {
+          @Override
+          public io.idemkey.store.ClaimResult claim(
+              IdempotencyKey key, io.idemkey.store.Fingerprint fingerprint) {
+            io.idemkey.store.ClaimResult claim = super.claim(key, fingerprint);
+            claims.incrementAndGet();
+            return claim;
+          }
+        }).build());
+    handler.gate = new java.util.concurrent.CountDownLatch(1);
+    String key = key();
+    java.util.concurrent.CompletableFuture<HttpResponse<byte[]>> first = client.sendAsync(
+        HttpRequest.newBuilder(URI.create(container.uri() + "/p?gate=1&status=503"))
+            .timeout(Duration.ofSeconds(30)).header("Content-Type", "application/json")
+            .header("Idempotency-Key", key).POST(HttpRequest.BodyPublishers.ofString("{}")).build(),
+        HttpResponse.BodyHandlers.ofByteArray());
+    while (handler.executions.get() == 0) {
+      Thread.sleep(10);
+    }
+    java.util.concurrent.CompletableFuture<HttpResponse<byte[]>> waiter = client.sendAsync(
+        HttpRequest.newBuilder(URI.create(container.uri() + "/p?gate=1&status=503"))
+            .timeout(Duration.ofSeconds(30)).header("Content-Type", "application/json")
+            .header("Idempotency-Key", key).POST(HttpRequest.BodyPublishers.ofString("{}")).build(),
+        HttpResponse.BodyHandlers.ofByteArray());
+    while (claims.get() < 3) { // the first's claim, the waiter's, the waiters' first look
+      Thread.sleep(10);
+    }
+    handler.gate.countDown();
+
+    assertThat(first.get(30, java.util.concurrent.TimeUnit.SECONDS).statusCode()).isEqualTo(503);
+    HttpResponse<byte[]> released = waiter.get(30, java.util.concurrent.TimeUnit.SECONDS);
+    assertProblem(released, 409, "in-progress");
+    assertThat(released.headers().allValues("Retry-After")).containsExactly("1");
+    assertThat(handler.executions).hasValue(1);
+  }
+
   @Test
   void concurrentDuplicates_wait_allGetTheSameBytes() throws Exception {
     start(c -> c.onInFlight(IdempotencyConfig.InFlight.WAIT));
