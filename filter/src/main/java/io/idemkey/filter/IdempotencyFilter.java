@@ -409,8 +409,12 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       previous = header.name();
     }
     response.setHeader(config.replayHeader(), "true");
-    response.setContentLength(stored.bodyLength());
-    stored.writeBodyTo(response.getOutputStream());
+    // An empty body is left to the container, as ResponseCapture.sendToClient leaves it: a length
+    // of 0 would commit the response before the filters in front had written their headers.
+    if (stored.bodyLength() > 0) {
+      response.setContentLength(stored.bodyLength());
+      stored.writeBodyTo(response.getOutputStream());
+    }
     return IdempotencyListener.Outcome.REPLAYED;
   }
 

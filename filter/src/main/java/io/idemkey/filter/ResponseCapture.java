@@ -516,6 +516,13 @@ final class ResponseCapture extends HttpServletResponseWrapper {
   void sendToClient() throws IOException {
     HttpServletResponse response = (HttpServletResponse) getResponse();
     flushWriter();
+    if (state == State.BUFFERING && body.size() == 0) {
+      // Nothing to write: the container ends the response once the filters in front have
+      // returned, as it would the handler's. A length of 0, or a flush, would commit it now, behind
+      // the back of a wrapper in front that writes headers when the response commits (Spring
+      // Security's HeaderWriterFilter counts only bodies over 0 bytes).
+      return;
+    }
     if (state == State.BUFFERING) {
       response.setContentLength(body.size());
       client = clientStream(response);
