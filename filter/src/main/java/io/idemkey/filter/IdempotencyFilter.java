@@ -138,10 +138,15 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       chain.doFilter(request, response);
       return;
     }
-    if (request.getDispatcherType() == DispatcherType.ASYNC
-        && request.getAttribute(CapturedAsyncContext.ATTRIBUTE)
-            instanceof CapturedAsyncContext async) {
-      dispatchAsync(async, request, response, chain);
+    if (request.getDispatcherType() == DispatcherType.ASYNC) {
+      if (request.getAttribute(CapturedAsyncContext.ATTRIBUTE)
+          instanceof CapturedAsyncContext async) {
+        dispatchAsync(async, request, response, chain);
+      } else {
+        // The request was decided on its REQUEST dispatch (run without deduplication by
+        // fail-open, or not covered): its body is read, and it is no new request.
+        chain.doFilter(request, response);
+      }
       return;
     }
     String path = pathOf(request);

@@ -191,6 +191,43 @@ abstract class FilterHttpContract {
     assertThat(text(response)).isEqualTo("async run 1");
   }
 
+  // Regression: with fail-open, the ASYNC dispatch of a handler run without deduplication came back
+  // through the filter as a new request with its body already read: once the store was back, it
+  // claimed the key and stored an answer under an empty body's fingerprint, so the client's retry
+  // with its real body got 422.
+  @Test
+  void failOpenThenAsyncDispatch_storeBackMeanwhile_dispatchClaimsNothing_retryRuns()
+      throws Exception {
+    IdempotencyConfig config = IdempotencyConfig.builder()
+        .onStoreFailure(IdempotencyConfig.OnStoreFailure.FAIL_OPEN)
+        .store(IdempotencyConfig.StoreType.MEMORY).build();
+    java.util.concurrent.atomic.AtomicBoolean away =
+        new java.util.concurrent.atomic.AtomicBoolean(true);
+    start(IdempotencyFilter.builder().config(config)
+        .store(new ForwardingStore(config.storeBuilder().build()) {
+          @Override
+          public io.idemkey.store.ClaimResult claim(
+              IdempotencyKey key, io.idemkey.store.Fingerprint fingerprint) {
+            if (away.getAndSet(false)) {
+              throw new io.idemkey.store.StoreUnavailableException("test: away", null);
+            }
+            return super.claim(key, fingerprint);
+          }
+        }).listener(events::add).build());
+    String key = key();
+
+    HttpResponse<byte[]> first = send("POST", "/p?dispatch=true", key, "{\"amount\":1}");
+    HttpResponse<byte[]> retry = send("POST", "/p?dispatch=true", key, "{\"amount\":1}");
+
+    assertThat(first.statusCode()).isEqualTo(201);
+    assertThat(text(first)).isEqualTo("dispatched run 1");
+    assertThat(retry.statusCode()).isEqualTo(201);
+    assertThat(text(retry)).isEqualTo("dispatched run 2");
+    assertThat(awaitEvents(2)).extracting(IdempotencyListener.Event::outcome)
+        .containsExactly(IdempotencyListener.Outcome.FAIL_OPEN,
+            IdempotencyListener.Outcome.EXECUTED);
+  }
+
   @Test
   void headersSetByFilterInFront_areNotStored_replayCarriesOnlyTheirNewValues()
       throws Exception {
