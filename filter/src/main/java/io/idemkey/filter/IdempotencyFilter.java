@@ -345,7 +345,13 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
         throw new IllegalStateException("a waiter failed", e.getCause());
       }
     }
-    AsyncContext async = request.startAsync(request, response);
+    AsyncContext async;
+    try {
+      async = request.startAsync(request, response);
+    } catch (RuntimeException e) {
+      waiter.cancel(); // its place among the waiters is given back
+      throw e;
+    }
     async.setTimeout(0); // the waiters time it out themselves
     async.addListener(new AsyncListener() {
       @Override

@@ -884,6 +884,72 @@ abstract class FilterHttpContract {
     assertThat(handler.executions).hasValue(1);
   }
 
+  // Regression: a waiter's place was taken before startAsync, and not given back when startAsync
+  // threw: once max-waiters places had leaked, every duplicate got 409 instead of waiting.
+  @Test
+  void waiter_startAsyncThrows_itsPlaceIsGivenBack_theNextDuplicateWaits() throws Exception {
+    IdempotencyConfig config = IdempotencyConfig.builder()
+        .store(IdempotencyConfig.StoreType.MEMORY)
+        .onInFlight(IdempotencyConfig.InFlight.WAIT).maxWaiters(1).build();
+    java.util.concurrent.atomic.AtomicInteger claims =
+        new java.util.concurrent.atomic.AtomicInteger();
+    IdempotencyFilter idempotency = IdempotencyFilter.builder().config(config)
+        .store(new ForwardingStore(config.storeBuilder().build()) {
+          @Override
+          public io.idemkey.store.ClaimResult claim(
+              IdempotencyKey key, io.idemkey.store.Fingerprint fingerprint) {
+            io.idemkey.store.ClaimResult claim = super.claim(key, fingerprint);
+            claims.incrementAndGet();
+            return claim;
+          }
+        }).build();
+    // In front: a request whose startAsync fails although it says async is supported.
+    jakarta.servlet.Filter breaksAsync = (request, response, chain) -> idempotency.doFilter(
+        ((jakarta.servlet.http.HttpServletRequest) request).getHeader("X-Break-Async") == null
+            ? request
+            : new jakarta.servlet.http.HttpServletRequestWrapper(
+                (jakarta.servlet.http.HttpServletRequest) request) {
+              @Override
+              public jakarta.servlet.AsyncContext startAsync(
+                  jakarta.servlet.ServletRequest req, jakarta.servlet.ServletResponse res) {
+                throw new IllegalStateException("test: no async here");
+              }
+            },
+        response, chain);
+    container = newContainer();
+    container.start(breaksAsync, handler);
+    handler.gate = new java.util.concurrent.CountDownLatch(1);
+    String key = key();
+    java.util.concurrent.CompletableFuture<HttpResponse<byte[]>> first =
+        client.sendAsync(gated(key), HttpResponse.BodyHandlers.ofByteArray());
+    while (handler.executions.get() == 0) {
+      Thread.sleep(10);
+    }
+
+    HttpResponse<byte[]> broken =
+        send("POST", "/p?gate=1", key, "{}", "application/json", "X-Break-Async", "1");
+    java.util.concurrent.CompletableFuture<HttpResponse<byte[]>> waiter =
+        client.sendAsync(gated(key), HttpResponse.BodyHandlers.ofByteArray());
+    // The first's claim, the broken one's, the waiter's and its first look; or the waiter's 409.
+    while (claims.get() < 4 && !waiter.isDone()) {
+      Thread.sleep(10);
+    }
+    handler.gate.countDown();
+
+    assertThat(broken.statusCode()).isEqualTo(500);
+    HttpResponse<byte[]> replay = waiter.get(30, java.util.concurrent.TimeUnit.SECONDS);
+    assertThat(replay.statusCode()).isEqualTo(201);
+    assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(replay.body())
+        .isEqualTo(first.get(30, java.util.concurrent.TimeUnit.SECONDS).body());
+  }
+
+  HttpRequest gated(String key) {
+    return HttpRequest.newBuilder(URI.create(container.uri() + "/p?gate=1"))
+        .timeout(Duration.ofSeconds(30)).header("Content-Type", "application/json")
+        .header("Idempotency-Key", key).POST(HttpRequest.BodyPublishers.ofString("{}")).build();
+  }
+
   @Test
   void concurrentDuplicates_wait_allGetTheSameBytes() throws Exception {
     start(c -> c.onInFlight(IdempotencyConfig.InFlight.WAIT));
