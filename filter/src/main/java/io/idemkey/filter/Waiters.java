@@ -214,6 +214,11 @@ final class Waiters implements AutoCloseable {
           outcome = new Outcome(freed(claim), null);
         } catch (StoreUnavailableException e) {
           outcome = new Outcome(null, e);
+        } catch (RuntimeException e) {
+          // A bug, not the store away: this wake-up is answered, so that the next one looks
+          // again (the holder's lease end, at worst the waiters' own deadline, still come).
+          LOG.log(System.Logger.Level.WARNING, "looking at a key that requests wait for failed", e);
+          continue;
         }
         settleAll(outcome);
         return; // wakes stays above zero: a settled group never looks again

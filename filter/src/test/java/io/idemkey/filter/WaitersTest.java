@@ -266,6 +266,41 @@ class WaitersTest {
     }
   }
 
+  /**
+   * Regression: a look that failed with anything but StoreUnavailableException (a bug) left its
+   * group's wake-up count above zero, so the group never looked again: its waiters slept until
+   * their wait-timeout, whatever the key did.
+   */
+  @Test
+  void await_aLookFailsWithABug_theNextWakeUpLooksAgain() throws Exception {
+    IdempotencyStore memory = StoreBuilder.memory().lease(Duration.ofSeconds(60)).build();
+    AtomicInteger looks = new AtomicInteger();
+    IdempotencyStore store = new ForwardingStore(memory) {
+      @Override
+      public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
+        if (looks.incrementAndGet() == 1) {
+          throw new IllegalStateException("test: a bug in the first look");
+        }
+        return store.claim(key, fingerprint);
+      }
+    };
+    IdempotencyKey key = new IdempotencyKey("scope", "k");
+    Fingerprint fingerprint = new Fingerprint(new byte[32]);
+    ClaimResult.Held holder = (ClaimResult.Held) memory.claim(key, fingerprint);
+    try (Waiters waiters = new Waiters(store, Duration.ofSeconds(60), 10)) {
+      CompletableFuture<Waiters.Outcome> outcome = new CompletableFuture<>();
+      waiters.reserve().await(key, fingerprint, new ClaimResult.InProgress(Duration.ofSeconds(60)),
+          outcome::complete);
+      awaitLooks(looks, 1);
+
+      memory.complete(key, holder.token(), new StoredResponse(201, List.of(), new byte[0], true));
+
+      // Woken by the completion, long before the wait (or the holder's lease) would run out.
+      assertThat(outcome.get(20, TimeUnit.SECONDS).claim())
+          .isInstanceOf(ClaimResult.Completed.class);
+    }
+  }
+
   static void awaitLooks(AtomicInteger looks, int count) throws InterruptedException {
     for (int i = 0; i < 500 && looks.get() < count; i++) {
       Thread.sleep(10);
