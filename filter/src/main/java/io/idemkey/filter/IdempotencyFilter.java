@@ -371,13 +371,23 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       public void onStartAsync(AsyncEvent event) {}
     });
     waiter.await(key, fingerprint, first, outcome -> {
+      Runnable answer = () -> {
+        try {
+          report(answerWait(key, outcome, (HttpServletResponse) async.getResponse()), request,
+              path, started);
+        } catch (IOException | RuntimeException e) {
+          LOG.log(System.Logger.Level.DEBUG, "answering a waiting request failed", e);
+        } finally {
+          async.complete();
+        }
+      };
+      // Written on a thread of the container's, as any response is, not on the waiters' thread
+      // that settles every waiter of the key: a client slow to read its replay must not hold
+      // back the others'.
       try {
-        report(answerWait(key, outcome, (HttpServletResponse) async.getResponse()), request, path,
-            started);
-      } catch (IOException | RuntimeException e) {
-        LOG.log(System.Logger.Level.DEBUG, "answering a waiting request failed", e);
-      } finally {
-        async.complete();
+        async.start(answer);
+      } catch (IllegalStateException e) {
+        answer.run(); // the container will not run it (stopping): answered here, once
       }
     });
     return null;

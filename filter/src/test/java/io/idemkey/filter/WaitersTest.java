@@ -2,7 +2,6 @@ package io.idemkey.filter;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.idemkey.migrations.TableName;
 import io.idemkey.store.ClaimResult;
 import io.idemkey.store.Fingerprint;
 import io.idemkey.store.ForwardingStore;
@@ -77,13 +76,17 @@ class WaitersTest {
   }
 
   void start(int maxWaiters) throws Exception {
-    IdempotencyConfig config =
-        IdempotencyConfig.builder().onInFlight(IdempotencyConfig.InFlight.WAIT)
-            .waitTimeout(Duration.ofSeconds(30)).maxWaiters(maxWaiters).build();
-    TableName table = TestDatabase.freshTable();
-    IdempotencyStore store =
-        config.applyTo(StoreBuilder.postgres(TestDatabase.dataSource()))
-            .tableName(table).migrate(false).purgeInterval(Duration.ZERO).build();
+    IdempotencyConfig config = waiting(maxWaiters).build();
+    start(config, config.applyTo(StoreBuilder.postgres(TestDatabase.dataSource()))
+        .tableName(TestDatabase.freshTable()).migrate(false).purgeInterval(Duration.ZERO).build());
+  }
+
+  static IdempotencyConfig.Builder waiting(int maxWaiters) {
+    return IdempotencyConfig.builder().onInFlight(IdempotencyConfig.InFlight.WAIT)
+        .waitTimeout(Duration.ofSeconds(30)).maxWaiters(maxWaiters);
+  }
+
+  void start(IdempotencyConfig config, IdempotencyStore store) throws Exception {
     QueuedThreadPool pool = new QueuedThreadPool(THREADS, 4);
     server = new Server(pool);
     ServerConnector connector = new ServerConnector(server, 1, 1);
@@ -115,18 +118,22 @@ class WaitersTest {
   @Test
   void await_moreWaitersThanThreads_serverStillAnswersAndWaitersGetTheReplay() throws Exception {
     start();
+    // The first runs until the test lets it go: no timing decides what is still running.
+    handler.gate = new CountDownLatch(1);
     String key = UUID.randomUUID().toString();
     CompletableFuture<HttpResponse<String>> first =
-        client.sendAsync(post("/p?delayMs=4000", key), HttpResponse.BodyHandlers.ofString());
-    for (int i = 0; i < 50 && handler.executions.get() == 0; i++) {
-      Thread.sleep(20);
+        client.sendAsync(post("/p?gate=1", key), HttpResponse.BodyHandlers.ofString());
+    while (handler.executions.get() == 0) {
+      Thread.sleep(10);
     }
     List<CompletableFuture<HttpResponse<String>>> waiting = new ArrayList<>();
     for (int i = 0; i < WAITERS; i++) {
-      waiting.add(client.sendAsync(post("/p?delayMs=4000", key),
-          HttpResponse.BodyHandlers.ofString()));
+      waiting.add(client.sendAsync(post("/p?gate=1", key), HttpResponse.BodyHandlers.ofString()));
     }
-    Thread.sleep(1_500); // every duplicate has claimed once and is waiting
+    // Every duplicate has claimed once and its group looked once: all of them wait.
+    while (claims.get() < 1 + WAITERS + 1) {
+      Thread.sleep(10);
+    }
     int claimsWhileWaiting = claims.get();
 
     // More requests wait than the server has threads: an uncovered request is still served.
@@ -137,6 +144,7 @@ class WaitersTest {
     assertThat(other.statusCode()).isEqualTo(201);
     // ... while the first is still running, not once the waiters have let their threads go.
     assertThat(first).isNotDone();
+    handler.gate.countDown();
 
     HttpResponse<String> answer = first.get(60, TimeUnit.SECONDS);
     assertThat(answer.statusCode()).isEqualTo(201);
@@ -181,6 +189,49 @@ class WaitersTest {
     assertThat(replay.statusCode()).isEqualTo(201);
     assertThat(replay.body()).isEqualTo(first.get(60, TimeUnit.SECONDS).body());
     assertThat(handler.executions.get()).isEqualTo(1);
+  }
+
+  /**
+   * Regression: the waiters of a key were answered one after another with blocking writes on one
+   * thread, so a client that did not read its replay stalled every waiter behind it.
+   */
+  @Test
+  void settle_oneWaiterDoesNotRead_theOthersGetTheirReplayAnyway() throws Exception {
+    // In memory: what is measured is the answering of waiters, not a 32 MiB write to PostgreSQL.
+    IdempotencyConfig config = waiting(1000).maxResponseBytes(64 << 20)
+        .store(IdempotencyConfig.StoreType.MEMORY).build();
+    start(config, config.storeBuilder().build());
+    handler.gate = new CountDownLatch(1);
+    String key = UUID.randomUUID().toString();
+    String path = "/p?gate=1&size=" + (32 << 20); // more than any socket buffers hold
+    CompletableFuture<HttpResponse<byte[]>> first =
+        client.sendAsync(post(path, key), HttpResponse.BodyHandlers.ofByteArray());
+    while (handler.executions.get() == 0) {
+      Thread.sleep(10);
+    }
+    try (java.net.Socket stalled = new java.net.Socket()) {
+      stalled.setReceiveBufferSize(4096);
+      stalled.connect(new java.net.InetSocketAddress("127.0.0.1", uri.getPort()));
+      stalled.getOutputStream().write(("POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          + "Idempotency-Key: " + key + "\r\nContent-Length: 2\r\n\r\n{}")
+          .getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+      while (claims.get() < 3) { // the first's claim, the stalled one's, its group's first look
+        Thread.sleep(10);
+      }
+      CompletableFuture<HttpResponse<byte[]>> reading =
+          client.sendAsync(post(path, key), HttpResponse.BodyHandlers.ofByteArray());
+      while (claims.get() < 4) {
+        Thread.sleep(10);
+      }
+      handler.gate.countDown();
+
+      // Long before the stalled client's connection would time out (120 s).
+      HttpResponse<byte[]> replay = reading.get(30, TimeUnit.SECONDS);
+      assertThat(replay.statusCode()).isEqualTo(201);
+      assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+      assertThat(replay.body()).hasSize(32 << 20);
+      assertThat(first.get(30, TimeUnit.SECONDS).body()).hasSize(32 << 20);
+    }
   }
 
   /**
