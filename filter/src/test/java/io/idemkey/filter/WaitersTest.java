@@ -93,6 +93,9 @@ class WaitersTest {
     connector.setHost("127.0.0.1");
     // Longer than any wait here: a waiter that is never woken gets its 409, not a closed socket.
     connector.setIdleTimeout(120_000);
+    // Every waiter's connection is opened at once: a backlog of the OS default (50) can overflow
+    // on a loaded machine, and a connection dropped there reads no bytes at all.
+    connector.setAcceptQueueSize(WAITERS + 16);
     server.addConnector(connector);
     ServletContextHandler context = new ServletContextHandler();
     FilterHolder filter = new FilterHolder(
