@@ -8,26 +8,25 @@ import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
-import java.sql.Statement;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.OffsetDateTime;
-import java.util.ArrayList;
 import java.util.HexFormat;
-import java.util.List;
 import java.util.concurrent.Executor;
 import javax.sql.DataSource;
 
 /**
  * The dedup store in PostgreSQL, shared by every application node that uses the same table.
  *
- * <p>Every operation is one statement, one round trip: the claim reads the key and inserts (or
- * takes over) only when the key is free, so a duplicate of a live key writes nothing; claims that
- * arrive together are written together, as one statement and one commit ({@link GroupCommit}),
- * and so are completions. Complete, release and renew are guarded by the fencing token. Tokens
- * come from one sequence, so they only grow, even across purges. An in-progress row lives as long
- * as its lease ({@code expires_at} is the lease's end), a completed one for the time to live.
+ * <p>Every operation on a key is one short statement on one key, one round trip, on a connection
+ * of its own (only taking over an expired key takes two). Each is a prepared statement with
+ * scalar parameters, so that PostgreSQL settles on a generic plan and stops planning it; the
+ * commits of concurrent calls share their WAL flushes in PostgreSQL itself, so no batching is
+ * needed, and no request's data or wait can become another's. A duplicate of a live key writes
+ * nothing. Complete, release and renew are guarded by the fencing token. Tokens come from one sequence, so they only grow, even across purges.
+ * An in-progress row lives as long as its lease ({@code expires_at} is the lease's end), a
+ * completed one for the time to live.
  *
  * <p>Time is the database's: every statement reads {@code statement_timestamp()}, so nodes whose
  * clocks disagree still agree on leases and expiry (SPEC §5). A test clock, when given, only moves
@@ -36,9 +35,15 @@ import javax.sql.DataSource;
  * <p>Connections are used as any pool hands them out: with {@code autoCommit=false} each operation
  * commits itself, a serialization failure (REPEATABLE READ or stricter) is a lost race that is run
  * again, and every statement is bounded by a network timeout, so that a database that hangs fails
- * a call within that time (SPEC §8).
+ * a call within that time (SPEC §8). A lease's upkeep (renewals, releases) runs on a connection
+ * kept for it alone, so that requests holding every pooled connection (transactional mode) can
+ * neither starve a lease nor keep a key they gave up.
  *
- * <p>Thread-safe: it holds no mutable state; concurrency is the database's.
+ * <p>What one request carries cannot fail another's call: each call is its own statement, and a
+ * scope that PostgreSQL could not store as text is stored as its digest ({@link #storedScope}).
+ *
+ * <p>Thread-safe: its only mutable state is the upkeep's connection, guarded by its own lock;
+ * concurrency is the database's.
  */
 final class PostgresStore implements IdempotencyStore {
 
@@ -50,35 +55,35 @@ final class PostgresStore implements IdempotencyStore {
   static final int MAX_STORED_SCOPE_LENGTH = 200;
   /** The default bound on each statement when none is given. */
   static final Duration DEFAULT_STATEMENT_TIMEOUT = Duration.ofSeconds(5);
+  /** The shortest bound a claim gets when its wait for a connection used up its time. */
+  private static final int MIN_CLAIM_STATEMENT_MILLIS = 250;
   private static final String SERIALIZATION_FAILURE = "40001";
   private static final String DEADLOCK = "40P01";
   private static final String IN_FAILED_TRANSACTION = "25P02";
   private static final Executor DIRECT = Runnable::run;
-  /** Response bytes sent in one batch of completions (a larger response goes alone). */
-  private static final long MAX_COMPLETION_BATCH_BYTES = 1 << 20;
 
-  private final DataSource dataSource;
+  private final BoundedConnections connections;
   private final TableName table;
   private final Clock testClock;
   private final Instant testClockOrigin;
   private final long ttlMicros;
   private final long leaseMicros;
   private final int statementTimeoutMillis;
+  private final int commitTimeoutMillis;
   private final int purgeBatchSize;
   private final AutoCloseable ownedPool;
-  private final String claimSql;
-  private final GroupCommit<Fingerprint, ClaimResult> claims =
-      new GroupCommit<>(this::claimAll, fingerprint -> 1, GroupCommit.MAX_BATCH,
-          new ClaimResult.InProgress(Duration.ofSeconds(1)));
-  private final GroupCommit<Completion, Boolean> completions =
-      new GroupCommit<>(this::completeAll, Completion::weight, MAX_COMPLETION_BATCH_BYTES,
-          false); // (a completion's result is never null: it never runs again)
-  private final boolean notifySettled;
+  private final boolean deferClaimFlush;
   private final String settledChannel;
+  private final boolean notifySettled;
   private final SettledKeys settledKeys;
+  private final ReservedConnection upkeep;
+  private final String claimSql;
+  private final String takeOverSql;
   private final String completeSql;
   private final String releaseSql;
+  private final String notifySql;
   private final String renewSql;
+  private final String readTokenSql;
   private final String purgeBatchSql;
 
   PostgresStore(
@@ -111,9 +116,11 @@ final class PostgresStore implements IdempotencyStore {
       boolean notifySettled,
       boolean deferClaimFlush,
       AutoCloseable ownedPool) {
-    this.dataSource = dataSource;
+    this.connections = new BoundedConnections(dataSource, statementTimeout);
+    this.deferClaimFlush = deferClaimFlush;
+    this.settledChannel =
+        "idemkey_" + HexFormat.of().formatHex(sha256(table.qualifiedTable()), 0, 8);
     this.notifySettled = notifySettled;
-    this.settledChannel = "idemkey_" + HexFormat.of().formatHex(sha256(table.qualifiedTable()), 0, 8);
     this.settledKeys = new SettledKeys(dataSource, settledChannel, statementTimeout);
     this.ownedPool = ownedPool;
     this.table = table;
@@ -122,82 +129,70 @@ final class PostgresStore implements IdempotencyStore {
     this.ttlMicros = micros(ttl);
     this.leaseMicros = micros(lease);
     this.statementTimeoutMillis = (int) Math.min(Integer.MAX_VALUE, statementTimeout.toMillis());
+    // A commit may wait for a slow disk or a synchronous standby: it is cut only when the lease it
+    // guards would have run out anyway, and an answer lost even then is read back (Transaction).
+    this.commitTimeoutMillis =
+        (int) Math.min(Integer.MAX_VALUE, Math.max(statementTimeoutMillis, lease.toMillis()));
     this.purgeBatchSize = purgeBatchSize;
+    this.upkeep = new ReservedConnection(connections, statementTimeout);
     String t = table.qualifiedTable();
     String now = "(statement_timestamp() + ?::bigint * interval '1 microsecond')";
-    // For each claim of the batch (arrays of scope, key, fingerprint, sorted by key so that
-    // concurrent batches lock rows in one order): the row as the statement's snapshot saw it (e),
-    // the insert or take-over that runs only when e is absent or expired (c), and both side by
-    // side in one row whatever happened, in the arrays' order. A duplicate of a live key inserts
-    // nothing: no row lock, no sequence value, no WAL.
-    // With deferClaimFlush, the statement itself turns synchronous_commit off for its own
-    // transaction (set_config, local): no transaction block, no round trip for a SET. The
-    // handler's transaction commits later with synchronous_commit on, and WAL is flushed in
-    // order, so whatever of the request becomes durable, its claim does too.
-    this.claimSql =
-        "WITH n AS (SELECT s.now, s.now + ?::bigint * interval '1 microsecond' AS lease_end"
-            + "   FROM (SELECT " + now + " AS now) s"
+    String byToken = " WHERE scope = ? AND idem_key = ? AND token = ?";
+    // "now" and the lease's end, as one row n (two parameters: lease, shift). With
+    // deferClaimFlush, the claim turns synchronous_commit off for its own transaction
+    // (set_config, local): no round trip for a SET. The request's transaction commits later with
+    // synchronous_commit on, and WAL is flushed in order, so whatever of the request becomes
+    // durable, its claim does too.
+    String times =
+        "(SELECT s.now, s.now + ?::bigint * interval '1 microsecond' AS lease_end"
+            + " FROM (SELECT " + now + " AS now) s"
             + (deferClaimFlush
                 ? " CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) f" : "")
-            + "),"
-            + " r AS (SELECT * FROM unnest(?::text[], ?::text[], ?::bytea[])"
-            + "   WITH ORDINALITY AS r(scope, idem_key, fingerprint, ord)),"
-            + " e AS (SELECT r.ord, k.state, k.token, k.fingerprint, k.expires_at,"
-            + "   k.response_status, k.response_headers, k.response_body, k.body_stored"
-            + "   FROM r JOIN " + t + " k ON k.scope = r.scope AND k.idem_key = r.idem_key),"
-            + " c AS (INSERT INTO " + t + " AS k (scope, idem_key, fingerprint, state, token,"
+            + ") n";
+    // The claim: the key's row as the statement found it (found), and an insert that runs only
+    // when there was none. A live duplicate reads one row and writes nothing: no lock, no
+    // sequence value, no WAL. An expired row is taken over by a second, token-guarded statement
+    // (takeOverSql). A race lost in between (a concurrent insert, take-over or release) answers
+    // nothing from either statement, and the claim looks again (see claimOnce).
+    this.claimSql =
+        "WITH n AS (SELECT * FROM " + times + "),"
+            + " found AS (SELECT state, token, fingerprint, expires_at, response_status,"
+            + "   response_headers, response_body, body_stored FROM " + t
+            + "   WHERE scope = ? AND idem_key = ?),"
+            + " inserted AS (INSERT INTO " + t + " (scope, idem_key, fingerprint, state, token,"
             + "     lease_expires_at, created_at, expires_at)"
-            + "   SELECT r.scope, r.idem_key, r.fingerprint, '" + IN_PROGRESS + "', nextval('"
-            + table.qualifiedTokenSequence() + "'), n.lease_end, n.now, n.lease_end"
-            + "   FROM r CROSS JOIN n"
-            + "   WHERE NOT EXISTS (SELECT 1 FROM e WHERE e.ord = r.ord AND e.expires_at > n.now)"
-            + "   ORDER BY r.ord"
-            + "   ON CONFLICT (scope, idem_key) DO UPDATE SET"
-            + "     fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state,"
-            + "     token = EXCLUDED.token, lease_expires_at = EXCLUDED.lease_expires_at,"
-            + "     response_status = NULL, response_headers = NULL, response_body = NULL,"
-            + "     body_stored = NULL, created_at = EXCLUDED.created_at,"
-            + "     expires_at = EXCLUDED.expires_at"
-            + "   WHERE k.expires_at <= EXCLUDED.created_at"
-            + "   RETURNING k.scope, k.idem_key, k.token)"
-            + " SELECT c.token, e.state, e.token, e.fingerprint, e.expires_at, n.now,"
-            + "   e.response_status,"
-            + "   CASE WHEN c.token IS NULL THEN e.response_headers END,"
-            + "   CASE WHEN c.token IS NULL THEN e.response_body END,"
-            + "   e.body_stored"
-            + " FROM r CROSS JOIN n"
-            + " LEFT JOIN c ON c.scope = r.scope AND c.idem_key = r.idem_key"
-            + " LEFT JOIN e ON e.ord = r.ord"
-            + " ORDER BY r.ord";
-    String byToken = " WHERE scope = ? AND idem_key = ? AND token = ?";
-    // For each completion of the batch, in the arrays' order: whether it is recorded. Completing
-    // a key that this token already completed answers true and changes nothing: a retry after a
-    // commit whose reply was lost finds its own completion, not a stale token. (The EXISTS reads
-    // the snapshot before the update, so it finds only an earlier one.)
+            + "   SELECT ?, ?, ?, '" + IN_PROGRESS + "', nextval('" + table.qualifiedTokenSequence()
+            + "'), n.lease_end, n.now, n.lease_end FROM n WHERE NOT EXISTS (SELECT 1 FROM found)"
+            + "   ON CONFLICT (scope, idem_key) DO NOTHING RETURNING token)"
+            + " SELECT (SELECT token FROM inserted) AS claimed, n.now, found.*"
+            + " FROM n LEFT JOIN found ON true";
+    // Guarded by the token seen and by the expiry: a lease renewed or a key completed since the
+    // claim read it is never taken.
+    this.takeOverSql =
+        "UPDATE " + t + " AS k SET fingerprint = ?, state = '" + IN_PROGRESS + "',"
+            + " token = nextval('" + table.qualifiedTokenSequence() + "'),"
+            + " lease_expires_at = n.lease_end, response_status = NULL, response_headers = NULL,"
+            + " response_body = NULL, body_stored = NULL, created_at = n.now,"
+            + " expires_at = n.lease_end"
+            + " FROM " + times
+            + " WHERE k.scope = ? AND k.idem_key = ? AND k.token = ? AND k.expires_at <= n.now"
+            + " RETURNING k.token";
+    // Whether the completion recorded the response (1 or 0).
     this.completeSql =
-        "WITH r AS (SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::int[], ?::bytea[],"
-            + "   ?::bytea[], ?::boolean[]) WITH ORDINALITY"
-            + "   AS r(scope, idem_key, token, status, headers, body, body_stored, ord)),"
-            + " u AS (UPDATE " + t + " AS k SET state = '" + COMPLETED + "',"
-            + "   lease_expires_at = NULL, response_status = r.status, response_headers = r.headers, response_body = r.body,"
-            + "   body_stored = r.body_stored,"
-            + "   expires_at = " + now + " + ?::bigint * interval '1 microsecond'"
-            + "   FROM r WHERE k.scope = r.scope AND k.idem_key = r.idem_key AND k.token = r.token"
-            + "   AND k.state = '" + IN_PROGRESS + "' RETURNING r.ord, k.scope, k.idem_key),"
-            + " notified AS (SELECT pg_notify(?, u.scope || chr(10) || u.idem_key) FROM u"
-            + "   WHERE ?::boolean)"
-            + " SELECT u.ord IS NOT NULL OR EXISTS (SELECT 1 FROM " + t + " AS k"
-            + "   WHERE k.scope = r.scope AND k.idem_key = r.idem_key AND k.token = r.token"
-            + "   AND k.state = '" + COMPLETED + "'), (SELECT count(*) FROM notified)"
-            + " FROM r LEFT JOIN u ON u.ord = r.ord ORDER BY r.ord";
-    this.releaseSql =
-        "WITH d AS (DELETE FROM " + t + byToken + " AND state = '" + IN_PROGRESS + "'"
-            + " RETURNING 1)," + notify("d")
-            + " SELECT (SELECT count(*) FROM d) + 0 * (SELECT count(*) FROM notified)";
+        "UPDATE " + t + " SET state = '" + COMPLETED + "', lease_expires_at = NULL,"
+            + " response_status = ?, response_headers = ?, response_body = ?, body_stored = ?,"
+            + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
+            + " AND state = '" + IN_PROGRESS + "'";
+    this.releaseSql = "DELETE FROM " + t + byToken + " AND state = '" + IN_PROGRESS + "'";
+    // Sent after the change committed, in a transaction of its own that does not wait for the
+    // disk: PostgreSQL lets one notifying transaction commit at a time, so a notification inside
+    // a durable commit would make every completion wait for the previous one's flush.
+    this.notifySql = "SELECT pg_notify(?, ?), set_config('synchronous_commit', 'off', true)";
     this.renewSql =
         "UPDATE " + t + " SET lease_expires_at = " + now + " + ?::bigint * interval '1 microsecond',"
             + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
             + " AND state = '" + IN_PROGRESS + "'";
+    this.readTokenSql = "SELECT state FROM " + t + byToken;
     this.purgeBatchSql =
         "DELETE FROM " + t + " WHERE ctid = ANY(ARRAY("
             + "SELECT ctid FROM " + t + " WHERE expires_at <= " + now
@@ -205,20 +200,27 @@ final class PostgresStore implements IdempotencyStore {
   }
 
   /**
-   * A CTE that notifies the listeners of settled keys (channel, payload, and whether to: three
-   * parameters) once per row of {@code changed}; delivered when the statement's transaction
-   * commits.
+   * Tells the nodes that {@link #watch} that {@code key} was settled, when this store is to. A
+   * notification that fails is only logged: the waiters look again when the lease would end.
    */
-  private static String notify(String changed) {
-    return " notified AS (SELECT pg_notify(?, ?) FROM " + changed + " WHERE ?::boolean)";
-  }
-
-  private int bindNotify(PreparedStatement statement, int first, IdempotencyKey key)
-      throws SQLException {
-    statement.setString(first, settledChannel);
-    statement.setString(first + 1, settledPayload(key));
-    statement.setBoolean(first + 2, notifySettled);
-    return first + 3;
+  private void notifySettled(IdempotencyKey key) {
+    if (!notifySettled) {
+      return;
+    }
+    try {
+      run("notify", connection -> {
+        try (PreparedStatement statement = connection.prepareStatement(notifySql)) {
+          statement.setString(1, settledChannel);
+          statement.setString(2, settledPayload(key));
+          statement.executeQuery().close();
+          return null;
+        }
+      });
+    } catch (RuntimeException e) {
+      LOG.log(System.Logger.Level.WARNING,
+          "telling other nodes that a key settled failed; their waiters look again later: {0}",
+          e.getMessage());
+    }
   }
 
   private static String settledPayload(IdempotencyKey key) {
@@ -230,203 +232,193 @@ final class PostgresStore implements IdempotencyStore {
     return settledKeys.watch(settledPayload(key), onSettled);
   }
 
+  /**
+   * Claims the key: one statement for a new key or a live one, two to take over an expired one.
+   * The wait for a connection and the statements together take about the statement bound: they
+   * get what the wait left of it (at least {@value #MIN_CLAIM_STATEMENT_MILLIS} ms), so a request
+   * facing a database that hangs is answered within about that bound however many requests queue
+   * for connections (SPEC §8).
+   */
   @Override
   public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
-    return claims.submit(key, fingerprint);
-  }
-
-  /** Completions written per statement on average since the store was made. */
-  double averageCompletionBatchSize() {
-    return completions.averageBatchSize();
-  }
-
-  /** Claims written per statement on average since the store was made. */
-  double averageClaimBatchSize() {
-    return claims.averageBatchSize();
-  }
-
-  /**
-   * Writes a batch of claims (sorted by key, one per key) as one statement. A null result is a
-   * claim that lost a race it could not see (see {@link #classify}).
-   */
-  private List<ClaimResult> claimAll(List<GroupCommit.Pending<Fingerprint, ClaimResult>> batch) {
-    return run("claim", connection -> claimAll(connection, batch));
-  }
-
-  private List<ClaimResult> claimAll(
-      Connection connection, List<GroupCommit.Pending<Fingerprint, ClaimResult>> batch)
-      throws SQLException {
-    try (PreparedStatement statement = connection.prepareStatement(claimSql)) {
-      statement.setLong(1, leaseMicros);
-      statement.setLong(2, shiftMicros());
-      String[] scopes = new String[batch.size()];
-      String[] keys = new String[batch.size()];
-      byte[][] fingerprints = new byte[batch.size()][];
-      for (int i = 0; i < batch.size(); i++) {
-        GroupCommit.Pending<Fingerprint, ClaimResult> pending = batch.get(i);
-        scopes[i] = storedScope(pending.key.scope());
-        keys[i] = pending.key.key();
-        fingerprints[i] = pending.item.sha256();
-      }
-      statement.setArray(3, connection.createArrayOf("text", scopes));
-      statement.setArray(4, connection.createArrayOf("text", keys));
-      statement.setArray(5, connection.createArrayOf("bytea", fingerprints));
-      List<ClaimResult> results = new ArrayList<>(batch.size());
-      try (ResultSet rows = statement.executeQuery()) {
-        for (GroupCommit.Pending<Fingerprint, ClaimResult> pending : batch) {
-          rows.next();
-          results.add(classify(rows, pending.item));
+    long deadline = System.nanoTime() + statementTimeoutMillis * 1_000_000L;
+    return run("claim", deadline, connection -> {
+      for (int attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+        ClaimResult result = claimOnce(connection, key, fingerprint);
+        if (result != null) {
+          return result;
         }
       }
-      return results;
+      // Five races lost in a row (a key released and claimed again over and over): the client
+      // is told to retry.
+      return new ClaimResult.InProgress(Duration.ofSeconds(1));
+    });
+  }
+
+  /** One look at the key (see claimSql); null when a race was lost and it must look again. */
+  private ClaimResult claimOnce(Connection connection, IdempotencyKey key, Fingerprint fingerprint)
+      throws SQLException {
+    try (PreparedStatement statement = connection.prepareStatement(claimSql)) {
+      int next = bindTimes(statement, 1);
+      next = bindKey(statement, next, key);
+      next = bindKey(statement, next, key);
+      statement.setBytes(next, fingerprint.sha256());
+      try (ResultSet row = statement.executeQuery()) {
+        row.next();
+        long claimed = row.getLong("claimed");
+        if (!row.wasNull()) {
+          return new ClaimResult.Acquired(claimed);
+        }
+        String state = row.getString("state");
+        if (state == null) {
+          return null; // another claim inserted the key after this one looked
+        }
+        Duration remaining = Duration.between(instant(row, "now"), instant(row, "expires_at"));
+        if (remaining.isNegative() || remaining.isZero()) {
+          return takeOver(connection, key, fingerprint, state, row.getLong("token"));
+        }
+        if (!fingerprint.equals(new Fingerprint(row.getBytes("fingerprint")))) {
+          return new ClaimResult.FingerprintMismatch();
+        }
+        if (IN_PROGRESS.equals(state)) {
+          return new ClaimResult.InProgress(remaining);
+        }
+        StoredResponse response =
+            new StoredResponse(
+                row.getInt("response_status"),
+                HeaderCodec.decode(row.getBytes("response_headers")),
+                row.getBytes("response_body"), row.getBoolean("body_stored"));
+        return new ClaimResult.Completed(response, remaining);
+      }
     }
   }
 
-  /**
-   * Reads the one row of the claim statement. Returns null when the statement lost a race it
-   * cannot see: the insert checks the latest committed row, but the joined row comes from the
-   * statement's snapshot, which may predate a concurrent insert or take-over. Running the
-   * statement again (with a new snapshot) resolves it.
-   */
-  private ClaimResult classify(ResultSet row, Fingerprint fingerprint) throws SQLException {
-    long claimedToken = row.getLong(1);
-    boolean claimed = !row.wasNull();
-    String state = row.getString(2);
-    boolean existed = state != null;
-    long previousToken = row.getLong(3);
-    if (claimed) {
-      // An in-progress row that the claim replaced was a lease that ran out.
-      return existed && IN_PROGRESS.equals(state) && previousToken < claimedToken
-          ? new ClaimResult.TakenOver(claimedToken, previousToken)
-          : new ClaimResult.Acquired(claimedToken);
+  /** Takes over an expired row; null when it changed since it was read. */
+  private ClaimResult takeOver(
+      Connection connection, IdempotencyKey key, Fingerprint fingerprint, String state,
+      long previousToken) throws SQLException {
+    try (PreparedStatement statement = connection.prepareStatement(takeOverSql)) {
+      statement.setBytes(1, fingerprint.sha256());
+      int next = bindTimes(statement, 2);
+      next = bindKey(statement, next, key);
+      statement.setLong(next, previousToken);
+      try (ResultSet row = statement.executeQuery()) {
+        if (!row.next()) {
+          return null;
+        }
+        long token = row.getLong(1);
+        // An in-progress row taken over was a lease that ran out.
+        return IN_PROGRESS.equals(state)
+            ? new ClaimResult.TakenOver(token, previousToken)
+            : new ClaimResult.Acquired(token);
+      }
     }
-    if (!existed) {
-      return null;
-    }
-    Duration remaining = Duration.between(instant(row, 6), instant(row, 5));
-    if (remaining.isNegative() || remaining.isZero()) {
-      return null;
-    }
-    if (!fingerprint.equals(new Fingerprint(row.getBytes(4)))) {
-      return new ClaimResult.FingerprintMismatch();
-    }
-    if (IN_PROGRESS.equals(state)) {
-      return new ClaimResult.InProgress(remaining);
-    }
-    StoredResponse response =
-        new StoredResponse(
-            row.getInt(7), HeaderCodec.decode(row.getBytes(8)), row.getBytes(9),
-            row.getBoolean(10));
-    return new ClaimResult.Completed(response, remaining);
+  }
+
+  private int bindTimes(PreparedStatement statement, int first) throws SQLException {
+    statement.setLong(first, leaseMicros);
+    statement.setLong(first + 1, shiftMicros());
+    return first + 2;
   }
 
   @Override
   public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
-    return completions.submit(key, new Completion(token, response));
-  }
-
-  /** What a completion writes: the response, guarded by the token. */
-  private record Completion(long token, StoredResponse response) {
-    long weight() {
-      return response.bodyLength() + 64L * response.headers().size();
+    // Encoded here, on the caller's thread, before any connection is taken.
+    byte[] headers = HeaderCodec.encode(response.headers());
+    boolean recorded =
+        run("complete", connection -> complete(connection, key, token, response, headers));
+    if (recorded) {
+      notifySettled(key);
     }
+    return recorded;
   }
 
-  private List<Boolean> completeAll(List<GroupCommit.Pending<Completion, Boolean>> batch) {
-    return run("complete", connection -> completeAll(connection, batch));
-  }
-
-  private List<Boolean> completeAll(
-      Connection connection, List<GroupCommit.Pending<Completion, Boolean>> batch)
-      throws SQLException {
-    int n = batch.size();
-    String[] scopes = new String[n];
-    String[] keys = new String[n];
-    Long[] tokens = new Long[n];
-    Integer[] statuses = new Integer[n];
-    byte[][] headers = new byte[n][];
-    byte[][] bodies = new byte[n][];
-    Boolean[] bodiesStored = new Boolean[n];
-    for (int i = 0; i < n; i++) {
-      GroupCommit.Pending<Completion, Boolean> pending = batch.get(i);
-      StoredResponse response = pending.item.response();
-      scopes[i] = storedScope(pending.key.scope());
-      keys[i] = pending.key.key();
-      tokens[i] = pending.item.token();
-      statuses[i] = response.status();
-      headers[i] = HeaderCodec.encode(response.headers());
-      bodies[i] = response.bodyBytes();
-      bodiesStored[i] = response.bodyStored();
-    }
+  private boolean complete(
+      Connection connection, IdempotencyKey key, long token, StoredResponse response,
+      byte[] headers) throws SQLException {
     try (PreparedStatement statement = connection.prepareStatement(completeSql)) {
-      statement.setArray(1, connection.createArrayOf("text", scopes));
-      statement.setArray(2, connection.createArrayOf("text", keys));
-      statement.setArray(3, connection.createArrayOf("bigint", tokens));
-      statement.setArray(4, connection.createArrayOf("int4", statuses));
-      statement.setArray(5, connection.createArrayOf("bytea", headers));
-      statement.setArray(6, connection.createArrayOf("bytea", bodies));
-      statement.setArray(7, connection.createArrayOf("boolean", bodiesStored));
-      statement.setLong(8, shiftMicros());
-      statement.setLong(9, ttlMicros);
-      statement.setString(10, settledChannel);
-      statement.setBoolean(11, notifySettled);
-      List<Boolean> recorded = new ArrayList<>(n);
-      try (ResultSet rows = statement.executeQuery()) {
-        while (rows.next()) {
-          recorded.add(rows.getBoolean(1));
-        }
+      statement.setInt(1, response.status());
+      statement.setBytes(2, headers);
+      statement.setBytes(3, response.bodyBytes());
+      statement.setBoolean(4, response.bodyStored());
+      statement.setLong(5, shiftMicros());
+      statement.setLong(6, ttlMicros);
+      int next = bindKey(statement, 7, key);
+      statement.setLong(next, token);
+      if (changedOne("complete", statement)) {
+        return true;
       }
-      if (recorded.size() != n) {
-        throw new IllegalStateException(
-            "complete answered " + recorded.size() + " rows of " + table + " for " + n + " keys");
+    }
+    // Not recorded now: recorded already by this token (a retry after a commit whose reply was
+    // lost), or the token is no longer current.
+    return completedBy(connection, key, token);
+  }
+
+  /** Whether the key is completed with {@code token}. */
+  private boolean completedBy(Connection connection, IdempotencyKey key, long token)
+      throws SQLException {
+    try (PreparedStatement statement = connection.prepareStatement(readTokenSql)) {
+      statement.setLong(bindKey(statement, 1, key), token);
+      try (ResultSet row = statement.executeQuery()) {
+        return row.next() && COMPLETED.equals(row.getString(1));
       }
-      return recorded;
     }
   }
 
   @Override
   public boolean release(IdempotencyKey key, long token) {
-    return run("release", connection -> {
+    boolean released = upkeep("release", connection -> {
       try (PreparedStatement statement = connection.prepareStatement(releaseSql)) {
-        bindKey(statement, 1, key, token);
-        bindNotify(statement, 4, key);
-        try (ResultSet row = statement.executeQuery()) {
-          row.next();
-          return checkedOne("release", row.getLong(1));
-        }
+        statement.setLong(bindKey(statement, 1, key), token);
+        return changedOne("release", statement);
       }
     });
+    if (released) {
+      notifySettled(key);
+    }
+    return released;
   }
 
   @Override
   public boolean renew(IdempotencyKey key, long token) {
-    return run("renew", connection -> {
+    return upkeep("renew", connection -> {
       try (PreparedStatement statement = connection.prepareStatement(renewSql)) {
         long shift = shiftMicros();
         statement.setLong(1, shift);
         statement.setLong(2, leaseMicros);
         statement.setLong(3, shift);
         statement.setLong(4, leaseMicros);
-        return updatedOne("renew", bindKey(statement, 5, key, token));
+        statement.setLong(bindKey(statement, 5, key), token);
+        return changedOne("renew", statement);
       }
     });
   }
 
-  private PreparedStatement bindKey(
-      PreparedStatement statement, int first, IdempotencyKey key, long token)
+  /**
+   * Runs a lease's upkeep (a renewal, a release) on the connection kept for it, so that requests
+   * holding every pooled connection can neither let a lease run out nor keep a key they gave up
+   * (see the class comment).
+   */
+  private <T> T upkeep(String operation, Work<T> work) {
+    try {
+      return upkeep.use(connection -> run(connection, statementTimeoutMillis, work));
+    } catch (SQLException e) {
+      throw failed(operation, e);
+    }
+  }
+
+  /** Binds the key's scope and key; returns the next parameter's index. */
+  private static int bindKey(PreparedStatement statement, int first, IdempotencyKey key)
       throws SQLException {
     statement.setString(first, storedScope(key.scope()));
     statement.setString(first + 1, key.key());
-    statement.setLong(first + 2, token);
-    return statement;
+    return first + 2;
   }
 
-  /** Zero rows: the token is no longer current. More than one is a bug. */
-  private boolean updatedOne(String operation, PreparedStatement statement) throws SQLException {
-    return checkedOne(operation, statement.executeUpdate());
-  }
-
-  private boolean checkedOne(String operation, long rows) {
+  /** Runs an update: true for one row, false for none (the token is no longer current). */
+  private boolean changedOne(String operation, PreparedStatement statement)
+      throws SQLException {
+    int rows = statement.executeUpdate();
     if (rows > 1) {
       throw new IllegalStateException(
           operation + " changed " + rows + " rows of " + table + " for one key");
@@ -438,7 +430,7 @@ final class PostgresStore implements IdempotencyStore {
   public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
     Connection connection;
     try {
-      connection = dataSource.getConnection();
+      connection = connections.get();
     } catch (SQLException e) {
       throw unavailable("begin", e);
     }
@@ -476,30 +468,49 @@ final class PostgresStore implements IdempotencyStore {
       return forApplication;
     }
 
+    /**
+     * Completes the key and commits. The completion is bounded as any statement; the commit only
+     * by the lease (a slow disk or a synchronous standby must not turn a commit into a failure).
+     * When the commit fails all the same, whether it landed is settled by releasing the key on
+     * another connection: the release waits for the row while the commit may still be running,
+     * and succeeds only if it did not land. Released, the request fails as usual; otherwise the
+     * key is read again: completed by this token, the commit landed (true), else the key was
+     * taken over (false). A client is never told a failure that succeeded.
+     */
     @Override
     public boolean commit(StoredResponse response) {
+      byte[] headers = HeaderCodec.encode(response.headers());
+      int previousTimeout = 0;
+      boolean completed = false;
       try {
-        int previousTimeout = boundNetworkTimeout(connection);
-        try {
-          List<GroupCommit.Pending<Completion, Boolean>> one =
-              List.of(new GroupCommit.Pending<>(key, new Completion(token, response)));
-          if (!completeAll(connection, one).get(0)) {
-            connection.rollback();
-            return false;
-          }
-          connection.commit();
-          return true;
-        } finally {
-          restoreNetworkTimeout(connection, previousTimeout);
+        previousTimeout = boundNetworkTimeout(connection, statementTimeoutMillis);
+        if (!complete(connection, key, token, response, headers)) {
+          connection.rollback();
+          return false;
         }
-      } catch (SQLException | RuntimeException e) {
+        completed = true;
+        connection.setNetworkTimeout(DIRECT, commitTimeoutMillis);
+        connection.commit();
+      } catch (SQLException e) {
         rollback();
-        if (e instanceof SQLException sql && IN_FAILED_TRANSACTION.equals(sql.getSQLState())) {
+        if (!completed && IN_FAILED_TRANSACTION.equals(e.getSQLState())) {
           throw new TransactionAbortedException("the request's transaction on " + table
               + " was aborted by an earlier error in it: " + e.getMessage(), e);
         }
-        throw e instanceof SQLException sql ? unavailable("commit", sql) : (RuntimeException) e;
+        if (!completed || release(key, token)) {
+          throw unavailable("commit", e);
+        }
+        LOG.log(System.Logger.Level.WARNING,
+            "the commit of a request on {0} failed ({1}) but its key was not in progress any more;"
+                + " reading it again", table, e.getMessage());
+        if (!run("read after a failed commit", c -> completedBy(c, key, token))) {
+          return false;
+        }
+      } finally {
+        restoreNetworkTimeout(connection, previousTimeout);
       }
+      notifySettled(key);
+      return true;
     }
 
     @Override
@@ -576,9 +587,8 @@ final class PostgresStore implements IdempotencyStore {
   /** Closes the connection pool if this store opened it; a data source handed in stays open. */
   @Override
   public void close() {
-    LOG.log(System.Logger.Level.INFO, "idemkey store on {0}: claims {1}, completions {2}", table,
-        claims, completions);
     settledKeys.close();
+    upkeep.close();
     if (ownedPool != null) {
       try {
         ownedPool.close();
@@ -588,51 +598,73 @@ final class PostgresStore implements IdempotencyStore {
     }
   }
 
-  /** One operation on a pooled connection, as SPEC §8 and the class comment describe. */
-  private interface Work<T> {
+  /** One operation on a connection, as SPEC §8 and the class comment describe. */
+  interface Work<T> {
     T run(Connection connection) throws SQLException;
   }
 
   private <T> T run(String operation, Work<T> work) {
+    return run(operation, 0, work);
+  }
+
+  /**
+   * Runs {@code work} on a pooled connection, again after a lost race.
+   *
+   * @param deadline a {@link System#nanoTime()} by which the call should be over, or 0 for the
+   *     statement bound alone
+   */
+  private <T> T run(String operation, long deadline, Work<T> work) {
     for (int attempt = 1; ; attempt++) {
-      try (Connection connection = dataSource.getConnection()) {
-        boolean autoCommit = connection.getAutoCommit();
-        int previousTimeout = boundNetworkTimeout(connection);
-        try {
-          T result = work.run(connection);
-          if (!autoCommit) {
-            connection.commit();
-          }
-          return result;
-        } catch (SQLException | RuntimeException e) {
-          if (!autoCommit && !connection.isClosed()) {
-            connection.rollback();
-          }
-          throw e;
-        } finally {
-          restoreNetworkTimeout(connection, previousTimeout);
+      try (Connection connection = connections.get()) {
+        int bound = statementTimeoutMillis;
+        if (deadline != 0) {
+          long left = (deadline - System.nanoTime()) / 1_000_000L;
+          bound = (int) Math.max(MIN_CLAIM_STATEMENT_MILLIS, Math.min(bound, left));
         }
+        return run(connection, bound, work);
       } catch (SQLException e) {
         boolean lostRace =
             SERIALIZATION_FAILURE.equals(e.getSQLState()) || DEADLOCK.equals(e.getSQLState());
         if (lostRace && attempt < MAX_ATTEMPTS) {
           continue;
         }
-        throw unavailable(operation, e);
+        throw failed(operation, e);
       }
     }
   }
 
-  /** Sets the statement bound unless the connection has a shorter one; returns the old value. */
-  private int boundNetworkTimeout(Connection connection) throws SQLException {
+  /** Runs {@code work} on {@code connection} under {@code boundMillis}, then commits. */
+  private static <T> T run(Connection connection, int boundMillis, Work<T> work)
+      throws SQLException {
+    boolean autoCommit = connection.getAutoCommit();
+    int previousTimeout = boundNetworkTimeout(connection, boundMillis);
+    try {
+      T result = work.run(connection);
+      if (!autoCommit) {
+        connection.commit();
+      }
+      return result;
+    } catch (SQLException | RuntimeException e) {
+      if (!autoCommit && !connection.isClosed()) {
+        connection.rollback();
+      }
+      throw e;
+    } finally {
+      restoreNetworkTimeout(connection, previousTimeout);
+    }
+  }
+
+  /** Sets the bound unless the connection has a shorter one; returns the old value. */
+  private static int boundNetworkTimeout(Connection connection, int boundMillis)
+      throws SQLException {
     int previous = connection.getNetworkTimeout();
-    if (previous == 0 || previous > statementTimeoutMillis) {
-      connection.setNetworkTimeout(DIRECT, statementTimeoutMillis);
+    if (previous == 0 || previous > boundMillis) {
+      connection.setNetworkTimeout(DIRECT, boundMillis);
     }
     return previous;
   }
 
-  private void restoreNetworkTimeout(Connection connection, int previous) {
+  private static void restoreNetworkTimeout(Connection connection, int previous) {
     try {
       if (!connection.isClosed() && connection.getNetworkTimeout() != previous) {
         connection.setNetworkTimeout(DIRECT, previous);
@@ -655,17 +687,33 @@ final class PostgresStore implements IdempotencyStore {
     return testClock == null ? 0 : micros(Duration.between(testClockOrigin, testClock.instant()));
   }
 
-  /** The scope as stored: itself, or a SHA-256 digest when it is too long for the key index. */
+  /**
+   * The scope as stored: itself, or a SHA-256 digest when it is too long for the key index or is
+   * text that PostgreSQL cannot store as it is (a U+0000, or a lone surrogate that would turn into
+   * '?' and so into another scope). The digest of such text covers its UTF-16 code units exactly.
+   */
   static String storedScope(String scope) {
-    // The filter's scopes all begin with a kind and ':', so none of them looks like this.
+    // The filter's scopes all begin with a kind and ':', so none of them looks like these.
+    if (!IdempotencyKey.storableText(scope)) {
+      byte[] units = new byte[scope.length() * 2];
+      for (int i = 0; i < scope.length(); i++) {
+        units[2 * i] = (byte) (scope.charAt(i) >> 8);
+        units[2 * i + 1] = (byte) scope.charAt(i);
+      }
+      return "sha256u~" + HexFormat.of().formatHex(sha256(units));
+    }
     return scope.length() <= MAX_STORED_SCOPE_LENGTH
         ? scope
         : "sha256~" + HexFormat.of().formatHex(sha256(scope));
   }
 
   private static byte[] sha256(String text) {
+    return sha256(text.getBytes(StandardCharsets.UTF_8));
+  }
+
+  private static byte[] sha256(byte[] bytes) {
     try {
-      return MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8));
+      return MessageDigest.getInstance("SHA-256").digest(bytes);
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("SHA-256 is required of every Java runtime", e);
     }
@@ -675,12 +723,26 @@ final class PostgresStore implements IdempotencyStore {
     return new StoreUnavailableException(
         operation + " on " + table + " failed: " + e.getMessage(), e);
   }
+  /**
+   * The exception for a call that failed: a data error (SQLSTATE class 22: what this one call
+   * carried) is this call's own failure, not the store being away, so it never answers other
+   * requests 503 nor lets a handler run unprotected with fail-open.
+   */
+  private RuntimeException failed(String operation, SQLException e) {
+    String state = e.getSQLState();
+    if (state != null && state.startsWith("22")) {
+      return new IdempotencyException(
+          operation + " on " + table + " refused this call's data: " + e.getMessage(), e);
+    }
+    return unavailable(operation, e);
+  }
+
 
   private static long micros(Duration duration) {
     return duration.getSeconds() * 1_000_000L + duration.getNano() / 1_000;
   }
 
-  private static Instant instant(ResultSet row, int column) throws SQLException {
+  private static Instant instant(ResultSet row, String column) throws SQLException {
     OffsetDateTime value = row.getObject(column, OffsetDateTime.class);
     return value == null ? null : value.toInstant();
   }

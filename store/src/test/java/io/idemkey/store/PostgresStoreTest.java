@@ -121,107 +121,16 @@ class PostgresStoreTest extends IdempotencyStoreContract {
   }
 
   @Test
-  void claim_whileBatchesAreBeingWritten_claimsQueuedBehindThemGoTogether() throws Exception {
-    PostgresStore postgres = (PostgresStore) store;
-    int leaders = GroupCommit.MAX_LEADERS;
-    List<IdempotencyKey> blockers = new ArrayList<>();
-    for (int i = 0; i < leaders; i++) {
-      IdempotencyKey blocker = key();
-      postgres.claim(blocker, fingerprint("a"));
-      blockers.add(blocker);
-    }
-    clock.advance(LEASE); // lapsed: the next claim of each takes its row over, and waits on a lock
-    List<IdempotencyKey> keys = new ArrayList<>();
-    for (int i = 0; i < 20; i++) {
-      keys.add(key());
-    }
-    ExecutorService threads = Executors.newFixedThreadPool(leaders + keys.size());
-    try (Connection locker = TestDatabase.dataSource().getConnection();
-        Statement lock = locker.createStatement()) {
-      locker.setAutoCommit(false);
-      lock.execute("SELECT 1 FROM " + table.qualifiedTable() + " FOR UPDATE");
-      List<Future<ClaimResult>> blocked = new ArrayList<>();
-      for (IdempotencyKey blocker : blockers) {
-        blocked.add(threads.submit(() -> postgres.claim(blocker, fingerprint("a"))));
-        Thread.sleep(100); // each in a batch of its own, each waiting on its row
-      }
-      List<Future<ClaimResult>> queued = new ArrayList<>();
-      for (IdempotencyKey key : keys) {
-        queued.add(threads.submit(() -> postgres.claim(key, fingerprint("b"))));
-      }
-      Thread.sleep(500); // every leader is busy: the 20 wait in the queue
-      locker.rollback();
+  void complete_sameTokenAgain_answersTrueAndChangesNothing_staleTokenFalse() {
+    IdempotencyKey key = key();
+    long token = tokenOf(store.claim(key, fingerprint("a")));
+    assertThat(store.complete(key, token, response("q"))).isTrue();
 
-      for (Future<ClaimResult> claim : blocked) {
-        assertThat(claim.get()).isInstanceOf(ClaimResult.TakenOver.class);
-      }
-      List<Long> tokens = new ArrayList<>();
-      for (Future<ClaimResult> claim : queued) {
-        tokens.add(tokenOf(claim.get()));
-      }
-      assertThat(tokens).doesNotHaveDuplicates().hasSize(20);
-    } finally {
-      threads.shutdownNow();
-    }
-    // 2 × leaders claims alone, then the 20 in at most as many batches as there are leaders
-    // (an average of at least 24 / 6 = 4 with two leaders): one statement per claim averages 1.
-    assertThat(postgres.averageClaimBatchSize()).isGreaterThanOrEqualTo(2.0);
-    for (IdempotencyKey key : keys) {
-      assertThat(store.claim(key, fingerprint("b"))).isInstanceOf(ClaimResult.InProgress.class);
-    }
-  }
-
-  @Test
-  void complete_whileBatchesAreBeingWritten_completionsQueuedBehindThemGoTogether()
-      throws Exception {
-    PostgresStore postgres = (PostgresStore) store;
-    int leaders = GroupCommit.MAX_LEADERS;
-    Map<IdempotencyKey, Long> blockers = new LinkedHashMap<>();
-    Map<IdempotencyKey, Long> keys = new LinkedHashMap<>();
-    for (int i = 0; i < leaders + 20; i++) {
-      IdempotencyKey key = key();
-      (i < leaders ? blockers : keys).put(key, tokenOf(postgres.claim(key, fingerprint("a"))));
-    }
-    ExecutorService threads = Executors.newFixedThreadPool(leaders + keys.size());
-    try (Connection locker = TestDatabase.dataSource().getConnection();
-        Statement lock = locker.createStatement()) {
-      locker.setAutoCommit(false);
-      lock.execute("SELECT 1 FROM " + table.qualifiedTable() + " FOR UPDATE");
-      List<Future<Boolean>> blocked = new ArrayList<>();
-      for (Map.Entry<IdempotencyKey, Long> blocker : blockers.entrySet()) {
-        blocked.add(threads.submit(
-            () -> postgres.complete(blocker.getKey(), blocker.getValue(), response("b"))));
-        Thread.sleep(100); // each in a batch of its own, each waiting on its row
-      }
-      List<Future<Boolean>> queued = new ArrayList<>();
-      for (Map.Entry<IdempotencyKey, Long> key : keys.entrySet()) {
-        queued.add(threads.submit(
-            () -> postgres.complete(key.getKey(), key.getValue(), response("q"))));
-      }
-      Thread.sleep(500); // every leader is busy: the 20 wait in the queue
-      locker.rollback();
-
-      for (Future<Boolean> completion : blocked) {
-        assertThat(completion.get()).isTrue();
-      }
-      for (Future<Boolean> completion : queued) {
-        assertThat(completion.get()).isTrue();
-      }
-    } finally {
-      threads.shutdownNow();
-    }
-    // The blockers alone, then the 20 in at most as many batches as there are leaders: one
-    // statement per completion averages 1.
-    assertThat(postgres.averageCompletionBatchSize()).isGreaterThanOrEqualTo(2.0);
-    for (IdempotencyKey key : keys.keySet()) {
-      ClaimResult replay = store.claim(key, fingerprint("a"));
-      assertThat(replay).isInstanceOf(ClaimResult.Completed.class);
-      assertThat(((ClaimResult.Completed) replay).response().body()).isEqualTo("q".getBytes());
-    }
-    // A second completion with the same token changes nothing and answers true; a stale one false.
-    Map.Entry<IdempotencyKey, Long> first = keys.entrySet().iterator().next();
-    assertThat(postgres.complete(first.getKey(), first.getValue(), response("other"))).isTrue();
-    assertThat(postgres.complete(first.getKey(), first.getValue() + 1000, response("x"))).isFalse();
+    // A retry after a commit whose reply was lost finds its own completion.
+    assertThat(store.complete(key, token, response("other"))).isTrue();
+    assertThat(store.complete(key, token + 1000, response("x"))).isFalse();
+    ClaimResult replay = store.claim(key, fingerprint("a"));
+    assertThat(((ClaimResult.Completed) replay).response().body()).isEqualTo("q".getBytes());
   }
 
   @Test
