@@ -522,7 +522,8 @@ public final class IdempotencyConfig {
         .cacheMaxBytes(cacheMaxBytes)
         .purgeInterval(purgeInterval)
         .purgeBatchSize(purgeBatchSize)
-        .notifySettled(onInFlight == InFlight.WAIT)
+        // Always: a duplicate may wait on another node whatever this node's on-in-flight.
+        .notifySettled(true)
         .deferClaimFlush(transactional);
   }
 
@@ -944,6 +945,11 @@ public final class IdempotencyConfig {
             + ConfigValues.format(jdbcConnectTimeout.multipliedBy(3)) + ": the lease is renewed"
             + " every lease/3, and a renewal that waits that long for a connection must still"
             + " finish before the lease runs out");
+      }
+      if (transactional && store == StoreType.MEMORY) {
+        throw new InvalidConfigurationException(Property.TRANSACTIONAL.key + " (true) needs "
+            + Property.STORE.key + "=postgres, was " + display(store) + ": the handler's writes"
+            + " and the stored response commit in one PostgreSQL transaction");
       }
       if (completionTimeout.compareTo(ttl) > 0) {
         throw new InvalidConfigurationException(Property.COMPLETION_TIMEOUT.key + " ("

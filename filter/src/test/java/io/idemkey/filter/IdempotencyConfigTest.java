@@ -225,6 +225,17 @@ class IdempotencyConfigTest {
         .isEqualTo(Duration.ofSeconds(2));
   }
 
+  // Regression: accepted, then every request left its key renewed for ever (409 on each retry).
+  @Test
+  void build_transactionalWithMemoryStore_failsNamingBoth() {
+    assertThatThrownBy(() -> IdempotencyConfig.load(new Properties(),
+            Map.of("idempotency.transactional", "true", "idempotency.store", "memory"),
+            new Properties(), Map.of()))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessageStartingWith("idempotency.transactional (true) needs idempotency.store=postgres,"
+            + " was memory");
+  }
+
   @Test
   void build_memoryStoreShortLease_isAcceptedBecauseNoConnectionIsAwaited() {
     IdempotencyConfig config = IdempotencyConfig.builder()

@@ -59,6 +59,7 @@ final class PostgresStore implements IdempotencyStore {
   private static final int MIN_CLAIM_STATEMENT_MILLIS = 250;
   private static final String SERIALIZATION_FAILURE = "40001";
   private static final String DEADLOCK = "40P01";
+  private static final String IN_FAILED_TRANSACTION = "25P02";
   private static final Executor DIRECT = Runnable::run;
 
   private final BoundedConnections connections;
@@ -492,6 +493,10 @@ final class PostgresStore implements IdempotencyStore {
         connection.commit();
       } catch (SQLException e) {
         rollback();
+        if (!completed && IN_FAILED_TRANSACTION.equals(e.getSQLState())) {
+          throw new TransactionAbortedException("the request's transaction on " + table
+              + " was aborted by an earlier error in it: " + e.getMessage(), e);
+        }
         if (!completed || release(key, token)) {
           throw unavailable("commit", e);
         }
