@@ -51,7 +51,8 @@ public interface Steps {
    *     run before in this request
    * @throws NullPointerException if {@code call} returns null
    * @throws LeaseLostException if the request no longer holds its key, so the result could not be
-   *     stored (the call did happen)
+   *     stored (the call did happen); left to propagate, the client gets what a retry would get
+   *     now
    * @throws StoreUnavailableException if the store cannot be reached, before the call (nothing
    *     was called) or after it (the result may not be stored: a retry calls again, with the
    *     same derived key)

@@ -230,4 +230,41 @@ class StepsFilterTest {
     assertThat(first.get(60, TimeUnit.SECONDS).statusCode()).isEqualTo(201);
     assertThat(handler.calls).hasValue(1);
   }
+
+  @ParameterizedTest(name = "transactional={0}")
+  @ValueSource(booleans = {false, true})
+  void leaseTakenOverWhileAStepCalls_resultNotStoredAndClientGetsWhatARetryGets(
+      boolean transactional) throws Exception {
+    start(transactional, c -> c);
+    handler.proceed = new CountDownLatch(1);
+    String key = UUID.randomUUID().toString();
+    CompletableFuture<HttpResponse<String>> first =
+        client.sendAsync(request(key, "{}"), HttpResponse.BodyHandlers.ofString());
+    assertThat(handler.inCall.await(30, TimeUnit.SECONDS)).isTrue();
+    // What a take-over by another node does to the key's row: a new fencing token (SPEC §5).
+    assertThat(count("WITH u AS (UPDATE " + table.qualifiedTable() + " SET token = token + 1000"
+        + " WHERE idem_key = ? RETURNING 1) SELECT count(*) FROM u", key)).isEqualTo(1);
+    handler.proceed.countDown();
+
+    HttpResponse<String> answer = first.get(30, TimeUnit.SECONDS);
+
+    assertThat(answer.statusCode()).as("answer: %s", answer.body()).isEqualTo(409);
+    assertThat(answer.body()).contains("urn:idemkey:problem:in-progress");
+    assertThat(count("SELECT count(*) FROM " + table.qualifiedStepsTable() + " WHERE idem_key = ?",
+        key)).as("the stale run's step result").isZero();
+    assertThat(rows(key)).as("the handler stopped at its step").isZero();
+    assertThat(events).extracting(IdempotencyListener.Event::outcome)
+        .contains(IdempotencyListener.Outcome.STALE_COMPLETION);
+  }
+
+  long count(String sql, String key) throws SQLException {
+    try (Connection connection = TestDatabase.dataSource().getConnection();
+        PreparedStatement statement = connection.prepareStatement(sql)) {
+      statement.setString(1, key);
+      try (ResultSet row = statement.executeQuery()) {
+        row.next();
+        return row.getLong(1);
+      }
+    }
+  }
 }
