@@ -1,5 +1,7 @@
 package io.idemkey.demo;
 
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
 import io.idemkey.filter.IdempotencyConfig;
 import io.idemkey.filter.IdempotencyFilter;
 import io.idemkey.store.RequestTransactions;
@@ -34,7 +36,8 @@ import org.eclipse.jetty.ee10.servlet.ServletHolder;
  * processor's stored answer commit together. A duplicate that arrives while the first is running
  * waits for its answer.
  *
- * <p>Its tables: {@code charges}, one row per charge; {@code processor_calls}, one row per request
+ * <p>It has its own connection pool on the demo's database, as large as the demo's. Its tables:
+ * {@code charges}, one row per charge; {@code processor_calls}, one row per request
  * that reached it, deduplicated or not (counted before its filter, in its own commit). For tests,
  * {@code delayMs=N} sleeps N ms after the charge is written and before the answer.
  */
@@ -42,6 +45,8 @@ final class CardProcessor {
 
   /** The path every node serves the processor on. */
   static final String PATH = "/processor";
+  /** The {@code application_name} of the processor's sessions in {@code pg_stat_activity}. */
+  static final String APPLICATION_NAME = "idemkey-demo-processor";
 
   private CardProcessor() {}
 
@@ -49,7 +54,37 @@ final class CardProcessor {
    * Creates the processor's tables and serves it in {@code context}, on the demo's pool, with the
    * lease, store timeouts and pool of {@code payments} (the payments filter's configuration).
    */
-  static void install(ServletContextHandler context, DataSource dataSource,
+  static void install(ServletContextHandler context, HikariDataSource paymentsPool,
+      IdempotencyConfig payments) throws SQLException {
+    HikariDataSource dataSource = pool(paymentsPool);
+    try {
+      serve(context, dataSource, payments);
+    } catch (SQLException | RuntimeException e) {
+      dataSource.close();
+      throw e;
+    }
+  }
+
+  /**
+   * The processor's own pool on the same database (a separate service has its own connections):
+   * a payment holds a connection of the demo's pool while it calls the processor, which must not
+   * wait for one of the same pool.
+   */
+  private static HikariDataSource pool(HikariDataSource paymentsPool) {
+    HikariConfig pool = new HikariConfig();
+    pool.setPoolName("processor");
+    pool.setJdbcUrl(paymentsPool.getJdbcUrl());
+    pool.setUsername(paymentsPool.getUsername());
+    pool.setPassword(paymentsPool.getPassword());
+    pool.setMaximumPoolSize(paymentsPool.getMaximumPoolSize());
+    pool.setConnectionTimeout(paymentsPool.getConnectionTimeout());
+    pool.setInitializationFailTimeout(-1);
+    pool.addDataSourceProperty("ApplicationName", APPLICATION_NAME);
+    pool.addDataSourceProperty("socketTimeout", "10");
+    return new HikariDataSource(pool);
+  }
+
+  private static void serve(ServletContextHandler context, HikariDataSource dataSource,
       IdempotencyConfig payments) throws SQLException {
     try (Connection connection = dataSource.getConnection();
         Statement statement = connection.createStatement()) {
@@ -80,12 +115,20 @@ final class CardProcessor {
         PATH + "/charges");
   }
 
-  /** Counts each request that reaches the processor, in its own commit. */
+  /**
+   * Counts each request that reaches the processor, in its own commit. It owns the processor's
+   * pool, closed when the server stops it.
+   */
   private static final class CallCounter implements Filter {
-    private final DataSource dataSource;
+    private final HikariDataSource dataSource;
 
-    CallCounter(DataSource dataSource) {
+    CallCounter(HikariDataSource dataSource) {
       this.dataSource = dataSource;
+    }
+
+    @Override
+    public void destroy() {
+      dataSource.close();
     }
 
     @Override
