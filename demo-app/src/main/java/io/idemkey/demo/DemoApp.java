@@ -213,11 +213,13 @@ public final class DemoApp implements AutoCloseable {
 
   private static Server server(
       DemoSettings settings, IdempotencyConfig config, HikariDataSource dataSource,
-      IdempotencyFilter filter, Health health) {
+      IdempotencyFilter filter, Health health) throws SQLException {
     AtomicLong executions = new AtomicLong();
+    ProcessorClient processor = new ProcessorClient();
     // Behind the filter, the handler's connection is the request's transaction.
     PaymentsServlet payments =
-        new PaymentsServlet(RequestTransactions.dataSource(dataSource), executions, false);
+        new PaymentsServlet(RequestTransactions.dataSource(dataSource), executions, processor,
+            false);
     ServletContextHandler context = new ServletContextHandler();
     context.setContextPath("/");
     // Outermost: whatever the chain throws is answered as problem+json, never an error page.
@@ -228,8 +230,10 @@ public final class DemoApp implements AutoCloseable {
     context.addFilter(new FilterHolder(filter), "/payments/*",
         EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
     context.addServlet(new ServletHolder(payments), "/payments/*");
-    context.addServlet(new ServletHolder(new PaymentsServlet(dataSource, executions, true)),
+    context.addServlet(
+        new ServletHolder(new PaymentsServlet(dataSource, executions, processor, true)),
         "/bare/payments");
+    CardProcessor.install(context, dataSource, config);
     context.addServlet(new ServletHolder(new BareStatic()), "/bare/static");
     context.addServlet(new ServletHolder(new Stats(dataSource, executions)), "/stats");
     context.addServlet(
@@ -413,12 +417,16 @@ public final class DemoApp implements AutoCloseable {
         throws IOException {
       try (Connection connection = dataSource.getConnection();
           Statement statement = connection.createStatement();
-          ResultSet count = statement.executeQuery("SELECT count(*) FROM payments")) {
+          ResultSet count = statement.executeQuery("SELECT (SELECT count(*) FROM payments),"
+              + " (SELECT count(*) FROM charges), (SELECT count(*) FROM processor_calls)")) {
         count.next();
         PaymentsServlet.json(response,
             "{\"payments\":" + count.getLong(1) + ",\"executions\":" + executions.get()
+                + ",\"charges\":" + count.getLong(2) + ",\"processorCalls\":" + count.getLong(3)
                 + ",\"counted\":{\"payments\":\"rows in the database, every node's\","
-                + "\"executions\":\"handler runs in this process since it started\"}}");
+                + "\"executions\":\"handler runs in this process since it started\","
+                + "\"charges\":\"rows in the database, every node's\","
+                + "\"processorCalls\":\"rows in the database, every node's\"}}");
       } catch (SQLException e) {
         PaymentsServlet.problem(response, 503, "the payments database is unavailable");
       }

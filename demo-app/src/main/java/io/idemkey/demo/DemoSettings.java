@@ -144,7 +144,7 @@ record DemoSettings(
     return dataDirectory.resolve("postgres").toAbsolutePath().normalize();
   }
 
-  private static String setting(String environment, String property, String fallback) {
+  static String setting(String environment, String property, String fallback) {
     String value = System.getenv(environment);
     if (value == null || value.isBlank()) {
       value = System.getProperty(property);

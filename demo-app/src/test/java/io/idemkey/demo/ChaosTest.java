@@ -38,7 +38,9 @@ import org.junit.jupiter.api.io.TempDir;
  * until it is acknowledged with 201, and a chaos thread that SIGKILLs and restarts nodes and stops
  * and starts the database meanwhile. Afterwards the clients' acknowledgements are checked against
  * the payments table: in transactional mode (SPEC §6) no acknowledged payment is missing and no
- * key was paid twice. Each key pays a unique amount, which is how a row is matched to its key.
+ * key was paid twice; and against the card processor's charges (SPEC §12): every acknowledged
+ * payment has exactly one charge. Each key pays a unique amount, which is how a row (payment or
+ * charge) is matched to its key.
  */
 class ChaosTest {
 
@@ -65,6 +67,11 @@ class ChaosTest {
     assertThat(summary.duplicates).as("keys paid more than once").isZero();
     assertThat(summary.conflictingAcks).as("keys acknowledged with two payment ids").isZero();
     assertThat(summary.lost).as("acknowledged payments missing from the table").isZero();
+    // SPEC §12: the charge is a step, with its derived key as the processor's Idempotency-Key.
+    assertThat(summary.acknowledgedWithoutOneCharge)
+        .as("acknowledged payments without exactly one charge").isZero();
+    assertThat(summary.doubleCharges).as("keys charged more than once").isZero();
+    assertThat(summary.chargesWithoutPayment).as("settled keys charged but not paid").isZero();
   }
 
   @Test
@@ -98,6 +105,11 @@ class ChaosTest {
     long lost;
     long rows;
     long rowsWithoutAck;
+    long charges;
+    long doubleCharges;
+    long acknowledgedWithoutOneCharge;
+    long chargesWithoutPayment;
+    long unfinishedCharged;
 
     Summary(boolean transactional) {
       this.transactional = transactional;
@@ -114,6 +126,10 @@ class ChaosTest {
           + " duplicates=" + duplicates + " lostAcknowledgements=" + lost
           + " | keys=" + keys + " unfinished=" + unfinished + " conflictingAcks=" + conflictingAcks
           + " paymentRows=" + rows + " rowsOfUnacknowledgedKeys=" + rowsWithoutAck
+          + " charges=" + charges + " doubleCharges=" + doubleCharges
+          + " acknowledgedWithoutOneCharge=" + acknowledgedWithoutOneCharge
+          + " chargesWithoutPayment=" + chargesWithoutPayment
+          + " unfinishedKeysCharged=" + unfinishedCharged
           + " unexpected=" + unexpected + " connectionErrors=" + connectionErrors
           + " statuses=" + new java.util.TreeMap<>(statuses);
     }
@@ -353,6 +369,15 @@ class ChaosTest {
         summary.rows++;
       }
     }
+    Map<Long, Long> chargesByAmount = new HashMap<>();
+    try (Connection connection = cluster.connect();
+        Statement statement = connection.createStatement();
+        ResultSet rows = statement.executeQuery("SELECT amount, count(*) FROM charges GROUP BY 1")) {
+      while (rows.next()) {
+        chargesByAmount.put(rows.getLong(1), rows.getLong(2));
+        summary.charges += rows.getLong(2);
+      }
+    }
     summary.kills = summary.killCount.get();
     summary.outages = summary.outageCount.get();
     summary.unexpected = summary.unexpectedCount.get();
@@ -363,13 +388,27 @@ class ChaosTest {
         summary.duplicates += paid.size() - 1;
         System.err.println("paid " + paid.size() + " times: " + plan + " ids " + paid);
       }
+      long charged = chargesByAmount.getOrDefault(plan.amount(), 0L);
+      if (charged > 1) {
+        summary.doubleCharges += charged - 1;
+        System.err.println("charged " + charged + " times: " + plan);
+      }
       Set<Long> acked = acks.get(plan.key());
       if (acked == null) {
+        // Never settled (the drain ran out): its charge may stand without a payment.
         summary.unfinished++;
         summary.rowsWithoutAck += paid.size();
+        summary.unfinishedCharged += charged;
         continue;
       }
       summary.acknowledged++;
+      if (charged != 1) {
+        summary.acknowledgedWithoutOneCharge++;
+        System.err.println("acknowledged with " + charged + " charges: " + plan);
+      }
+      if (charged > 0 && paid.isEmpty()) {
+        summary.chargesWithoutPayment++;
+      }
       if (acked.size() > 1) {
         summary.conflictingAcks++;
         System.err.println("acknowledged with " + acked + ": " + plan);

@@ -119,6 +119,9 @@ final class Execution {
       }
     } catch (IOException | ServletException | RuntimeException | Error e) {
       abandon();
+      if (LeaseLostException.isCauseOf(e)) {
+        return answerAsARetry(); // a step found the lease taken over (SPEC §12)
+      }
       throw e;
     }
     if (!transactional && request.isAsyncStarted()) {
@@ -242,16 +245,21 @@ final class Execution {
       LOG.log(System.Logger.Level.WARNING,
           "a request finished after its lease on a key was taken over (token {0});"
               + " its writes were rolled back", token);
-      capture.discardHandlersResponse();
-      try {
-        context.answer(key, context.store().claim(key, fingerprint), response);
-      } catch (StoreUnavailableException e) {
-        storeUnavailable("the response could not be stored; retry later");
-      }
-      return IdempotencyListener.Outcome.STALE_COMPLETION;
+      return answerAsARetry();
     }
     capture.sendToClient();
     return IdempotencyListener.Outcome.EXECUTED;
+  }
+
+  /** The lease was lost: the client gets what a retry would get now, not this run's response. */
+  private IdempotencyListener.Outcome answerAsARetry() throws IOException {
+    capture.discardHandlersResponse();
+    try {
+      context.answer(key, context.store().claim(key, fingerprint), response);
+    } catch (StoreUnavailableException e) {
+      storeUnavailable("the response could not be stored; retry later");
+    }
+    return IdempotencyListener.Outcome.STALE_COMPLETION;
   }
 
   /**

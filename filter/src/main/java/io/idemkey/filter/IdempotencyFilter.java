@@ -267,6 +267,8 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     }
 
     if (claim instanceof ClaimResult.Held held) {
+      cached.setAttribute(Steps.ATTRIBUTE, RequestSteps.holding(store, key, fingerprint,
+          held.token(), (outcome, stepStarted) -> report(outcome, request, path, stepStarted)));
       return new Execution(this, key, fingerprint, held.token(), cached, response).run(chain);
     }
     return answer(key, claim, response);

@@ -46,6 +46,9 @@ class MigrationsTest {
     }
   }
 
+  /** The migrations a new table gets: V1 (keys), V3 (steps). */
+  static final int MIGRATIONS = 2;
+
   static List<String> relations(String schema) throws SQLException {
     return query("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         + " WHERE n.nspname = '" + schema + "' ORDER BY c.relname");
@@ -55,11 +58,11 @@ class MigrationsTest {
   void migrate_newSchema_createsSchemaTableSequenceAndOwnHistory() throws Exception {
     TableName table = new TableName(unique("s_"), "keys");
 
-    assertThat(Migrations.migrate(TestDatabase.dataSource(), table)).isEqualTo(1);
+    assertThat(Migrations.migrate(TestDatabase.dataSource(), table)).isEqualTo(MIGRATIONS);
 
     assertThat(query("SELECT table_name FROM information_schema.tables WHERE table_schema = '"
             + table.schema() + "' ORDER BY table_name"))
-        .containsExactly("keys", "keys_schema_history");
+        .containsExactly("keys", "keys_schema_history", "keys_steps");
     assertThat(query("SELECT sequence_name FROM information_schema.sequences"
             + " WHERE sequence_schema = '" + table.schema() + "'"))
         .containsExactly("keys_token_seq");
@@ -111,9 +114,11 @@ class MigrationsTest {
             "flyway_schema_history",
             "idempotency_keys",
             "idempotency_keys_schema_history",
+            "idempotency_keys_steps",
             "orders",
             "other_keys",
-            "other_keys_schema_history");
+            "other_keys_schema_history",
+            "other_keys_steps");
   }
 
   @Test
@@ -153,6 +158,19 @@ class MigrationsTest {
   }
 
   @Test
+  void migrate_stepsTableNameTaken_failsAndCreatesNothing() throws Exception {
+    String schema = unique("app_");
+    execute("CREATE SCHEMA " + schema, "CREATE TABLE " + schema + ".keys_steps (id int)");
+
+    assertThatThrownBy(
+            () -> Migrations.migrate(TestDatabase.dataSource(), new TableName(schema, "keys")))
+        .isInstanceOf(ForeignTableException.class)
+        .hasMessageContaining(schema + ".keys_steps, which it needs, already exists");
+
+    assertThat(relations(schema)).containsExactly("keys_steps");
+  }
+
+  @Test
   void migrate_tokenSequenceNameTaken_failsAndCreatesNothing() throws Exception {
     String schema = unique("app_");
     execute("CREATE SCHEMA " + schema, "CREATE SEQUENCE " + schema + ".keys_token_seq");
@@ -185,7 +203,7 @@ class MigrationsTest {
         for (Future<Integer> result : results) {
           applied += result.get();
         }
-        assertThat(applied).as(table.toString()).isEqualTo(1);
+        assertThat(applied).as(table.toString()).isEqualTo(MIGRATIONS);
       }
     } finally {
       pool.shutdownNow();
