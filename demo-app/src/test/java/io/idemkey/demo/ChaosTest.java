@@ -87,6 +87,15 @@ class ChaosTest {
     final AtomicLong unexpectedCount = new AtomicLong();
     final AtomicInteger killCount = new AtomicInteger();
     final AtomicInteger outageCount = new AtomicInteger();
+    /** Requests sent from this instant ({@link System#nanoTime()}) on are counted apart. */
+    volatile long mark = Long.MAX_VALUE;
+    /**
+     * When the first 201 that is not a replay (a payment made then) came to a request sent after
+     * the mark; MAX_VALUE: none yet.
+     */
+    final AtomicLong firstPaymentAfterMark = new AtomicLong(Long.MAX_VALUE);
+    /** Payments made (201, not a replay) for requests sent after the mark. */
+    final AtomicLong paymentsAfterMark = new AtomicLong();
     long kills;
     long outages;
     long keys;
@@ -215,6 +224,7 @@ class ChaosTest {
     while (System.nanoTime() < deadline && !Thread.currentThread().isInterrupted()) {
       int port = ports[ThreadLocalRandom.current().nextInt(ports.length)];
       summary.requests.incrementAndGet();
+      long sent = System.nanoTime();
       HttpResponse<String> response;
       try {
         response = client.send(
@@ -246,6 +256,11 @@ class ChaosTest {
         }
         acks.computeIfAbsent(plan.key(), k -> ConcurrentHashMap.newKeySet())
             .add(Long.parseLong(id.group(1)));
+        if (sent >= summary.mark
+            && response.headers().firstValue("Idempotent-Replayed").isEmpty()) {
+          summary.firstPaymentAfterMark.accumulateAndGet(System.nanoTime(), Math::min);
+          summary.paymentsAfterMark.incrementAndGet();
+        }
         return;
       }
       if (status != 409 && status < 500) {

@@ -21,8 +21,9 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A PostgreSQL that the test owns (durable: fsync and synchronous commit on, so that a stop and
- * start loses nothing that was acknowledged), and demo nodes on it as separate JVM processes that
- * the test can SIGKILL and restart. Only processes started here are ever killed.
+ * start loses nothing that was acknowledged), or one the test runs itself and names by its URL
+ * ({@link #on}), and demo nodes on it as separate JVM processes that the test can SIGKILL and
+ * restart. Only processes started here are ever killed.
  *
  * <p>Thread-safe: the chaos thread kills and restarts nodes while client threads send requests.
  */
@@ -30,6 +31,7 @@ final class DemoNodes implements AutoCloseable {
 
   private final Path dir;
   private final int postgresPort;
+  private final String jdbcUrl;
   private final List<String> nodeProperties;
   private final Map<Integer, Process> nodes = new ConcurrentHashMap<>();
   private final AtomicInteger launches = new AtomicInteger();
@@ -38,6 +40,7 @@ final class DemoNodes implements AutoCloseable {
           .version(HttpClient.Version.HTTP_1_1)
           .connectTimeout(Duration.ofSeconds(2))
           .build();
+  /** Null when the database is not this object's ({@link #on}). */
   private volatile EmbeddedPostgres postgres;
 
   /**
@@ -47,8 +50,21 @@ final class DemoNodes implements AutoCloseable {
   DemoNodes(Path dir, String... nodeProperties) throws IOException {
     this.dir = dir;
     this.postgresPort = freePort();
+    this.jdbcUrl = "jdbc:postgresql://localhost:" + postgresPort + "/postgres";
     this.nodeProperties = List.of(nodeProperties);
     startDatabase();
+  }
+
+  private DemoNodes(String jdbcUrl, Path dir, List<String> nodeProperties) {
+    this.dir = dir;
+    this.postgresPort = -1;
+    this.jdbcUrl = jdbcUrl;
+    this.nodeProperties = nodeProperties;
+  }
+
+  /** Nodes on a database that the test runs itself (user postgres), and stops itself. */
+  static DemoNodes on(String jdbcUrl, Path dir, String... nodeProperties) {
+    return new DemoNodes(jdbcUrl, dir, List.of(nodeProperties));
   }
 
   static int freePort() throws IOException {
@@ -78,7 +94,7 @@ final class DemoNodes implements AutoCloseable {
   }
 
   String jdbcUrl() {
-    return "jdbc:postgresql://localhost:" + postgresPort + "/postgres";
+    return jdbcUrl;
   }
 
   /** A connection of the test's own, outside every node. */
@@ -209,6 +225,8 @@ final class DemoNodes implements AutoCloseable {
         Thread.currentThread().interrupt();
       }
     }
-    stopDatabase();
+    if (postgres != null) {
+      stopDatabase();
+    }
   }
 }

@@ -61,6 +61,7 @@ public final class PrimaryAndStandby implements AutoCloseable {
   private boolean primaryKilled;
 
   private PrimaryAndStandby(Path dir, boolean synchronous) throws IOException {
+    Files.createDirectories(dir);
     this.primaryDirectory = dir.resolve("primary");
     this.standbyDirectory = dir.resolve("standby");
     this.primaryPort = freePort();
