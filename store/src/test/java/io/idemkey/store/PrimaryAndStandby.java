@@ -125,10 +125,18 @@ public final class PrimaryAndStandby implements AutoCloseable {
     }
   }
 
+  /** The server's log, beside its data directory. */
+  private static Path log(Path data) {
+    return data.resolveSibling(data.getFileName() + ".log");
+  }
+
+  /** What the standby has logged so far (its errors, for one). */
+  public String standbyLog() throws IOException {
+    return Files.readString(log(standbyDirectory));
+  }
+
   private static EmbeddedPostgres.Builder server(Path data, int port, boolean synchronous) {
-    // The server's log, beside its data directory, for a reader of a failed test.
-    ProcessBuilder.Redirect log =
-        ProcessBuilder.Redirect.appendTo(data.resolveSibling(data.getFileName() + ".log").toFile());
+    ProcessBuilder.Redirect log = ProcessBuilder.Redirect.appendTo(log(data).toFile());
     EmbeddedPostgres.Builder server = EmbeddedPostgres.builder()
         .setDataDirectory(data)
         .setOutputRedirector(log)
