@@ -4,6 +4,7 @@ import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Duration;
 import java.util.Objects;
 import java.util.Set;
 
@@ -78,15 +79,18 @@ public record Replication(
   /**
    * Reads the replication of the server that {@code connection} is connected to.
    *
-   * @throws SQLException if the query fails
+   * @param timeout the longest the query may run (in whole seconds, from one to an hour)
+   * @throws SQLException if the query fails or runs out of time
    */
-  public static Replication of(Connection connection) throws SQLException {
-    try (Statement statement = connection.createStatement();
-        ResultSet row = statement.executeQuery(QUERY)) {
-      row.next();
-      return new Replication(
-          row.getBoolean(1), row.getString(2), row.getString(3), row.getInt(4), row.getInt(5),
-          row.getInt(6));
+  public static Replication of(Connection connection, Duration timeout) throws SQLException {
+    try (Statement statement = connection.createStatement()) {
+      statement.setQueryTimeout((int) Math.min(3600, Math.max(1, timeout.toSeconds())));
+      try (ResultSet row = statement.executeQuery(QUERY)) {
+        row.next();
+        return new Replication(
+            row.getBoolean(1), row.getString(2), row.getString(3), row.getInt(4), row.getInt(5),
+            row.getInt(6));
+      }
     }
   }
 

@@ -8,6 +8,7 @@ import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Duration;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -15,6 +16,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The replication that the health checks report (SPEC §14), read from real servers. */
 class ReplicationTest {
+
+  static final Duration TIMEOUT = Duration.ofSeconds(5);
 
   @TempDir static Path dir;
   static PrimaryAndStandby synchronous;
@@ -36,7 +39,7 @@ class ReplicationTest {
   @Test
   void of_serverWithoutStandby_isNone() throws SQLException {
     try (Connection connection = TestDatabase.dataSource().getConnection()) {
-      Replication replication = Replication.of(connection);
+      Replication replication = Replication.of(connection, TIMEOUT);
 
       assertThat(replication.mode()).isEqualTo(Replication.Mode.NONE);
       assertThat(replication.standbys()).isZero();
@@ -46,7 +49,7 @@ class ReplicationTest {
   @Test
   void of_primaryWithSynchronousStandby_isSynchronous() throws SQLException {
     try (Connection connection = PrimaryAndStandby.connect(synchronous.primaryPort())) {
-      Replication replication = Replication.of(connection);
+      Replication replication = Replication.of(connection, TIMEOUT);
 
       assertThat(replication.mode()).isEqualTo(Replication.Mode.SYNCHRONOUS);
       assertThat(replication.standbys()).isEqualTo(1);
@@ -61,14 +64,14 @@ class ReplicationTest {
         Statement statement = connection.createStatement()) {
       statement.execute("SET synchronous_commit = local");
 
-      assertThat(Replication.of(connection).mode()).isEqualTo(Replication.Mode.ASYNCHRONOUS);
+      assertThat(Replication.of(connection, TIMEOUT).mode()).isEqualTo(Replication.Mode.ASYNCHRONOUS);
     }
   }
 
   @Test
   void of_primaryWithAsynchronousStandby_isAsynchronous() throws SQLException {
     try (Connection connection = PrimaryAndStandby.connect(asynchronous.primaryPort())) {
-      Replication replication = Replication.of(connection);
+      Replication replication = Replication.of(connection, TIMEOUT);
 
       assertThat(replication.mode()).isEqualTo(Replication.Mode.ASYNCHRONOUS);
       assertThat(replication.standbys()).isEqualTo(1);
@@ -79,7 +82,7 @@ class ReplicationTest {
   @Test
   void of_standby_isStandby() throws SQLException {
     try (Connection connection = PrimaryAndStandby.connect(synchronous.standbyPort())) {
-      assertThat(Replication.of(connection).mode()).isEqualTo(Replication.Mode.STANDBY);
+      assertThat(Replication.of(connection, TIMEOUT).mode()).isEqualTo(Replication.Mode.STANDBY);
     }
   }
 
@@ -91,7 +94,7 @@ class ReplicationTest {
     }
     try (Connection connection = DriverManager.getConnection(
         "jdbc:postgresql://127.0.0.1:" + synchronous.primaryPort() + "/postgres", "app", "")) {
-      Replication replication = Replication.of(connection);
+      Replication replication = Replication.of(connection, TIMEOUT);
 
       assertThat(replication.mode()).isEqualTo(Replication.Mode.UNKNOWN);
       assertThat(replication.hiddenStandbys()).isEqualTo(1);
