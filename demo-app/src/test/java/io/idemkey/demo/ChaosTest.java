@@ -17,9 +17,11 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Queue;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -87,15 +89,11 @@ class ChaosTest {
     final AtomicLong unexpectedCount = new AtomicLong();
     final AtomicInteger killCount = new AtomicInteger();
     final AtomicInteger outageCount = new AtomicInteger();
-    /** Requests sent from this instant ({@link System#nanoTime()}) on are counted apart. */
-    volatile long mark = Long.MAX_VALUE;
     /**
-     * When the first 201 that is not a replay (a payment made then) came to a request sent after
-     * the mark; MAX_VALUE: none yet.
+     * For each 201 that made a payment (not a replay), when its request was sent and when the 201
+     * came ({@link System#nanoTime()}).
      */
-    final AtomicLong firstPaymentAfterMark = new AtomicLong(Long.MAX_VALUE);
-    /** Payments made (201, not a replay) for requests sent after the mark. */
-    final AtomicLong paymentsAfterMark = new AtomicLong();
+    final Queue<long[]> payments = new ConcurrentLinkedQueue<>();
     long kills;
     long outages;
     long keys;
@@ -256,10 +254,8 @@ class ChaosTest {
         }
         acks.computeIfAbsent(plan.key(), k -> ConcurrentHashMap.newKeySet())
             .add(Long.parseLong(id.group(1)));
-        if (sent >= summary.mark
-            && response.headers().firstValue("Idempotent-Replayed").isEmpty()) {
-          summary.firstPaymentAfterMark.accumulateAndGet(System.nanoTime(), Math::min);
-          summary.paymentsAfterMark.incrementAndGet();
+        if (response.headers().firstValue("Idempotent-Replayed").isEmpty()) {
+          summary.payments.add(new long[] {sent, System.nanoTime()});
         }
         return;
       }

@@ -255,6 +255,32 @@ public final class PrimaryAndStandby implements AutoCloseable {
   }
 
   /**
+   * Stops (SIGSTOP) the primary's WAL sender to the standby: from now on the standby receives
+   * nothing, as a standby that has fallen behind (a slow link, a busy standby). Commits that wait
+   * for a synchronous standby wait; asynchronous ones are acknowledged all the same. The WAL not
+   * sent stays in the primary's files, not in a socket's buffers, so {@link #killPrimary()} (which
+   * kills the stopped sender with the rest) loses it for the standby.
+   */
+  public synchronized void pauseReplication() throws Exception {
+    long sender;
+    try (Connection connection = connect(primaryPort);
+        Statement statement = connection.createStatement();
+        ResultSet row = statement.executeQuery(
+            "SELECT pid FROM pg_stat_replication WHERE application_name = '" + STANDBY_NAME
+                + "'")) {
+      if (!row.next()) {
+        throw new IllegalStateException("no WAL sender to " + STANDBY_NAME);
+      }
+      sender = row.getLong(1);
+    }
+    // Only a process of the primary started here is ever signalled.
+    if (postmasters.get(0).children().noneMatch(child -> child.pid() == sender)) {
+      throw new IllegalStateException("process " + sender + " is not the primary's");
+    }
+    PostgresStoreHardeningTest.signal(List.of(sender), "STOP");
+  }
+
+  /**
    * SIGKILLs the primary's postmaster and every process it started, at once, and waits until they
    * are gone: nothing more is flushed, nothing more is sent to the standby.
    */
