@@ -8,6 +8,7 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -34,6 +35,7 @@ final class DemoNodes implements AutoCloseable {
   private final String jdbcUrl;
   private final List<String> nodeProperties;
   private final Map<Integer, Process> nodes = new ConcurrentHashMap<>();
+  private final Map<Integer, Path> logs = new ConcurrentHashMap<>();
   private final AtomicInteger launches = new AtomicInteger();
   private final HttpClient client =
       HttpClient.newBuilder()
@@ -120,8 +122,9 @@ final class DemoNodes implements AutoCloseable {
     builder.environment().put("IDEMPOTENCY_JDBC_USERNAME", "postgres");
     builder.environment().put("IDEMPOTENCY_JDBC_PASSWORD", "postgres");
     builder.redirectErrorStream(true);
-    builder.redirectOutput(
-        new File(dir.toFile(), "node-" + port + "-" + launches.incrementAndGet() + ".log"));
+    File log = new File(dir.toFile(), "node-" + port + "-" + launches.incrementAndGet() + ".log");
+    builder.redirectOutput(log);
+    logs.put(port, log.toPath());
     Process process = builder.start();
     Process previous = nodes.put(port, process);
     if (previous != null) {
@@ -193,6 +196,16 @@ final class DemoNodes implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       return -1;
+    }
+  }
+
+  /** What the node last started on {@code port} has written so far, for a failure's message. */
+  String log(int port) {
+    try {
+      Path log = logs.get(port);
+      return log == null ? "(never started)" : Files.readString(log);
+    } catch (IOException e) {
+      return "(log unreadable: " + e + ")";
     }
   }
 

@@ -39,8 +39,8 @@ class FailoverTest {
   static final int NODES = 2;
   static final int CLIENTS = 8;
   /** Acknowledged keys before the kill, and payments made after it, before new keys stop. */
-  static final int ACKNOWLEDGED_BEFORE = 300;
-  static final int ACKNOWLEDGED_AFTER = 200;
+  static final int ACKNOWLEDGED_BEFORE = 150;
+  static final int ACKNOWLEDGED_AFTER = 100;
   /** How far the standby falls behind before the primary dies. */
   static final Duration BEHIND = Duration.ofMillis(300);
   /** The longest the load may run, in all; keys in flight then are counted unfinished. */
@@ -104,16 +104,15 @@ class FailoverTest {
     long promoted = 0;
     PrimaryAndStandby pair = PrimaryAndStandby.start(dir.resolve("pg"), synchronous);
     try (pair;
-        DemoNodes cluster = DemoNodes.on(pair.url(), dir, "-Didempotency.lease=2s",
-            "-Didempotency.jdbc.connect-timeout=500ms")) {
+        DemoNodes cluster = DemoNodes.on(pair.url(), dir, "-Didempotency.lease=2s")) {
       int[] ports = new int[NODES];
       for (int i = 0; i < NODES; i++) {
         ports[i] = DemoNodes.freePort();
         cluster.launch(ports[i]);
       }
       for (int port : ports) {
-        assertThat(cluster.awaitHealthy(port, Duration.ofSeconds(60)))
-            .as("node %d healthy", port).isTrue();
+        assertThat(cluster.awaitHealthy(port, Duration.ofSeconds(120)))
+            .as("node %d healthy; its log:%n%s", port, cluster.log(port)).isTrue();
       }
       HttpClient client =
           HttpClient.newBuilder()

@@ -12,8 +12,8 @@ import java.util.Set;
  * How the keys' database is replicated, as a connection to it sees it (SPEC §14): whether the
  * server is itself a standby, how many standbys stream from it, and whether its commits wait for
  * one. With a synchronous standby, a failover to it loses no acknowledged key and no stored
- * response; with asynchronous ones, the last commits before a failover can be lost, and the
- * requests they acknowledged run again.
+ * response; with asynchronous ones, the last commits before a failover can be lost, and a retry
+ * of a request they acknowledged runs it again.
  *
  * @param standby whether the server is a standby (in recovery): it refuses the store's writes
  * @param synchronousStandbyNames its {@code synchronous_standby_names}; empty: commits wait for no
@@ -69,7 +69,7 @@ public record Replication(
   public Replication {
     Objects.requireNonNull(synchronousStandbyNames, "synchronousStandbyNames");
     Objects.requireNonNull(synchronousCommit, "synchronousCommit");
-    if (synchronousStandbys < 0 || hiddenStandbys < 0
+    if (standbys < 0 || synchronousStandbys < 0 || hiddenStandbys < 0
         || synchronousStandbys + hiddenStandbys > standbys) {
       throw new IllegalArgumentException("standbys " + standbys + ", of them synchronous "
           + synchronousStandbys + " and hidden " + hiddenStandbys);
