@@ -104,7 +104,9 @@ class FailoverTest {
     long promoted = 0;
     PrimaryAndStandby pair = PrimaryAndStandby.start(dir.resolve("pg"), synchronous);
     try (pair;
-        DemoNodes cluster = DemoNodes.on(pair.url(), dir, "-Didempotency.lease=2s")) {
+        // A short lease: a key whose request died with the primary is taken over soon after.
+        DemoNodes cluster = DemoNodes.on(pair.url(), dir, "-Didempotency.lease=2s",
+            "-Didempotency.jdbc.connect-timeout=500ms")) {
       int[] ports = new int[NODES];
       for (int i = 0; i < NODES; i++) {
         ports[i] = DemoNodes.freePort();
