@@ -22,6 +22,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -34,6 +35,7 @@ import org.junit.jupiter.api.io.TempDir;
  * restarted. Afterwards the clients' acknowledgements are checked against the new primary's
  * payments table, as in {@link ChaosTest}: each key pays a unique amount.
  */
+@Timeout(value = 5, unit = TimeUnit.MINUTES)
 class FailoverTest {
 
   static final int NODES = 2;
