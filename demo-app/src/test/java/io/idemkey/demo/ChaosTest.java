@@ -17,9 +17,11 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Queue;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -94,6 +96,11 @@ class ChaosTest {
     final AtomicLong unexpectedCount = new AtomicLong();
     final AtomicInteger killCount = new AtomicInteger();
     final AtomicInteger outageCount = new AtomicInteger();
+    /**
+     * For each 201 that made a payment (not a replay), when its request was sent and when the 201
+     * came ({@link System#nanoTime()}).
+     */
+    final Queue<long[]> payments = new ConcurrentLinkedQueue<>();
     long kills;
     long outages;
     long keys;
@@ -231,6 +238,7 @@ class ChaosTest {
     while (System.nanoTime() < deadline && !Thread.currentThread().isInterrupted()) {
       int port = ports[ThreadLocalRandom.current().nextInt(ports.length)];
       summary.requests.incrementAndGet();
+      long sent = System.nanoTime();
       HttpResponse<String> response;
       try {
         response = client.send(
@@ -262,6 +270,9 @@ class ChaosTest {
         }
         acks.computeIfAbsent(plan.key(), k -> ConcurrentHashMap.newKeySet())
             .add(Long.parseLong(id.group(1)));
+        if (response.headers().firstValue("Idempotent-Replayed").isEmpty()) {
+          summary.payments.add(new long[] {sent, System.nanoTime()});
+        }
         return;
       }
       if (status != 409 && status < 500) {
