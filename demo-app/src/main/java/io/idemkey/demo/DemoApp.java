@@ -6,6 +6,7 @@ import io.idemkey.filter.IdempotencyConfig;
 import io.idemkey.filter.InvalidConfigurationException;
 import io.idemkey.filter.IdempotencyFilter;
 import io.idemkey.migrations.TableName;
+import io.idemkey.store.Replication;
 import io.idemkey.store.RequestTransactions;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
@@ -26,6 +27,7 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.atomic.AtomicLong;
@@ -449,8 +451,11 @@ public final class DemoApp implements AutoCloseable {
     private final String jdbcUrl;
     private final Properties properties = new Properties();
     private final TableName table;
+    private final Duration timeout;
     private Connection connection;
     private String failure;
+    /** How the keys' database is replicated, as last seen (SPEC §14). */
+    private Replication.Mode replication = Replication.Mode.UNKNOWN;
     private long checkedAt;
     private boolean checked;
 
@@ -458,6 +463,7 @@ public final class DemoApp implements AutoCloseable {
       super("GET");
       this.jdbcUrl = jdbcUrl;
       this.table = table;
+      this.timeout = timeout;
       String seconds = Long.toString(Math.max(1, (timeout.toMillis() + 999) / 1000));
       if (user != null) {
         properties.setProperty("user", user);
@@ -481,7 +487,8 @@ public final class DemoApp implements AutoCloseable {
         throws IOException {
       String why = failure();
       if (why == null) {
-        PaymentsServlet.json(response, "{\"status\":\"ok\",\"keys\":\"" + table + "\"}");
+        PaymentsServlet.json(response, "{\"status\":\"ok\",\"keys\":\"" + table
+            + "\",\"replication\":\"" + replication.name().toLowerCase(Locale.ROOT) + "\"}");
       } else {
         PaymentsServlet.problem(response, 503, "the keys' database is not usable: " + why);
       }
@@ -506,10 +513,14 @@ public final class DemoApp implements AutoCloseable {
         try (PreparedStatement exists = connection.prepareStatement("SELECT to_regclass(?)")) {
           exists.setString(1, table.qualifiedTable());
           try (ResultSet row = exists.executeQuery()) {
-            return row.next() && row.getString(1) != null
-                ? null : "the keys table " + table + " does not exist";
+            if (!row.next() || row.getString(1) == null) {
+              return "the keys table " + table + " does not exist";
+            }
           }
         }
+        replication = Replication.of(connection, timeout).mode();
+        return replication == Replication.Mode.STANDBY
+            ? "it is a standby (read-only): keys cannot be written" : null;
       } catch (SQLException e) {
         closeConnection();
         String reason = e.getMessage();

@@ -172,7 +172,10 @@ class DemoAppTest {
     HttpResponse<String> fixed = post(nodeA, "/bare/static", null, PAYMENT);
     assertThat(fixed.statusCode()).isEqualTo(201);
     assertThat(fixed.body()).contains("\"amount\":1250");
-    assertThat(get(nodeA, "/health").statusCode()).isEqualTo(200);
+    HttpResponse<String> health = get(nodeA, "/health");
+    assertThat(health.statusCode()).isEqualTo(200);
+    // One embedded PostgreSQL, no standby: SPEC §14's health says so.
+    assertThat(health.body()).contains("\"replication\":\"none\"");
     assertThat(get(nodeA, "/stats").body())
         .matches("\\{\"payments\":\\d+,\"executions\":\\d+,\"charges\":\\d+,"
             + "\"processorCalls\":\\d+,\"counted\":\\{.*}}")
