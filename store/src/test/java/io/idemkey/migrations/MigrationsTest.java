@@ -21,6 +21,9 @@ import org.junit.jupiter.api.Test;
 /** The migrations against a real PostgreSQL (here because the store module owns the test database). */
 class MigrationsTest {
 
+  /** The migrations a new table gets: V1 (the table), V4 (the sequence keys' floors). */
+  static final int MIGRATIONS = 2;
+
   static String unique(String prefix) {
     return prefix + UUID.randomUUID().toString().replace("-", "").substring(0, 10);
   }
@@ -55,11 +58,11 @@ class MigrationsTest {
   void migrate_newSchema_createsSchemaTableSequenceAndOwnHistory() throws Exception {
     TableName table = new TableName(unique("s_"), "keys");
 
-    assertThat(Migrations.migrate(TestDatabase.dataSource(), table)).isEqualTo(1);
+    assertThat(Migrations.migrate(TestDatabase.dataSource(), table)).isEqualTo(MIGRATIONS);
 
     assertThat(query("SELECT table_name FROM information_schema.tables WHERE table_schema = '"
             + table.schema() + "' ORDER BY table_name"))
-        .containsExactly("keys", "keys_schema_history");
+        .containsExactly("keys", "keys_floors", "keys_schema_history");
     assertThat(query("SELECT sequence_name FROM information_schema.sequences"
             + " WHERE sequence_schema = '" + table.schema() + "'"))
         .containsExactly("keys_token_seq");
@@ -110,9 +113,11 @@ class MigrationsTest {
         .containsExactly(
             "flyway_schema_history",
             "idempotency_keys",
+            "idempotency_keys_floors",
             "idempotency_keys_schema_history",
             "orders",
             "other_keys",
+            "other_keys_floors",
             "other_keys_schema_history");
   }
 
@@ -166,6 +171,33 @@ class MigrationsTest {
   }
 
   @Test
+  void migrate_floorsTableNameTaken_failsAndCreatesNothing() throws Exception {
+    String schema = unique("app_");
+    execute("CREATE SCHEMA " + schema, "CREATE TABLE " + schema + ".keys_floors (id int)");
+
+    assertThatThrownBy(
+            () -> Migrations.migrate(TestDatabase.dataSource(), new TableName(schema, "keys")))
+        .isInstanceOf(ForeignTableException.class)
+        .hasMessageContaining(schema + ".keys_floors, which it needs, already exists");
+
+    assertThat(relations(schema)).containsExactly("keys_floors");
+  }
+
+  @Test
+  void migrate_longestTableName_everyDerivedNameFits() throws Exception {
+    String name = unique("l_");
+    name = name + "x".repeat(TableName.MAX_TABLE_LENGTH - name.length());
+    TableName table = new TableName("public", name);
+
+    assertThat(Migrations.migrate(TestDatabase.dataSource(), table)).isEqualTo(MIGRATIONS);
+
+    // PostgreSQL would have cut a name past 63 bytes silently: each must be there in full.
+    assertThat(relations("public"))
+        .contains(name, name + "_floors", name + "_floors_pkey", name + "_token_seq",
+            name + "_expires_at_idx", name + "_schema_history");
+  }
+
+  @Test
   void migrate_manyNodesAtOnceOnANewTable_allSucceed() throws Exception {
     // A node that checks while another is migrating sees our table before its history row.
     int nodes = 6;
@@ -185,7 +217,7 @@ class MigrationsTest {
         for (Future<Integer> result : results) {
           applied += result.get();
         }
-        assertThat(applied).as(table.toString()).isEqualTo(1);
+        assertThat(applied).as(table.toString()).isEqualTo(MIGRATIONS);
       }
     } finally {
       pool.shutdownNow();

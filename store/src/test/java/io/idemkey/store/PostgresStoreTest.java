@@ -42,6 +42,27 @@ class PostgresStoreTest extends IdempotencyStoreContract {
     return new PostgresStore(pool, table, clock, TTL, LEASE, 100, pool);
   }
 
+  TableName sequenceTable;
+
+  @Override
+  IdempotencyStore newSequenceStore(MutableClock clock) {
+    sequenceTable = TestDatabase.freshTable();
+    return sequenceStore(TestDatabase.dataSource(), sequenceTable, clock, null);
+  }
+
+  @Override
+  IdempotencyStore secondSequenceStore(MutableClock clock) {
+    HikariDataSource pool = TestDatabase.newPool(20);
+    return sequenceStore(pool, sequenceTable, clock, pool);
+  }
+
+  /** A store with sequence keys that purges in batches of 10. */
+  static PostgresStore sequenceStore(
+      javax.sql.DataSource dataSource, TableName table, MutableClock clock, AutoCloseable pool) {
+    return new PostgresStore(dataSource, table, clock, TTL, LEASE, Duration.ofSeconds(5), 10,
+        false, false, true, pool);
+  }
+
   long rows() throws SQLException {
     try (Connection connection = TestDatabase.dataSource().getConnection();
         Statement statement = connection.createStatement();
