@@ -13,9 +13,9 @@ import java.util.concurrent.CopyOnWriteArrayList;
 /**
  * The filter's outcomes as Micrometer meters: a Timer {@value #NAME} per outcome, tagged {@code
  * outcome} with the {@link IdempotencyListener.Outcome} name in lower case ({@code executed},
- * {@code replayed}, {@code in_progress}, {@code fingerprint_mismatch}, {@code released}, {@code
- * stale_completion}, {@code lease_lost}, {@code store_failure}, {@code fail_open}, {@code
- * bad_request}), timing the time spent in the filter. Every outcome is registered at once, so
+ * {@code replayed}, {@code in_progress}, {@code fingerprint_mismatch}, {@code key_expired}, {@code
+ * released}, {@code stale_completion}, {@code lease_lost}, {@code store_failure}, {@code
+ * fail_open}, {@code bad_request}), timing the time spent in the filter. Every outcome is registered at once, so
  * that dashboards see a zero rather than nothing.
  *
  * <p>Spring Boot binds it to the application's MeterRegistry (it is a {@link MeterBinder}); events
