@@ -3,17 +3,23 @@ package io.idemkey.demo;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import io.idemkey.filter.IdempotencyConfig;
+import io.idemkey.filter.InvalidConfigurationException;
 import io.idemkey.filter.IdempotencyFilter;
+import io.idemkey.migrations.TableName;
 import io.idemkey.store.RequestTransactions;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
-import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletRequestWrapper;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.net.BindException;
+import java.net.URISyntaxException;
+import java.nio.file.Path;
 import java.security.Principal;
 import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
@@ -21,10 +27,13 @@ import java.time.Duration;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 import java.util.concurrent.atomic.AtomicLong;
 import org.eclipse.jetty.ee10.servlet.FilterHolder;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
+import org.eclipse.jetty.io.EndPoint;
+import org.eclipse.jetty.server.Connector;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.server.handler.GracefulHandler;
@@ -56,10 +65,67 @@ public final class DemoApp implements AutoCloseable {
     this.embedded = embedded;
   }
 
+  /**
+   * Starts the demo as {@code args} and the environment say; {@code --help} prints the usage. A
+   * setting it cannot use ends it with one line that says why, and exit status 1.
+   */
   public static void main(String[] args) throws Exception {
-    DemoApp app = start(DemoSettings.load(List.of(args)));
+    if (DemoSettings.helpAsked(List.of(args))) {
+      System.out.print(DemoSettings.USAGE);
+      return;
+    }
+    DemoApp app;
+    DemoSettings settings = null;
+    try {
+      settings = DemoSettings.load(List.of(args));
+      app = start(settings);
+    } catch (DemoStartException | IllegalArgumentException | InvalidConfigurationException e) {
+      System.err.println("idemkey demo: " + e.getMessage());
+      System.exit(1);
+      return;
+    } catch (IOException e) {
+      if (!(e instanceof BindException) && !(e.getCause() instanceof BindException)) {
+        throw e;
+      }
+      System.err.println("idemkey demo: port " + settings.port() + " is in use (another demo?);"
+          + " start this one with PORT=<another port>");
+      System.exit(1);
+      return;
+    }
     Runtime.getRuntime().addShutdownHook(new Thread(app::close, "demo-shutdown"));
-    System.out.println("idemkey demo listening on http://localhost:" + app.port());
+    int port = app.port();
+    System.out.println("idemkey demo listening on http://localhost:" + port);
+    System.out.println("try:         curl -si -X POST localhost:" + port + "/payments"
+        + " -H \"Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)\""
+        + " -H 'Content-Type: application/json' -d '{\"amount\": 1250, \"currency\": \"EUR\"}'");
+    if (app.embedded != null) {
+      System.out.println("second node: " + nodeCommand(port + 1, app.embedded.jdbcUrl())
+          + "   (the embedded database stops with this node)");
+    } else {
+      System.out.println("second node: the same IDEMPOTENCY_JDBC_* settings with PORT="
+          + (port + 1));
+    }
+  }
+
+  /** The command that starts a demo node on {@code port} on the database at {@code jdbcUrl}. */
+  static String nodeCommand(int port, String jdbcUrl) {
+    return "PORT=" + port + " IDEMPOTENCY_JDBC_URL=" + jdbcUrl
+        + " IDEMPOTENCY_JDBC_USERNAME=postgres IDEMPOTENCY_JDBC_PASSWORD=postgres " + launcher();
+  }
+
+  /** {@code java -jar <this jar>} (relative to the working directory when under it). */
+  private static String launcher() {
+    try {
+      Path location =
+          Path.of(DemoApp.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+      if (location.toString().endsWith(".jar")) {
+        Path here = Path.of("").toAbsolutePath();
+        return "java -jar " + (location.startsWith(here) ? here.relativize(location) : location);
+      }
+    } catch (URISyntaxException | RuntimeException e) {
+      // below
+    }
+    return "java -cp <the demo's class path> " + DemoApp.class.getName();
   }
 
   /**
@@ -88,14 +154,17 @@ public final class DemoApp implements AutoCloseable {
     String password = settings.jdbcPassword();
     EmbeddedDatabase embedded = null;
     if (jdbcUrl == null) {
-      embedded = EmbeddedDatabase.start(settings.postgresDirectory(), settings.clean());
+      embedded = EmbeddedDatabase.start(settings.postgresDirectory(), settings.databasePort(),
+          settings.clean(), settings.port());
       jdbcUrl = embedded.jdbcUrl();
       user = "postgres";
       password = "postgres";
-      System.out.println("embedded PostgreSQL started: " + jdbcUrl
-          + " (user postgres, password postgres)");
-      System.out.println("embedded PostgreSQL data directory: " + embedded.directory()
-          + " (kept across restarts; delete it, or start with --clean, to start afresh)");
+      System.out.println("embedded PostgreSQL: " + jdbcUrl + " (user postgres, password"
+          + " postgres; port DEMO_DB_PORT=" + settings.databasePort() + ")");
+      System.out.println("its data directory: " + embedded.directory()
+          + " (kept across restarts; --clean starts afresh)");
+    } else {
+      System.out.println("database: " + jdbcUrl.replaceAll("(?i)(password=)[^&]*", "$1****"));
     }
     try {
       return start(settings, config, jdbcUrl, user, password, embedded);
@@ -129,7 +198,8 @@ public final class DemoApp implements AutoCloseable {
     try {
       createPaymentsTable(dataSource);
       filter = IdempotencyFilter.builder().config(config).dataSource(dataSource).build();
-      Server server = server(settings, config, dataSource, filter);
+      Server server = server(settings, config, dataSource, filter,
+          new Health(jdbcUrl, user, password, config.tableName(), config.jdbcConnectTimeout()));
       server.start();
       return new DemoApp(server, dataSource, filter, embedded);
     } catch (Exception | Error e) {
@@ -143,11 +213,13 @@ public final class DemoApp implements AutoCloseable {
 
   private static Server server(
       DemoSettings settings, IdempotencyConfig config, HikariDataSource dataSource,
-      IdempotencyFilter filter) {
+      IdempotencyFilter filter, Health health) throws SQLException {
     AtomicLong executions = new AtomicLong();
+    ProcessorClient processor = new ProcessorClient();
     // Behind the filter, the handler's connection is the request's transaction.
     PaymentsServlet payments =
-        new PaymentsServlet(RequestTransactions.dataSource(dataSource), executions, false);
+        new PaymentsServlet(RequestTransactions.dataSource(dataSource), executions, processor,
+            false);
     ServletContextHandler context = new ServletContextHandler();
     context.setContextPath("/");
     // Outermost: whatever the chain throws is answered as problem+json, never an error page.
@@ -158,11 +230,17 @@ public final class DemoApp implements AutoCloseable {
     context.addFilter(new FilterHolder(filter), "/payments/*",
         EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
     context.addServlet(new ServletHolder(payments), "/payments/*");
-    context.addServlet(new ServletHolder(new PaymentsServlet(dataSource, executions, true)),
+    context.addServlet(
+        new ServletHolder(new PaymentsServlet(dataSource, executions, processor, true)),
         "/bare/payments");
+    CardProcessor.install(context, dataSource, config);
     context.addServlet(new ServletHolder(new BareStatic()), "/bare/static");
     context.addServlet(new ServletHolder(new Stats(dataSource, executions)), "/stats");
-    context.addServlet(new ServletHolder(new Health()), "/health");
+    context.addServlet(
+        new ServletHolder(health),
+        "/health");
+    // Any other path, any method: 404 (Jetty's default servlet would echo a TRACE).
+    context.addServlet(new ServletHolder(new NotFound()), "/");
     context.setErrorHandler(new ProblemErrorHandler());
 
     Server server = new Server();
@@ -170,6 +248,10 @@ public final class DemoApp implements AutoCloseable {
     ServerConnector connector = new ServerConnector(server);
     connector.setPort(settings.port());
     connector.setIdleTimeout(settings.idleTimeout().toMillis());
+    // While stopping, an open keep-alive connection stays open as long as it would otherwise (by
+    // default Jetty closes it at once, and a client's next request on it is cut): a request on
+    // it gets 503 problem+json.
+    connector.setShutdownIdleTimeout(settings.idleTimeout().toMillis());
     server.addConnector(connector);
     // On stop, the connector stops accepting, requests in flight finish (new requests on open
     // connections get 503), for at most the grace; only then do the pool and database stop.
@@ -225,11 +307,15 @@ public final class DemoApp implements AutoCloseable {
    */
   @Override
   public void close() {
+    Thread idleCloser = new Thread(this::closeIdleConnectionsOnceDrained, "demo-idle-closer");
+    idleCloser.setDaemon(true);
+    idleCloser.start();
     try {
       server.stop();
     } catch (Exception e) {
       System.err.println("stopping the server failed: " + e);
     }
+    idleCloser.interrupt();
     filter.destroy();
     dataSource.close();
     if (embedded != null) {
@@ -237,6 +323,27 @@ public final class DemoApp implements AutoCloseable {
         embedded.close();
       } catch (IOException e) {
         System.err.println("stopping embedded PostgreSQL failed: " + e);
+      }
+    }
+  }
+
+  /**
+   * While the server stops, open connections are kept so that a request on one gets 503 rather
+   * than a cut connection; once no request is in flight they are closed, so that an idle
+   * keep-alive client does not hold the stop for the whole grace.
+   */
+  private void closeIdleConnectionsOnceDrained() {
+    GracefulHandler graceful = (GracefulHandler) server.getHandler();
+    try {
+      while (graceful.getCurrentRequestCount() > 0) {
+        Thread.sleep(100);
+      }
+    } catch (InterruptedException e) {
+      return; // the server stopped on its own
+    }
+    for (Connector connector : server.getConnectors()) {
+      for (EndPoint endPoint : connector.getConnectedEndPoints()) {
+        endPoint.close();
       }
     }
   }
@@ -266,9 +373,22 @@ public final class DemoApp implements AutoCloseable {
     }
   }
 
-  private static final class BareStatic extends HttpServlet {
+  /** Every path no other servlet serves: 404 problem+json, whatever the method. */
+  private static final class NotFound extends jakarta.servlet.http.HttpServlet {
+    @Override
+    protected void service(HttpServletRequest request, HttpServletResponse response)
+        throws IOException {
+      PaymentsServlet.problem(response, 404, ProblemJson.detailFor(404));
+    }
+  }
+
+  private static final class BareStatic extends DemoServlet {
     private static final String BODY =
         PaymentsServlet.toJson(1000000, 1250, "EUR", "accepted");
+
+    BareStatic() {
+      super("POST");
+    }
 
     @Override
     protected void doPost(HttpServletRequest request, HttpServletResponse response)
@@ -278,11 +398,16 @@ public final class DemoApp implements AutoCloseable {
     }
   }
 
-  private static final class Stats extends HttpServlet {
+  /**
+   * {@code GET /stats}: the payments in the database (every node's) and the handler runs of this
+   * process since it started; the answer says which is which.
+   */
+  private static final class Stats extends DemoServlet {
     private final HikariDataSource dataSource;
     private final AtomicLong executions;
 
     Stats(HikariDataSource dataSource, AtomicLong executions) {
+      super("GET");
       this.dataSource = dataSource;
       this.executions = executions;
     }
@@ -292,21 +417,117 @@ public final class DemoApp implements AutoCloseable {
         throws IOException {
       try (Connection connection = dataSource.getConnection();
           Statement statement = connection.createStatement();
-          ResultSet count = statement.executeQuery("SELECT count(*) FROM payments")) {
+          ResultSet count = statement.executeQuery("SELECT (SELECT count(*) FROM payments),"
+              + " (SELECT count(*) FROM charges), (SELECT count(*) FROM processor_calls)")) {
         count.next();
         PaymentsServlet.json(response,
-            "{\"payments\":" + count.getLong(1) + ",\"executions\":" + executions.get() + "}");
+            "{\"payments\":" + count.getLong(1) + ",\"executions\":" + executions.get()
+                + ",\"charges\":" + count.getLong(2) + ",\"processorCalls\":" + count.getLong(3)
+                + ",\"counted\":{\"payments\":\"rows in the database, every node's\","
+                + "\"executions\":\"handler runs in this process since it started\","
+                + "\"charges\":\"rows in the database, every node's\","
+                + "\"processorCalls\":\"rows in the database, every node's\"}}");
       } catch (SQLException e) {
         PaymentsServlet.problem(response, 503, "the payments database is unavailable");
       }
     }
   }
 
-  private static final class Health extends HttpServlet {
+  /**
+   * {@code GET /health}: 200 when the keys' database answers and the keys table is there, else
+   * 503 problem+json saying why. One query on a connection of its own (a pool busy with payments
+   * is not a database that is down), kept open from one check to the next (opening one costs the
+   * database a process; under load that alone can take longer than the timeout) and opened
+   * again after a failure; connecting and the query are each bounded by {@code
+   * jdbc.connect-timeout} (at least a second). The answer is kept for {@link #CHECK_EVERY}, so
+   * probes cost the database at most one statement in that time. Thread-safe: one check at a
+   * time, under the servlet's lock, which guards every field but the final ones.
+   */
+  private static final class Health extends DemoServlet {
+    static final Duration CHECK_EVERY = Duration.ofSeconds(1);
+
+    private final String jdbcUrl;
+    private final Properties properties = new Properties();
+    private final TableName table;
+    private Connection connection;
+    private String failure;
+    private long checkedAt;
+    private boolean checked;
+
+    Health(String jdbcUrl, String user, String password, TableName table, Duration timeout) {
+      super("GET");
+      this.jdbcUrl = jdbcUrl;
+      this.table = table;
+      String seconds = Long.toString(Math.max(1, (timeout.toMillis() + 999) / 1000));
+      if (user != null) {
+        properties.setProperty("user", user);
+      }
+      if (password != null) {
+        properties.setProperty("password", password);
+      }
+      properties.setProperty("connectTimeout", seconds);
+      properties.setProperty("loginTimeout", seconds);
+      properties.setProperty("socketTimeout", seconds);
+      properties.setProperty("ApplicationName", APPLICATION_NAME + "-health");
+    }
+
+    @Override
+    public synchronized void destroy() {
+      closeConnection();
+    }
+
     @Override
     protected void doGet(HttpServletRequest request, HttpServletResponse response)
         throws IOException {
-      PaymentsServlet.json(response, "{\"status\":\"ok\"}");
+      String why = failure();
+      if (why == null) {
+        PaymentsServlet.json(response, "{\"status\":\"ok\",\"keys\":\"" + table + "\"}");
+      } else {
+        PaymentsServlet.problem(response, 503, "the keys' database is not usable: " + why);
+      }
+    }
+
+    /** Null when the database is usable; else why not. */
+    private synchronized String failure() {
+      long now = System.nanoTime();
+      if (!checked || now - checkedAt >= CHECK_EVERY.toNanos()) {
+        failure = check();
+        checkedAt = System.nanoTime();
+        checked = true;
+      }
+      return failure;
+    }
+
+    private String check() {
+      try {
+        if (connection == null) {
+          connection = DriverManager.getConnection(jdbcUrl, properties);
+        }
+        try (PreparedStatement exists = connection.prepareStatement("SELECT to_regclass(?)")) {
+          exists.setString(1, table.qualifiedTable());
+          try (ResultSet row = exists.executeQuery()) {
+            return row.next() && row.getString(1) != null
+                ? null : "the keys table " + table + " does not exist";
+          }
+        }
+      } catch (SQLException e) {
+        closeConnection();
+        String reason = e.getMessage();
+        Throwable cause = e.getCause();
+        return cause == null || cause.getMessage() == null
+            ? reason : reason + " (" + cause.getMessage() + ")";
+      }
+    }
+
+    private void closeConnection() {
+      if (connection != null) {
+        try {
+          connection.close();
+        } catch (SQLException ignored) {
+          // it was broken already
+        }
+        connection = null;
+      }
     }
   }
 }

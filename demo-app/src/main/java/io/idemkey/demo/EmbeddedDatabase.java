@@ -3,8 +3,16 @@ package io.idemkey.demo;
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
 import java.io.File;
 import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
@@ -24,69 +32,165 @@ import java.util.stream.Stream;
  * the postmaster once the JVM is gone, and a postmaster that an earlier run left behind on this
  * directory is stopped before a new one starts.
  *
+ * <p>One demo owns the directory at a time: it holds a lock on {@code demo.lock} beside it (the
+ * operating system releases it when the JVM ends, {@code kill -9} included) and writes there its
+ * pid, its HTTP port and the database's URL. A second demo on the same directory finds the lock
+ * taken, touches nothing and refuses with a line that says what to do; only a postmaster whose
+ * owner is gone is stopped. It listens on a fixed port (so that other nodes keep their URL across
+ * restarts), and PostgreSQL's own output goes to {@code postgres.log} beside the directory.
+ *
  * <p>Not thread-safe: start and close from one thread.
  */
 final class EmbeddedDatabase implements AutoCloseable {
 
   private static final String PID_FILE = "postmaster.pid";
+  /** Beside the data directory: held locked by the demo that owns it. */
+  static final String LOCK_FILE = "demo.lock";
 
   private final EmbeddedPostgres postgres;
   private final Path directory;
   private final Process watchdog;
+  private final FileChannel lock;
 
-  private EmbeddedDatabase(EmbeddedPostgres postgres, Path directory, Process watchdog) {
+  private EmbeddedDatabase(
+      EmbeddedPostgres postgres, Path directory, Process watchdog, FileChannel lock) {
     this.postgres = postgres;
     this.directory = directory;
     this.watchdog = watchdog;
+    this.lock = lock;
   }
 
   /**
    * Starts PostgreSQL on {@code directory}, creating the database there if it has none.
    *
+   * @param port the port to listen on (0: any free port)
    * @param clean delete the directory's database first
+   * @param httpPort the demo's HTTP port, recorded for a second demo's message
+   * @throws DemoStartException if another demo owns the directory, or {@code port} is taken
    * @throws IOException if PostgreSQL cannot be started, or {@code clean} is asked of a
    *     directory that does not hold a PostgreSQL database
    */
-  static EmbeddedDatabase start(Path directory, boolean clean) throws IOException {
+  static EmbeddedDatabase start(Path directory, int port, boolean clean, int httpPort)
+      throws IOException {
     Path dir = directory.toAbsolutePath().normalize();
-    stopLeftOver(dir);
-    if (clean) {
-      delete(dir);
-    }
-    Files.createDirectories(dir);
-    EmbeddedPostgres postgres =
-        EmbeddedPostgres.builder()
-            .setDataDirectory(dir)
-            .setCleanDataDirectory(false)
-            // The demo stops PostgreSQL itself, after requests in flight have finished.
-            .setRegisterShutdownHook(false)
-            // zonky starts PostgreSQL with -F (fsync off) and synchronous_commit=off; a later -c
-            // overrides both, so that an acknowledged payment survives a crash.
-            .setServerConfig("fsync", "on")
-            .setServerConfig("synchronous_commit", "on")
-            .setServerConfig("full_page_writes", "on")
-            .start();
-    Process watchdog = null;
+    Files.createDirectories(dir.getParent());
+    FileChannel lock = lock(dir, httpPort);
+    EmbeddedPostgres postgres = null;
     try {
+      stopLeftOver(dir);
+      if (port != 0) {
+        requireFree(port);
+      }
+      if (clean) {
+        delete(dir);
+      }
+      Files.createDirectories(dir);
+      ProcessBuilder.Redirect log =
+          ProcessBuilder.Redirect.appendTo(dir.resolveSibling("postgres.log").toFile());
+      postgres =
+          EmbeddedPostgres.builder()
+              .setDataDirectory(dir)
+              .setCleanDataDirectory(false)
+              .setPort(port)
+              // initdb's and PostgreSQL's output to a file, not the demo's console.
+              .setOutputRedirector(log)
+              .setErrorRedirector(log)
+              // The demo stops PostgreSQL itself, after requests in flight have finished.
+              .setRegisterShutdownHook(false)
+              // zonky starts PostgreSQL with -F (fsync off) and synchronous_commit=off; a later
+              // -c overrides both, so that an acknowledged payment survives a crash.
+              .setServerConfig("fsync", "on")
+              .setServerConfig("synchronous_commit", "on")
+              .setServerConfig("full_page_writes", "on")
+              .start();
       long postmaster = postmasterPid(dir).orElseThrow(
           () -> new IOException("PostgreSQL started but wrote no " + dir.resolve(PID_FILE)));
-      watchdog = startWatchdog(dir, postmaster);
+      Process watchdog = startWatchdog(dir, postmaster);
+      EmbeddedDatabase database = new EmbeddedDatabase(postgres, dir, watchdog, lock);
+      String owner = "pid=" + ProcessHandle.current().pid() + "\nhttp-port=" + httpPort
+          + "\nurl=" + database.jdbcUrl() + "\n";
+      lock.truncate(0);
+      lock.write(ByteBuffer.wrap(owner.getBytes(StandardCharsets.UTF_8)), 0);
+      return database;
     } catch (IOException | RuntimeException e) {
-      postgres.close();
+      if (postgres != null) {
+        postgres.close();
+      }
+      lock.close();
       throw e;
     }
-    return new EmbeddedDatabase(postgres, dir, watchdog);
   }
 
+  /**
+   * Locks {@code demo.lock} beside {@code dir} for this JVM's life.
+   *
+   * @throws DemoStartException if another demo holds it
+   */
+  private static FileChannel lock(Path dir, int httpPort) throws IOException {
+    Path file = dir.resolveSibling(LOCK_FILE);
+    FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE,
+        StandardOpenOption.READ, StandardOpenOption.WRITE);
+    FileLock held;
+    try {
+      held = channel.tryLock();
+    } catch (OverlappingFileLockException e) {
+      held = null; // another demo in this JVM (tests) holds it
+    } catch (IOException | RuntimeException e) {
+      channel.close();
+      throw e;
+    }
+    if (held != null) {
+      return channel;
+    }
+    channel.close();
+    throw new DemoStartException(inUse(dir, Files.readAllLines(file), httpPort));
+  }
+
+  /** The refusal when {@code owner} (the lines of the lock file) runs a demo on {@code dir}. */
+  static String inUse(Path dir, List<String> owner, int httpPort) {
+    String pid = field(owner, "pid", "?");
+    String url = field(owner, "url", null);
+    String ownerPort = field(owner, "http-port", "");
+    int port = ownerPort.equals(Integer.toString(httpPort)) ? httpPort + 1 : httpPort;
+    return "the embedded database in " + dir + " belongs to the demo running as pid " + pid
+        + (url == null ? " (still starting)" : " at " + url) + "; nothing was stopped. For a"
+        + " second node on it: " + DemoApp.nodeCommand(port, url == null ? "<its URL>" : url)
+        + "; for a database of its own: IDEMKEY_DEMO_DATA=<another directory> DEMO_DB_PORT=<another"
+        + " port>";
+  }
+
+  private static String field(List<String> lines, String name, String fallback) {
+    for (String line : lines) {
+      if (line.startsWith(name + "=")) {
+        return line.substring(name.length() + 1).trim();
+      }
+    }
+    return fallback;
+  }
+
+  /** @throws DemoStartException if something listens on {@code port} of the loopback address */
+  private static void requireFree(int port) throws IOException {
+    try (ServerSocket probe = new ServerSocket(port, 1, InetAddress.getLoopbackAddress())) {
+      probe.setReuseAddress(true);
+    } catch (java.net.BindException e) {
+      throw new DemoStartException("port " + port + ", the embedded database's, is taken by"
+          + " another process; start the demo with DEMO_DB_PORT=<a free port> (0: any free port)");
+    }
+  }
+
+  /** The URL of the database, without credentials: user postgres, password postgres. */
   String jdbcUrl() {
-    return postgres.getJdbcUrl("postgres", "postgres");
+    return "jdbc:postgresql://localhost:" + postgres.getPort() + "/postgres";
   }
 
   Path directory() {
     return directory;
   }
 
-  /** Stops PostgreSQL (fast: sessions end, open transactions roll back), then the watchdog. */
+  /**
+   * Stops PostgreSQL (fast: sessions end, open transactions roll back), then the watchdog, then
+   * gives up the directory.
+   */
   @Override
   public void close() throws IOException {
     try {
@@ -95,6 +199,7 @@ final class EmbeddedDatabase implements AutoCloseable {
       if (watchdog != null) {
         watchdog.destroy();
       }
+      lock.close();
     }
   }
 
@@ -143,7 +248,8 @@ final class EmbeddedDatabase implements AutoCloseable {
   /**
    * Stops a postmaster that an earlier run left on {@code dir} (its JVM killed before the
    * watchdog could act, or a run without one): one whose {@code postmaster.pid} names a live
-   * process whose command line names this directory. Anything else is left alone.
+   * process whose command line names this directory. Called with the directory's lock held, so
+   * the demo that started that postmaster is gone. Anything else is left alone.
    */
   private static void stopLeftOver(Path dir) throws IOException {
     Optional<Long> pid = postmasterPid(dir);

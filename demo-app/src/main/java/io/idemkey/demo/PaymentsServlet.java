@@ -1,6 +1,7 @@
 package io.idemkey.demo;
 
-import jakarta.servlet.http.HttpServlet;
+import io.idemkey.filter.Steps;
+import io.idemkey.store.StoreUnavailableException;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
@@ -13,22 +14,30 @@ import java.util.concurrent.atomic.AtomicLong;
 import javax.sql.DataSource;
 
 /**
- * The payments API: {@code POST /payments} inserts a payment, {@code GET /payments/{id}} reads
- * one. The same servlet answers {@code POST /bare/payments}, outside the filter. Thread-safe.
+ * The payments API: {@code POST /payments} charges the card processor in a step, then inserts a
+ * payment; {@code GET /payments/{id}} reads one. The same servlet answers {@code POST
+ * /bare/payments}, outside the filter (its charge is made on every call, with a random key). Test
+ * hooks: {@code delayMs=N} sleeps after the charge and before the insert; {@code
+ * processorDelayMs=N} asks the processor to sleep after its charge and before its answer; {@code
+ * fail=true} answers 500 before charging. Thread-safe.
  */
-final class PaymentsServlet extends HttpServlet {
+final class PaymentsServlet extends DemoServlet {
 
   private final DataSource dataSource;
   private final AtomicLong executions;
+  private final ProcessorClient processor;
   private final boolean throwHook;
 
   /**
    * @param throwHook whether the test hook {@code throw=true} makes the handler throw (on {@code
    *     /bare/payments} only, where no idempotency key is spent on it)
    */
-  PaymentsServlet(DataSource dataSource, AtomicLong executions, boolean throwHook) {
+  PaymentsServlet(DataSource dataSource, AtomicLong executions, ProcessorClient processor,
+      boolean throwHook) {
+    super("GET", "POST");
     this.dataSource = dataSource;
     this.executions = executions;
+    this.processor = processor;
     this.throwHook = throwHook;
   }
 
@@ -37,11 +46,10 @@ final class PaymentsServlet extends HttpServlet {
       throws IOException {
     executions.incrementAndGet();
     String delay = request.getParameter("delayMs");
+    long delayMs = 0;
     if (delay != null) {
       try {
-        Thread.sleep(Long.parseLong(delay));
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
+        delayMs = Long.parseLong(delay);
       } catch (NumberFormatException e) {
         problem(response, 400, "delayMs must be a whole number");
         return;
@@ -61,6 +69,25 @@ final class PaymentsServlet extends HttpServlet {
       return;
     }
     PaymentRequest payment = ((PaymentRequest.Valid) parsed).request();
+    // SPEC §12: the charge is a step. Its result is stored as soon as the processor answers, in
+    // its own commit; a retry of this request (after a crash, a 5xx or a rollback) gets it back
+    // without calling again. The step's derived key is the processor's Idempotency-Key, so a
+    // crash after the processor answered and before the result was stored is covered too.
+    String chargeId;
+    try {
+      chargeId = Steps.of(request).runText("charge", stepKey -> processor.charge(
+          request, payment, stepKey, request.getParameter("processorDelayMs")));
+    } catch (ProcessorClient.Unavailable | StoreUnavailableException e) {
+      problem(response, 503, "the payment could not be charged now; retry later");
+      return;
+    }
+    if (delayMs > 0) {
+      try {
+        Thread.sleep(delayMs);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
     try (Connection connection = dataSource.getConnection();
         PreparedStatement insert =
             connection.prepareStatement(
@@ -88,7 +115,7 @@ final class PaymentsServlet extends HttpServlet {
     try {
       id = Long.parseLong(info == null ? "" : info.substring(1));
     } catch (NumberFormatException e) {
-      response.setStatus(404);
+      problem(response, 404, "there is no payment at this path");
       return;
     }
     try (Connection connection = dataSource.getConnection();

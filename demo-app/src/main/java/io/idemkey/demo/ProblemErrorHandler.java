@@ -25,6 +25,12 @@ final class ProblemErrorHandler extends ErrorHandler {
         callback);
   }
 
+  /** Every method gets its problem+json body (Jetty's default: GET, POST and HEAD only). */
+  @Override
+  public boolean errorPageForMethod(String method) {
+    return true;
+  }
+
   /** A request Jetty could not parse (bad request line or headers) never reaches a handler. */
   @Override
   public ByteBuffer badMessageError(int status, String reason, HttpFields.Mutable fields) {

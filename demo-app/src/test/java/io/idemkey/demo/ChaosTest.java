@@ -15,10 +15,13 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import java.util.Queue;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -37,7 +40,9 @@ import org.junit.jupiter.api.io.TempDir;
  * until it is acknowledged with 201, and a chaos thread that SIGKILLs and restarts nodes and stops
  * and starts the database meanwhile. Afterwards the clients' acknowledgements are checked against
  * the payments table: in transactional mode (SPEC §6) no acknowledged payment is missing and no
- * key was paid twice. Each key pays a unique amount, which is how a row is matched to its key.
+ * key was paid twice; and against the card processor's charges (SPEC §12): every acknowledged
+ * payment has exactly one charge. Each key pays a unique amount, which is how a row (payment or
+ * charge) is matched to its key.
  */
 class ChaosTest {
 
@@ -47,6 +52,7 @@ class ChaosTest {
   static final int SHARED_EVERY = 5;
   static final Pattern ID = Pattern.compile("\"id\":(\\d+)");
   static final Pattern AMOUNT = Pattern.compile("\"amount\":(\\d+)");
+  static final Duration PROGRESS_EVERY = Duration.ofSeconds(10);
 
   @TempDir Path dir;
 
@@ -63,6 +69,11 @@ class ChaosTest {
     assertThat(summary.duplicates).as("keys paid more than once").isZero();
     assertThat(summary.conflictingAcks).as("keys acknowledged with two payment ids").isZero();
     assertThat(summary.lost).as("acknowledged payments missing from the table").isZero();
+    // SPEC §12: the charge is a step, with its derived key as the processor's Idempotency-Key.
+    assertThat(summary.acknowledgedWithoutOneCharge)
+        .as("acknowledged payments without exactly one charge").isZero();
+    assertThat(summary.doubleCharges).as("keys charged more than once").isZero();
+    assertThat(summary.chargesWithoutPayment).as("settled keys charged but not paid").isZero();
   }
 
   @Test
@@ -85,6 +96,11 @@ class ChaosTest {
     final AtomicLong unexpectedCount = new AtomicLong();
     final AtomicInteger killCount = new AtomicInteger();
     final AtomicInteger outageCount = new AtomicInteger();
+    /**
+     * For each 201 that made a payment (not a replay), when its request was sent and when the 201
+     * came ({@link System#nanoTime()}).
+     */
+    final Queue<long[]> payments = new ConcurrentLinkedQueue<>();
     long kills;
     long outages;
     long keys;
@@ -96,6 +112,11 @@ class ChaosTest {
     long lost;
     long rows;
     long rowsWithoutAck;
+    long charges;
+    long doubleCharges;
+    long acknowledgedWithoutOneCharge;
+    long chargesWithoutPayment;
+    long unfinishedCharged;
 
     Summary(boolean transactional) {
       this.transactional = transactional;
@@ -112,6 +133,10 @@ class ChaosTest {
           + " duplicates=" + duplicates + " lostAcknowledgements=" + lost
           + " | keys=" + keys + " unfinished=" + unfinished + " conflictingAcks=" + conflictingAcks
           + " paymentRows=" + rows + " rowsOfUnacknowledgedKeys=" + rowsWithoutAck
+          + " charges=" + charges + " doubleCharges=" + doubleCharges
+          + " acknowledgedWithoutOneCharge=" + acknowledgedWithoutOneCharge
+          + " chargesWithoutPayment=" + chargesWithoutPayment
+          + " unfinishedKeysCharged=" + unfinishedCharged
           + " unexpected=" + unexpected + " connectionErrors=" + connectionErrors
           + " statuses=" + new java.util.TreeMap<>(statuses);
     }
@@ -122,6 +147,8 @@ class ChaosTest {
 
   Summary run(boolean transactional, Duration traffic) throws Exception {
     Summary summary = new Summary(transactional);
+    progress(summary, "starting PostgreSQL and %d nodes, then %d s of traffic with nodes killed"
+        + " and the database restarted", NODES, traffic.toSeconds());
     try (DemoNodes cluster =
         new DemoNodes(dir, "-Didempotency.lease=2s", "-Didempotency.jdbc.connect-timeout=500ms",
             "-Didempotency.transactional=" + transactional)) {
@@ -181,6 +208,8 @@ class ChaosTest {
           return null;
         });
         chaos.get(traffic.toSeconds() + 120, TimeUnit.SECONDS);
+        progress(summary, "traffic over (%d requests); retrying the keys in flight, for at most"
+            + " 25 s", summary.requests.get());
         for (Future<?> each : work) {
           each.get(Math.max(1, (drainEnd - System.nanoTime()) / 1_000_000_000 + 15),
               TimeUnit.SECONDS);
@@ -192,6 +221,7 @@ class ChaosTest {
       for (int port : ports) {
         cluster.kill(port);
       }
+      progress(summary, "checking %d keys against the payments table", plans.size());
       check(cluster, plans, acks, summary);
     }
     return summary;
@@ -208,6 +238,7 @@ class ChaosTest {
     while (System.nanoTime() < deadline && !Thread.currentThread().isInterrupted()) {
       int port = ports[ThreadLocalRandom.current().nextInt(ports.length)];
       summary.requests.incrementAndGet();
+      long sent = System.nanoTime();
       HttpResponse<String> response;
       try {
         response = client.send(
@@ -239,6 +270,9 @@ class ChaosTest {
         }
         acks.computeIfAbsent(plan.key(), k -> ConcurrentHashMap.newKeySet())
             .add(Long.parseLong(id.group(1)));
+        if (response.headers().firstValue("Idempotent-Replayed").isEmpty()) {
+          summary.payments.add(new long[] {sent, System.nanoTime()});
+        }
         return;
       }
       if (status != 409 && status < 500) {
@@ -259,7 +293,7 @@ class ChaosTest {
   }
 
   /**
-   * Every 1–2 s, SIGKILLs a random healthy node and starts it again at once (without waiting for
+   * Every 1–2 s, SIGKILLs a random node that has started and starts it again at once (without waiting for
    * it); twice, with every node up, stops PostgreSQL for 1–3 s and starts it on the same data
    * directory and port. Nodes that died are restarted. Ends with every node healthy.
    */
@@ -269,7 +303,14 @@ class ChaosTest {
     long span = trafficEnd - start;
     long[] outagesAt = {start + span * 35 / 100, start + span * 70 / 100};
     int outagesDone = 0;
+    long reported = start;
     while (System.nanoTime() < trafficEnd) {
+      if (System.nanoTime() - reported >= PROGRESS_EVERY.toNanos()) {
+        reported = System.nanoTime();
+        progress(summary, "%d s of %d s of traffic: %d requests, %d nodes killed, %d database"
+            + " outages", (reported - start) / 1_000_000_000, span / 1_000_000_000,
+            summary.requests.get(), summary.killCount.get(), summary.outageCount.get());
+      }
       Thread.sleep(Math.min(1000 + random.nextInt(1001),
           Math.max(0, (trafficEnd - System.nanoTime()) / 1_000_000)));
       if (System.nanoTime() >= trafficEnd) {
@@ -283,7 +324,7 @@ class ChaosTest {
       if (outagesDone < outagesAt.length && System.nanoTime() >= outagesAt[outagesDone]) {
         // A node that starts while the database is down fails its start-up: all up first.
         for (int port : ports) {
-          cluster.awaitHealthy(port, Duration.ofSeconds(30));
+          cluster.awaitStarted(port, Duration.ofSeconds(30));
         }
         cluster.stopDatabase();
         summary.outageCount.incrementAndGet();
@@ -292,16 +333,18 @@ class ChaosTest {
         outagesDone++;
         continue;
       }
-      List<Integer> healthy = new ArrayList<>();
+      // A victim is a node that has started, whether or not its pool has reconnected to the
+      // database since the last outage (its /health says 503 then).
+      List<Integer> up = new ArrayList<>();
       for (int port : ports) {
-        if (cluster.healthy(port)) {
-          healthy.add(port);
+        if (cluster.answers(port)) {
+          up.add(port);
         }
       }
-      if (healthy.isEmpty()) {
+      if (up.isEmpty()) {
         continue;
       }
-      int victim = healthy.get(random.nextInt(healthy.size()));
+      int victim = up.get(random.nextInt(up.size()));
       cluster.kill(victim);
       summary.killCount.incrementAndGet();
       cluster.launch(victim);
@@ -311,6 +354,15 @@ class ChaosTest {
         cluster.start(port);
       }
     }
+  }
+
+  /**
+   * A line of progress on the console (the demo's tests print to it), so that a run of minutes
+   * is not minutes of silence.
+   */
+  static void progress(Summary summary, String format, Object... args) {
+    System.out.println("ChaosTest (transactional=" + summary.transactional + "): "
+        + String.format(Locale.ROOT, format, args));
   }
 
   /** Matches the acknowledgements against the payments table by amount. */
@@ -328,6 +380,15 @@ class ChaosTest {
         summary.rows++;
       }
     }
+    Map<Long, Long> chargesByAmount = new HashMap<>();
+    try (Connection connection = cluster.connect();
+        Statement statement = connection.createStatement();
+        ResultSet rows = statement.executeQuery("SELECT amount, count(*) FROM charges GROUP BY 1")) {
+      while (rows.next()) {
+        chargesByAmount.put(rows.getLong(1), rows.getLong(2));
+        summary.charges += rows.getLong(2);
+      }
+    }
     summary.kills = summary.killCount.get();
     summary.outages = summary.outageCount.get();
     summary.unexpected = summary.unexpectedCount.get();
@@ -338,13 +399,27 @@ class ChaosTest {
         summary.duplicates += paid.size() - 1;
         System.err.println("paid " + paid.size() + " times: " + plan + " ids " + paid);
       }
+      long charged = chargesByAmount.getOrDefault(plan.amount(), 0L);
+      if (charged > 1) {
+        summary.doubleCharges += charged - 1;
+        System.err.println("charged " + charged + " times: " + plan);
+      }
       Set<Long> acked = acks.get(plan.key());
       if (acked == null) {
+        // Never settled (the drain ran out): its charge may stand without a payment.
         summary.unfinished++;
         summary.rowsWithoutAck += paid.size();
+        summary.unfinishedCharged += charged;
         continue;
       }
       summary.acknowledged++;
+      if (charged != 1) {
+        summary.acknowledgedWithoutOneCharge++;
+        System.err.println("acknowledged with " + charged + " charges: " + plan);
+      }
+      if (charged > 0 && paid.isEmpty()) {
+        summary.chargesWithoutPayment++;
+      }
       if (acked.size() > 1) {
         summary.conflictingAcks++;
         System.err.println("acknowledged with " + acked + ": " + plan);

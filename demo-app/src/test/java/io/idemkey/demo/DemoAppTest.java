@@ -173,7 +173,10 @@ class DemoAppTest {
     assertThat(fixed.statusCode()).isEqualTo(201);
     assertThat(fixed.body()).contains("\"amount\":1250");
     assertThat(get(nodeA, "/health").statusCode()).isEqualTo(200);
-    assertThat(get(nodeA, "/stats").body()).matches("\\{\"payments\":\\d+,\"executions\":\\d+}");
+    assertThat(get(nodeA, "/stats").body())
+        .matches("\\{\"payments\":\\d+,\"executions\":\\d+,\"charges\":\\d+,"
+            + "\"processorCalls\":\\d+,\"counted\":\\{.*}}")
+        .contains("\"executions\":\"handler runs in this process since it started\"");
   }
 
   @Test

@@ -93,6 +93,84 @@ class DemoNodeLifecycleTest {
   }
 
   @Test
+  void health_keysDatabaseStopped_is503WithTheReason_thenOkOnceItIsBack() throws Exception {
+    cluster = new DemoNodes(dir);
+    try (DemoApp node = DemoApp.start(0, cluster.jdbcUrl(), "postgres", "postgres")) {
+      assertThat(get(node.port(), "/health").statusCode()).isEqualTo(200);
+
+      cluster.stopDatabase();
+      HttpResponse<String> down = awaitHealth(node.port(), 503);
+      assertThat(down.headers().firstValue("Content-Type")).hasValue("application/problem+json");
+      assertThat(down.body()).contains("\"status\":503", "the keys' database is not usable: ");
+
+      cluster.startDatabase();
+      assertThat(awaitHealth(node.port(), 200).body()).contains("\"status\":\"ok\"");
+    }
+  }
+
+  HttpResponse<String> get(int port, String path) throws Exception {
+    return client.send(
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+            .timeout(Duration.ofSeconds(20)).build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
+  /** Asks /health until it answers {@code status} (it keeps an answer for a second), for 60 s. */
+  HttpResponse<String> awaitHealth(int port, int status) throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (true) {
+      HttpResponse<String> answer = get(port, "/health");
+      if (answer.statusCode() == status || System.nanoTime() > deadline) {
+        assertThat(answer.statusCode()).as("/health: %s", answer.body()).isEqualTo(status);
+        return answer;
+      }
+      Thread.sleep(200);
+    }
+  }
+
+  @Test
+  void sigterm_requestOnAnOpenKeepAliveConnection_gets503Problem() throws Exception {
+    cluster = new DemoNodes(dir);
+    int port = DemoNodes.freePort();
+    Process node = cluster.start(port);
+    try (Socket kept = new Socket("127.0.0.1", port)) {
+      kept.setSoTimeout(30_000);
+      String health = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+      assertThat(ProblemResponsesTest.exchange(kept, health)).startsWith("HTTP/1.1 200 ");
+
+      CompletableFuture<HttpResponse<String>> slow = post(port, "?delayMs=5000");
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (!get(port, "/stats").body().contains("\"executions\":1")) {
+        assertThat(System.nanoTime()).as("the slow request runs").isLessThan(deadline);
+        Thread.sleep(50);
+      }
+      node.destroy(); // SIGTERM
+      while (accepts(port)) {
+        assertThat(System.nanoTime()).as("the node stops accepting").isLessThan(deadline);
+        Thread.sleep(50);
+      }
+
+      // The connector stops accepting a moment before the handler refuses: until then a request
+      // is still served (200). A cut connection answers nothing.
+      String answer = ProblemResponsesTest.exchange(kept, health);
+      while (answer.startsWith("HTTP/1.1 200 ") && !slow.isDone()) {
+        answer = ProblemResponsesTest.exchange(kept, health);
+      }
+      ProblemResponsesTest.assertProblem(answer, 503);
+      assertThat(slow.get(40, TimeUnit.SECONDS).statusCode()).isEqualTo(201);
+    }
+    assertThat(node.waitFor(30, TimeUnit.SECONDS)).as("the node exited").isTrue();
+  }
+
+  static boolean accepts(int port) {
+    try (Socket probe = new Socket("127.0.0.1", port)) {
+      return true;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  @Test
   void sigterm_requestRunningLongerThanTenSeconds_finishesThenNodeExits() throws Exception {
     cluster = new DemoNodes(dir);
     int port = DemoNodes.freePort();

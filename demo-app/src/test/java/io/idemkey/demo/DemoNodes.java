@@ -8,6 +8,7 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -21,8 +22,9 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A PostgreSQL that the test owns (durable: fsync and synchronous commit on, so that a stop and
- * start loses nothing that was acknowledged), and demo nodes on it as separate JVM processes that
- * the test can SIGKILL and restart. Only processes started here are ever killed.
+ * start loses nothing that was acknowledged), or one the test runs itself and names by its URL
+ * ({@link #on}), and demo nodes on it as separate JVM processes that the test can SIGKILL and
+ * restart. Only processes started here are ever killed.
  *
  * <p>Thread-safe: the chaos thread kills and restarts nodes while client threads send requests.
  */
@@ -30,14 +32,17 @@ final class DemoNodes implements AutoCloseable {
 
   private final Path dir;
   private final int postgresPort;
+  private final String jdbcUrl;
   private final List<String> nodeProperties;
   private final Map<Integer, Process> nodes = new ConcurrentHashMap<>();
+  private final Map<Integer, Path> logs = new ConcurrentHashMap<>();
   private final AtomicInteger launches = new AtomicInteger();
   private final HttpClient client =
       HttpClient.newBuilder()
           .version(HttpClient.Version.HTTP_1_1)
           .connectTimeout(Duration.ofSeconds(2))
           .build();
+  /** Null when the database is not this object's ({@link #on}). */
   private volatile EmbeddedPostgres postgres;
 
   /**
@@ -47,8 +52,21 @@ final class DemoNodes implements AutoCloseable {
   DemoNodes(Path dir, String... nodeProperties) throws IOException {
     this.dir = dir;
     this.postgresPort = freePort();
+    this.jdbcUrl = "jdbc:postgresql://localhost:" + postgresPort + "/postgres";
     this.nodeProperties = List.of(nodeProperties);
     startDatabase();
+  }
+
+  private DemoNodes(String jdbcUrl, Path dir, List<String> nodeProperties) {
+    this.dir = dir;
+    this.postgresPort = -1;
+    this.jdbcUrl = jdbcUrl;
+    this.nodeProperties = nodeProperties;
+  }
+
+  /** Nodes on a database that the test runs itself (user postgres), and stops itself. */
+  static DemoNodes on(String jdbcUrl, Path dir, String... nodeProperties) {
+    return new DemoNodes(jdbcUrl, dir, List.of(nodeProperties));
   }
 
   static int freePort() throws IOException {
@@ -78,7 +96,7 @@ final class DemoNodes implements AutoCloseable {
   }
 
   String jdbcUrl() {
-    return "jdbc:postgresql://localhost:" + postgresPort + "/postgres";
+    return jdbcUrl;
   }
 
   /** A connection of the test's own, outside every node. */
@@ -104,8 +122,9 @@ final class DemoNodes implements AutoCloseable {
     builder.environment().put("IDEMPOTENCY_JDBC_USERNAME", "postgres");
     builder.environment().put("IDEMPOTENCY_JDBC_PASSWORD", "postgres");
     builder.redirectErrorStream(true);
-    builder.redirectOutput(
-        new File(dir.toFile(), "node-" + port + "-" + launches.incrementAndGet() + ".log"));
+    File log = new File(dir.toFile(), "node-" + port + "-" + launches.incrementAndGet() + ".log");
+    builder.redirectOutput(log);
+    logs.put(port, log.toPath());
     Process process = builder.start();
     Process previous = nodes.put(port, process);
     if (previous != null) {
@@ -123,15 +142,25 @@ final class DemoNodes implements AutoCloseable {
     return process;
   }
 
-  /** Waits, at most {@code timeout}, until the node on {@code port} answers /health. */
+  /** Waits, at most {@code timeout}, until the node on {@code port} answers /health with 200. */
   boolean awaitHealthy(int port, Duration timeout) throws InterruptedException {
+    return await(port, timeout, this::healthy);
+  }
+
+  /** Waits, at most {@code timeout}, until the node on {@code port} answers HTTP at all. */
+  boolean awaitStarted(int port, Duration timeout) throws InterruptedException {
+    return await(port, timeout, this::answers);
+  }
+
+  private boolean await(int port, Duration timeout, java.util.function.IntPredicate ready)
+      throws InterruptedException {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (System.nanoTime() < deadline) {
       Process process = nodes.get(port);
       if (process == null || !process.isAlive()) {
         return false;
       }
-      if (healthy(port)) {
+      if (ready.test(port)) {
         return true;
       }
       Thread.sleep(100);
@@ -139,21 +168,44 @@ final class DemoNodes implements AutoCloseable {
     return false;
   }
 
+  /** Whether the node on {@code port} answers /health with 200: up, and its database too. */
   boolean healthy(int port) {
+    return healthStatus(port) == 200;
+  }
+
+  /**
+   * Whether the node on {@code port} answers HTTP at all: it has started (it listens only once
+   * its pool, table and filter are ready), whatever its database's state (503 when it is down).
+   */
+  boolean answers(int port) {
+    return healthStatus(port) > 0;
+  }
+
+  private int healthStatus(int port) {
     try {
       return client
-              .send(
-                  HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/health"))
-                      .timeout(Duration.ofSeconds(1))
-                      .build(),
-                  HttpResponse.BodyHandlers.discarding())
-              .statusCode()
-          == 200;
+          .send(
+              HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/health"))
+                  // The node's check of its database is bounded by its connect timeout.
+                  .timeout(Duration.ofSeconds(5))
+                  .build(),
+              HttpResponse.BodyHandlers.discarding())
+          .statusCode();
     } catch (IOException e) {
-      return false;
+      return -1;
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      return false;
+      return -1;
+    }
+  }
+
+  /** What the node last started on {@code port} has written so far, for a failure's message. */
+  String log(int port) {
+    try {
+      Path log = logs.get(port);
+      return log == null ? "(never started)" : Files.readString(log);
+    } catch (IOException e) {
+      return "(log unreadable: " + e + ")";
     }
   }
 
@@ -186,6 +238,8 @@ final class DemoNodes implements AutoCloseable {
         Thread.currentThread().interrupt();
       }
     }
-    stopDatabase();
+    if (postgres != null) {
+      stopDatabase();
+    }
   }
 }

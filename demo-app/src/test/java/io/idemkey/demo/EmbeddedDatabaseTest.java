@@ -36,9 +36,18 @@ class EmbeddedDatabaseTest {
 
   @TempDir Path dir;
   final List<Process> demos = new ArrayList<>();
+  final int databasePort = freePort();
   final HttpClient client =
       HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
   int launches;
+
+  static int freePort() {
+    try {
+      return DemoNodes.freePort();
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
 
   Path postgresDir() {
     return dir.resolve("data").resolve("postgres");
@@ -75,6 +84,28 @@ class EmbeddedDatabaseTest {
 
   /** Starts the demo on the test's data directory and waits until it answers /health. */
   Process startDemo(int port, String... args) throws Exception {
+    Process demo = launchDemo(port, args);
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+    while (System.nanoTime() < deadline) {
+      assertThat(demo.isAlive()).as("demo running; see %s", dir).isTrue();
+      try {
+        if (get(port, "/health").statusCode() == 200) {
+          System.out.println("EmbeddedDatabaseTest: demo " + launches + " is up"); // progress
+          return demo;
+        }
+      } catch (IOException notYet) {
+        // still starting
+      }
+      Thread.sleep(200);
+    }
+    throw new AssertionError("demo did not become healthy; see " + dir);
+  }
+
+  /**
+   * Starts the demo on the test's data directory, its embedded database on the test's port (the
+   * same for every start, as the default fixed port would be), and returns at once.
+   */
+  Process launchDemo(int port, String... args) throws Exception {
     List<String> command = new ArrayList<>(List.of(
         Path.of(System.getProperty("java.home"), "bin", "java").toString(),
         "-Xmx192m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
@@ -84,23 +115,12 @@ class EmbeddedDatabaseTest {
     builder.environment().keySet().removeIf(name -> name.startsWith("IDEMPOTENCY_"));
     builder.environment().put("PORT", Integer.toString(port));
     builder.environment().put("IDEMKEY_DEMO_DATA", dir.resolve("data").toString());
+    builder.environment().put("DEMO_DB_PORT", Integer.toString(databasePort));
     builder.redirectErrorStream(true);
     builder.redirectOutput(new File(dir.toFile(), "demo-" + ++launches + ".log"));
     Process demo = builder.start();
     demos.add(demo);
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
-    while (System.nanoTime() < deadline) {
-      assertThat(demo.isAlive()).as("demo running; see %s", dir).isTrue();
-      try {
-        if (get(port, "/health").statusCode() == 200) {
-          return demo;
-        }
-      } catch (IOException notYet) {
-        // still starting
-      }
-      Thread.sleep(200);
-    }
-    throw new AssertionError("demo did not become healthy; see " + dir);
+    return demo;
   }
 
   HttpResponse<String> get(int port, String path) throws Exception {
@@ -152,7 +172,9 @@ class EmbeddedDatabaseTest {
   void restart_keepsPayments_durable_andKillNineLeavesNoPostgres() throws Exception {
     int port = DemoNodes.freePort();
     Process first = startDemo(port);
-    assertThat(log(1)).contains("data directory: " + postgresDir());
+    String url = "jdbc:postgresql://localhost:" + databasePort + "/postgres";
+    assertThat(log(1)).contains("data directory: " + postgresDir(), "embedded PostgreSQL: " + url,
+        "second node: PORT=" + (port + 1) + " IDEMPOTENCY_JDBC_URL=" + url);
     String key = UUID.randomUUID().toString();
     HttpResponse<String> created = post(port, key);
     assertThat(created.statusCode()).isEqualTo(201);
@@ -163,6 +185,7 @@ class EmbeddedDatabaseTest {
     assertThat(postmaster()).as("PostgreSQL stopped with the demo").isEmpty();
 
     Process second = startDemo(port);
+    assertThat(log(2)).as("the same URL after a restart").contains("embedded PostgreSQL: " + url);
     assertThat(get(port, location).body()).isEqualTo(created.body());
     HttpResponse<String> replay = post(port, key);
     assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
@@ -214,6 +237,27 @@ class EmbeddedDatabaseTest {
 
     startDemo(port, "--clean");
     assertThat(get(port, location).statusCode()).isEqualTo(404);
+  }
+
+  @Test
+  void secondDemoOnTheSameDirectory_refusesInOneLine_firstKeepsItsDatabase() throws Exception {
+    int port = DemoNodes.freePort();
+    Process first = startDemo(port);
+    long postmaster = postmaster().orElseThrow().pid();
+
+    Process second = launchDemo(DemoNodes.freePort());
+    assertThat(second.waitFor(120, TimeUnit.SECONDS)).as("the second demo ended").isTrue();
+    assertThat(second.exitValue()).isEqualTo(1);
+    List<String> lines = Files.readAllLines(dir.resolve("demo-2.log"));
+    assertThat(lines).hasSize(1);
+    assertThat(lines.get(0)).contains(
+        "belongs to the demo running as pid " + first.pid(),
+        "jdbc:postgresql://localhost:" + databasePort + "/postgres", "nothing was stopped",
+        "IDEMPOTENCY_JDBC_URL=", "IDEMKEY_DEMO_DATA=");
+
+    assertThat(postmaster().orElseThrow().pid()).as("the first demo's postmaster").isEqualTo(postmaster);
+    assertThat(post(port, UUID.randomUUID().toString()).statusCode()).isEqualTo(201);
+    assertThat(get(port, "/health").statusCode()).isEqualTo(200);
   }
 
   /** pg_ctl of the PostgreSQL binaries zonky unpacked under the temporary directory. */

@@ -91,6 +91,7 @@ class MultiProcessEndToEndTest {
     for (int i = 0; i < 150; i++) {
       try {
         if (get(port, "/health").statusCode() == 200) {
+          System.out.println("MultiProcessEndToEndTest: node on port " + port + " is up"); // progress
           return process;
         }
       } catch (IOException notYet) {

@@ -41,24 +41,29 @@ class ProblemResponsesTest {
   static String exchange(String request) throws IOException {
     try (Socket socket = new Socket("127.0.0.1", node.port())) {
       socket.setSoTimeout(15_000);
-      OutputStream out = socket.getOutputStream();
-      out.write(request.getBytes(StandardCharsets.UTF_8));
-      out.flush();
-      InputStream in = socket.getInputStream();
-      ByteArrayOutputStream answer = new ByteArrayOutputStream();
-      byte[] buffer = new byte[4096];
-      try {
-        for (int n; (n = in.read(buffer)) >= 0; ) {
-          answer.write(buffer, 0, n);
-          if (complete(answer.toString(StandardCharsets.UTF_8))) {
-            break;
-          }
-        }
-      } catch (SocketTimeoutException | java.net.SocketException e) {
-        // what arrived is the answer
-      }
-      return answer.toString(StandardCharsets.UTF_8);
+      return exchange(socket, request);
     }
+  }
+
+  /** The answer to {@code request} on {@code socket}, which stays open. */
+  static String exchange(Socket socket, String request) throws IOException {
+    OutputStream out = socket.getOutputStream();
+    out.write(request.getBytes(StandardCharsets.UTF_8));
+    out.flush();
+    InputStream in = socket.getInputStream();
+    ByteArrayOutputStream answer = new ByteArrayOutputStream();
+    byte[] buffer = new byte[4096];
+    try {
+      for (int n; (n = in.read(buffer)) >= 0; ) {
+        answer.write(buffer, 0, n);
+        if (complete(answer.toString(StandardCharsets.UTF_8))) {
+          break;
+        }
+      }
+    } catch (SocketTimeoutException | java.net.SocketException e) {
+      // what arrived is the answer
+    }
+    return answer.toString(StandardCharsets.UTF_8);
   }
 
   /** Whether {@code text} holds a whole response with a Content-Length body. */
@@ -109,6 +114,34 @@ class ProblemResponsesTest {
   void unmappedPathAndWrongMethod_areProblems() throws Exception {
     assertProblem(exchange("GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 404);
     assertProblem(exchange("GET /bare/static HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 405);
+  }
+
+  @Test
+  void methodsTheDemoDoesNotServe_are405ProblemsWithAllow_traceEchoesNothing() throws Exception {
+    for (String method : new String[] {"PUT", "DELETE", "TRACE"}) {
+      String answer = exchange(method + " /payments HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          + "Authorization: Bearer secret-token\r\nContent-Length: 0\r\n\r\n");
+      assertProblem(answer, 405);
+      assertThat(answer).containsIgnoringCase("Allow: GET, POST, HEAD, OPTIONS")
+          .doesNotContain("secret-token");
+    }
+    String elsewhere = exchange("TRACE /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + "Authorization: Bearer secret-token\r\n\r\n");
+    assertProblem(elsewhere, 404);
+    assertThat(elsewhere).doesNotContain("secret-token");
+    assertProblem(exchange("DELETE /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 405);
+  }
+
+  @Test
+  void patchWithKey_is405Problem_storedAndReplayed() throws Exception {
+    String key = UUID.randomUUID().toString();
+    String body = "{\"amount\": 1250, \"currency\": \"EUR\"}";
+    String patch = post("/payments", key, body.length(), body).replaceFirst("POST", "PATCH");
+    String first = exchange(patch);
+    assertProblem(first, 405);
+    String again = exchange(patch);
+    assertProblem(again, 405);
+    assertThat(again).containsIgnoringCase("Idempotent-Replayed: true");
   }
 
   @Test

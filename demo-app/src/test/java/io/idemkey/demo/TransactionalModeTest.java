@@ -99,8 +99,11 @@ class TransactionalModeTest {
 
   void awaitKeyInProgress(String key) throws Exception {
     for (int i = 0; i < 200; i++) {
-      if (scalar("SELECT count(*) FROM idempotency_keys WHERE idem_key = ? AND state ="
-          + " 'IN_PROGRESS'", key) == 1) {
+      // The charge step (SPEC §12) comes first and locks the key's row to store its result:
+      // the test touches the row only once that is stored.
+      if (scalar("SELECT count(*) FROM idempotency_keys k WHERE idem_key = ? AND state ="
+          + " 'IN_PROGRESS' AND EXISTS (SELECT 1 FROM idempotency_keys_steps s"
+          + " WHERE s.idem_key = k.idem_key AND s.name = 'charge')", key) == 1) {
         return;
       }
       Thread.sleep(25);

@@ -8,6 +8,7 @@ import io.idemkey.store.RequestTransactions;
 import io.idemkey.store.StoreTransaction;
 import io.idemkey.store.StoreUnavailableException;
 import io.idemkey.store.StoredResponse;
+import io.idemkey.store.TransactionAbortedException;
 import jakarta.servlet.AsyncContext;
 import jakarta.servlet.FilterChain;
 import jakarta.servlet.ServletException;
@@ -93,13 +94,17 @@ final class Execution {
       try {
         transaction = context.store().beginTransaction(key, token);
       } catch (StoreUnavailableException e) {
-        lease.stop();
-        releaseQuietly();
+        abandon();
         LOG.log(System.Logger.Level.WARNING,
             "could not begin the transaction of a request: {0}", e.getMessage());
         Problem.STORE_UNAVAILABLE.write(
             response, "the idempotency store cannot be reached; retry later", STORE_RETRY_AFTER);
         return IdempotencyListener.Outcome.STORE_FAILURE;
+      } catch (RuntimeException | Error e) {
+        // A store that cannot open one (a bug, or a store handed in that keeps its keys elsewhere):
+        // the key is released and its renewal stopped, not left renewed for ever.
+        abandon();
+        throw e;
       }
     } else {
       request.captureAsync(capture, asyncCompletion());
@@ -114,6 +119,9 @@ final class Execution {
       }
     } catch (IOException | ServletException | RuntimeException | Error e) {
       abandon();
+      if (LeaseLostException.isCauseOf(e)) {
+        return answerAsARetry(); // a step found the lease taken over (SPEC §12)
+      }
       throw e;
     }
     if (!transactional && request.isAsyncStarted()) {
@@ -200,7 +208,7 @@ final class Execution {
     if (transaction != null) {
       try {
         completed = transaction.commit(notStored);
-      } catch (StoreUnavailableException e) {
+      } catch (StoreUnavailableException | TransactionAbortedException e) {
         completed = null;
       }
     } else {
@@ -219,6 +227,8 @@ final class Execution {
     boolean committed;
     try {
       committed = transaction.commit(stored);
+    } catch (TransactionAbortedException e) {
+      return transactionAborted(e);
     } catch (StoreUnavailableException e) {
       // Nothing was stored, unless the commit landed and only its reply was lost: then the
       // release below finds the key completed and leaves it, and a retry replays.
@@ -235,16 +245,40 @@ final class Execution {
       LOG.log(System.Logger.Level.WARNING,
           "a request finished after its lease on a key was taken over (token {0});"
               + " its writes were rolled back", token);
-      capture.reset();
-      try {
-        context.answer(key, context.store().claim(key, fingerprint), response);
-      } catch (StoreUnavailableException e) {
-        storeUnavailable("the response could not be stored; retry later");
-      }
-      return IdempotencyListener.Outcome.STALE_COMPLETION;
+      return answerAsARetry();
     }
     capture.sendToClient();
     return IdempotencyListener.Outcome.EXECUTED;
+  }
+
+  /** The lease was lost: the client gets what a retry would get now, not this run's response. */
+  private IdempotencyListener.Outcome answerAsARetry() throws IOException {
+    capture.discardHandlersResponse();
+    try {
+      context.answer(key, context.store().claim(key, fingerprint), response);
+    } catch (StoreUnavailableException e) {
+      storeUnavailable("the response could not be stored; retry later");
+    }
+    return IdempotencyListener.Outcome.STALE_COMPLETION;
+  }
+
+  /**
+   * The handler went on after an SQL error in its transaction: its failure, not the store's
+   * (which answered). Nothing was committed; the key is released, as for a handler that threw.
+   */
+  private IdempotencyListener.Outcome transactionAborted(TransactionAbortedException e)
+      throws IOException {
+    abandon();
+    LOG.log(System.Logger.Level.ERROR,
+        "a request went on after an SQL error in its transaction, which PostgreSQL then aborted:"
+            + " nothing was committed and its key was released. A handler that catches an SQL"
+            + " error must roll back to a savepoint set before the statement (README,"
+            + " transactional mode). {0}", e.getMessage());
+    capture.discardHandlersResponse();
+    Problem.TRANSACTION_ABORTED.write(response,
+        "the request's database transaction was aborted by an error inside it; nothing was"
+            + " saved");
+    return IdempotencyListener.Outcome.RELEASED;
   }
 
   /**
@@ -295,7 +329,7 @@ final class Execution {
   }
 
   private IdempotencyListener.Outcome storeUnavailable(String detail) throws IOException {
-    capture.reset();
+    capture.discardHandlersResponse();
     Problem.STORE_UNAVAILABLE.write(response, detail, STORE_RETRY_AFTER);
     return IdempotencyListener.Outcome.STORE_FAILURE;
   }

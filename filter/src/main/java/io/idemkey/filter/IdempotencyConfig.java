@@ -536,28 +536,35 @@ public final class IdempotencyConfig {
         .cacheMaxBytes(cacheMaxBytes)
         .purgeInterval(purgeInterval)
         .purgeBatchSize(purgeBatchSize)
-        .notifySettled(onInFlight == InFlight.WAIT)
+        // Always: a duplicate may wait on another node whatever this node's on-in-flight.
+        .notifySettled(true)
         .deferClaimFlush(transactional)
         .sequenceKeys(keys == Keys.SEQUENCE);
   }
 
-  /** The resolved configuration on one line, the password masked. */
+  /**
+   * The resolved configuration on one line, the password masked, sets in sorted order (the same
+   * line on every run); an unset {@code jdbc.*} value is empty.
+   */
   @Override
   public String toString() {
-    return "idempotency config: header=" + header + ", methods=" + String.join(",", methods)
+    return "idempotency config: header=" + header
+        + ", methods=" + String.join(",", new java.util.TreeSet<>(methods))
         + ", include-paths=" + includePaths + ", exclude-paths=" + excludePaths
         + ", required=" + required + ", scope=" + scope
         + ", fingerprint.headers=" + String.join(",", fingerprintHeaders)
         + ", ttl=" + ttl + ", lease=" + lease + ", on-in-flight=" + display(onInFlight)
         + ", wait-timeout=" + waitTimeout + ", max-waiters=" + maxWaiters + ", release-statuses=" + releaseStatusSpec
         + ", replay-header=" + replayHeader
-        + ", exclude-response-headers=" + String.join(",", excludeResponseHeaders)
+        + ", exclude-response-headers="
+        + String.join(",", new java.util.TreeSet<>(excludeResponseHeaders))
         + ", max-request-bytes=" + maxRequestBytes + ", max-response-bytes=" + maxResponseBytes
         + ", on-store-failure=" + display(onStoreFailure) + ", transactional=" + transactional
         + ", keys=" + display(keys)
         + ", completion-timeout=" + completionTimeout + ", store=" + display(store)
-        + ", jdbc.url=" + jdbcUrl + ", jdbc.username=" + jdbcUsername
-        + ", jdbc.password=" + (jdbcPassword == null ? null : "****")
+        + ", jdbc.url=" + (jdbcUrl == null ? "" : jdbcUrl)
+        + ", jdbc.username=" + (jdbcUsername == null ? "" : jdbcUsername)
+        + ", jdbc.password=" + (jdbcPassword == null ? "" : "****")
         + ", jdbc.pool-size=" + jdbcPoolSize + ", jdbc.connect-timeout=" + jdbcConnectTimeout
         + ", schema=" + tableName.schema() + ", table=" + tableName.table()
         + ", migrate=" + migrate + ", cache.max-bytes=" + cacheMaxBytes
@@ -961,6 +968,11 @@ public final class IdempotencyConfig {
             + ConfigValues.format(jdbcConnectTimeout.multipliedBy(3)) + ": the lease is renewed"
             + " every lease/3, and a renewal that waits that long for a connection must still"
             + " finish before the lease runs out");
+      }
+      if (transactional && store == StoreType.MEMORY) {
+        throw new InvalidConfigurationException(Property.TRANSACTIONAL.key + " (true) needs "
+            + Property.STORE.key + "=postgres, was " + display(store) + ": the handler's writes"
+            + " and the stored response commit in one PostgreSQL transaction");
       }
       if (completionTimeout.compareTo(ttl) > 0) {
         throw new InvalidConfigurationException(Property.COMPLETION_TIMEOUT.key + " ("

@@ -51,6 +51,7 @@ import javax.sql.DataSource;
 public final class IdempotencyFilter implements Filter, Execution.Context {
 
   private static final System.Logger LOG = System.getLogger(IdempotencyFilter.class.getName());
+  private static final Duration IN_PROGRESS_RETRY_AFTER = Duration.ofSeconds(1);
   private static final Pattern MULTIPART_BOUNDARY =
       Pattern.compile(
           "(?i);\\s*boundary=(\"[^\"]*\"|[^;]*)");
@@ -137,10 +138,15 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       chain.doFilter(request, response);
       return;
     }
-    if (request.getDispatcherType() == DispatcherType.ASYNC
-        && request.getAttribute(CapturedAsyncContext.ATTRIBUTE)
-            instanceof CapturedAsyncContext async) {
-      dispatchAsync(async, request, response, chain);
+    if (request.getDispatcherType() == DispatcherType.ASYNC) {
+      if (request.getAttribute(CapturedAsyncContext.ATTRIBUTE)
+          instanceof CapturedAsyncContext async) {
+        dispatchAsync(async, request, response, chain);
+      } else {
+        // The request was decided on its REQUEST dispatch (run without deduplication by
+        // fail-open, or not covered): its body is read, and it is no new request.
+        chain.doFilter(request, response);
+      }
       return;
     }
     String path = pathOf(request);
@@ -268,6 +274,8 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     }
 
     if (claim instanceof ClaimResult.Held held) {
+      cached.setAttribute(Steps.ATTRIBUTE, RequestSteps.holding(store, key, fingerprint,
+          held.token(), (outcome, stepStarted) -> report(outcome, request, path, stepStarted)));
       return new Execution(this, key, fingerprint, held.token(), cached, response).run(chain);
     }
     return answer(key, claim, response);
@@ -295,14 +303,22 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
           + " has expired since; send a new, higher key for a new request");
       return IdempotencyListener.Outcome.KEY_EXPIRED;
     }
-    Duration retryAfter = Duration.ofSeconds(1);
-    if (claim instanceof ClaimResult.InProgress inProgress) {
-      retryAfter = inProgress.leaseRemaining();
-    } else if (claim instanceof ClaimResult.Held held) {
+    if (claim instanceof ClaimResult.Held held) {
       Execution.releaseQuietly(store, key, held.token());
     }
+    return inProgress(response);
+  }
+
+  /**
+   * 409 in-progress. {@code Retry-After} is one second, whatever the lease left: the filter cannot
+   * tell how long the first request will run, most handlers take milliseconds, and a retry costs
+   * one claim; the lease left would only say when a dead node's key becomes free.
+   */
+  private static IdempotencyListener.Outcome inProgress(HttpServletResponse response)
+      throws IOException {
     Problem.IN_PROGRESS.write(
-        response, "the first request with this key is still running; retry later", retryAfter);
+        response, "the first request with this key is still running; retry later",
+        IN_PROGRESS_RETRY_AFTER);
     return IdempotencyListener.Outcome.IN_PROGRESS;
   }
 
@@ -345,7 +361,13 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
         throw new IllegalStateException("a waiter failed", e.getCause());
       }
     }
-    AsyncContext async = request.startAsync(request, response);
+    AsyncContext async;
+    try {
+      async = request.startAsync(request, response);
+    } catch (RuntimeException e) {
+      waiter.cancel(); // its place among the waiters is given back
+      throw e;
+    }
     async.setTimeout(0); // the waiters time it out themselves
     async.addListener(new AsyncListener() {
       @Override
@@ -365,13 +387,23 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       public void onStartAsync(AsyncEvent event) {}
     });
     waiter.await(key, fingerprint, first, outcome -> {
+      Runnable answer = () -> {
+        try {
+          report(answerWait(key, outcome, (HttpServletResponse) async.getResponse()), request,
+              path, started);
+        } catch (IOException | RuntimeException e) {
+          LOG.log(System.Logger.Level.DEBUG, "answering a waiting request failed", e);
+        } finally {
+          async.complete();
+        }
+      };
+      // Written on a thread of the container's, as any response is, not on the waiters' thread
+      // that settles every waiter of the key: a client slow to read its replay must not hold
+      // back the others'.
       try {
-        report(answerWait(key, outcome, (HttpServletResponse) async.getResponse()), request, path,
-            started);
-      } catch (IOException | RuntimeException e) {
-        LOG.log(System.Logger.Level.DEBUG, "answering a waiting request failed", e);
-      } finally {
-        async.complete();
+        async.start(answer);
+      } catch (IllegalStateException e) {
+        answer.run(); // the container will not run it (stopping): answered here, once
       }
     });
     return null;
@@ -387,10 +419,7 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       return IdempotencyListener.Outcome.STORE_FAILURE;
     }
     if (outcome.claim() == null) {
-      Problem.IN_PROGRESS.write(
-          response, "the first request with this key is still running; retry later",
-          Duration.ofSeconds(1));
-      return IdempotencyListener.Outcome.IN_PROGRESS;
+      return inProgress(response);
     }
     return answer(key, outcome.claim(), response);
   }
@@ -417,8 +446,12 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       previous = header.name();
     }
     response.setHeader(config.replayHeader(), "true");
-    response.setContentLength(stored.bodyLength());
-    stored.writeBodyTo(response.getOutputStream());
+    // An empty body is left to the container, as ResponseCapture.sendToClient leaves it: a length
+    // of 0 would commit the response before the filters in front had written their headers.
+    if (stored.bodyLength() > 0) {
+      response.setContentLength(stored.bodyLength());
+      stored.writeBodyTo(response.getOutputStream());
+    }
     return IdempotencyListener.Outcome.REPLAYED;
   }
 

@@ -3,7 +3,8 @@ package io.idemkey.filter;
 import java.time.Duration;
 
 /**
- * Receives the outcome of each covered request, for metrics or logs, without a metrics
+ * Receives the outcome of each covered request, and of each step a request runs ({@code STEP_*},
+ * {@code elapsed} being the step's own time), for metrics or logs, without a metrics
  * dependency. Called on the request thread: implementations must be fast and thread-safe.
  */
 @FunctionalInterface
@@ -32,7 +33,11 @@ public interface IdempotencyListener {
     /** The store could not be reached; the handler ran without deduplication (fail-open). */
     FAIL_OPEN,
     /** The key header was missing, invalid or the body too large; the filter answered 4xx. */
-    BAD_REQUEST
+    BAD_REQUEST,
+    /** A step of a running request made its call and stored the result (SPEC §12). */
+    STEP_EXECUTED,
+    /** A step of a running request got the result a previous run stored, without calling. */
+    STEP_REPLAYED
   }
 
   /** One covered request's outcome; {@code elapsed} is the time spent in the filter. */

@@ -24,7 +24,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.Set;
 
 /**
@@ -157,9 +157,12 @@ final class ResponseCapture extends HttpServletResponseWrapper {
   private long declaredLength = -1;
   /**
    * The headers that the container and the filters in front had set before the handler ran
-   * (lower-case name to values): they set them again on a replay, so they are not stored.
+   * (lower-case name to values, in their order): they set them again on a replay, so they are not
+   * stored.
    */
   private final Map<String, List<String>> headersBefore;
+  /** The same headers' names as they were spelled. */
+  private final List<String> namesBefore;
 
   /**
    * A capture of {@code response}'s body.
@@ -173,7 +176,15 @@ final class ResponseCapture extends HttpServletResponseWrapper {
       long maxBodyBytes,
       Overflow overflow) {
     super(response);
-    this.headersBefore = headersOf(response);
+    this.headersBefore = new LinkedHashMap<>();
+    this.namesBefore = new ArrayList<>();
+    for (String name : response.getHeaderNames()) {
+      String lower = name.toLowerCase(Locale.ROOT);
+      if (!headersBefore.containsKey(lower)) { // Tomcat lists a name once per value
+        headersBefore.put(lower, List.copyOf(response.getHeaders(name)));
+        namesBefore.add(name);
+      }
+    }
     this.excludedHeaders = excludedHeaders;
     this.body = new Buffer((int) Math.min(Integer.MAX_VALUE - 8, maxBodyBytes));
     this.overflow = overflow;
@@ -480,13 +491,21 @@ final class ResponseCapture extends HttpServletResponseWrapper {
     return values;
   }
 
-  private static Map<String, List<String>> headersOf(HttpServletResponse response) {
-    Map<String, List<String>> headers = new HashMap<>();
-    for (String name : response.getHeaderNames()) {
-      headers.computeIfAbsent(
-          name.toLowerCase(Locale.ROOT), lower -> List.copyOf(response.getHeaders(name)));
+  /**
+   * Discards what the handler set (status, headers, body and the choice between stream and
+   * writer), so that the filter can answer in its place; the headers that the container and the
+   * filters in front had set before the handler ran are kept.
+   *
+   * @throws IllegalStateException if the body is already streaming to the client
+   */
+  void discardHandlersResponse() {
+    reset();
+    HttpServletResponse response = (HttpServletResponse) getResponse();
+    for (String name : namesBefore) {
+      for (String value : headersBefore.get(name.toLowerCase(Locale.ROOT))) {
+        response.addHeader(name, value);
+      }
     }
-    return headers;
   }
 
   /**
@@ -497,6 +516,13 @@ final class ResponseCapture extends HttpServletResponseWrapper {
   void sendToClient() throws IOException {
     HttpServletResponse response = (HttpServletResponse) getResponse();
     flushWriter();
+    if (state == State.BUFFERING && body.size() == 0) {
+      // Nothing to write: the container ends the response once the filters in front have
+      // returned, as it would the handler's. A length of 0, or a flush, would commit it now, behind
+      // the back of a wrapper in front that writes headers when the response commits (Spring
+      // Security's HeaderWriterFilter counts only bodies over 0 bytes).
+      return;
+    }
     if (state == State.BUFFERING) {
       response.setContentLength(body.size());
       client = clientStream(response);

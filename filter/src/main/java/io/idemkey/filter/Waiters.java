@@ -23,8 +23,8 @@ import java.util.function.Consumer;
 /**
  * The duplicates that wait for the first request with their key (on-in-flight=wait, SPEC §5). A
  * waiter holds no thread: it is woken when the store says the key settled (completed or released,
- * on any node), or when the holder's lease would run out, and then one claim per key, not per
- * waiter, finds out what happened. Nothing polls. At most {@code max-waiters} wait at once; each
+ * on any node), or when the holder's lease would run out, and then one claim per key and
+ * fingerprint, not per waiter, finds out what happened. Nothing polls. At most {@code max-waiters} wait at once; each
  * waits at most {@code wait-timeout}.
  *
  * <p>Thread-safe.
@@ -35,6 +35,9 @@ final class Waiters implements AutoCloseable {
   /** After a holder's lease would end, how long before looking: its renewal may be in flight. */
   private static final long LEASE_END_SLACK_MILLIS = 50;
 
+  /** What a group waits for: a key, for a request with this fingerprint. */
+  private record Waited(IdempotencyKey key, Fingerprint fingerprint) {}
+
   /** How a wait ended: a claim that settles it, a failure of the store, or neither (timed out). */
   record Outcome(ClaimResult claim, StoreUnavailableException failure) {
     static final Outcome TIMED_OUT = new Outcome(null, null);
@@ -44,7 +47,11 @@ final class Waiters implements AutoCloseable {
   private final Duration waitTimeout;
   private final int maxWaiters;
   private final AtomicInteger waiting = new AtomicInteger();
-  private final Map<IdempotencyKey, Group> groups = new ConcurrentHashMap<>();
+  /**
+   * One group per key and fingerprint: a waiter is answered as a claim with its own request's
+   * fingerprint is (after a take-over by another body, the two bodies' waiters differ).
+   */
+  private final Map<Waited, Group> groups = new ConcurrentHashMap<>();
   private final ScheduledThreadPoolExecutor timer;
   private final ExecutorService workers;
 
@@ -97,9 +104,9 @@ final class Waiters implements AutoCloseable {
       // closed, nor settled, while a waiter joins it.
       boolean[] created = new boolean[1];
       this.group =
-          groups.compute(key, (k, existing) -> {
+          groups.compute(new Waited(key, fingerprint), (waited, existing) -> {
             created[0] = existing == null;
-            Group joined = created[0] ? new Group(key, fingerprint) : existing;
+            Group joined = created[0] ? new Group(waited) : existing;
             joined.waiters.add(this);
             return joined;
           });
@@ -140,7 +147,7 @@ final class Waiters implements AutoCloseable {
       }
       waiting.decrementAndGet();
       if (group != null) {
-        groups.computeIfPresent(group.key, (k, existing) -> {
+        groups.computeIfPresent(group.waited, (k, existing) -> {
           if (existing != group) {
             return existing; // this waiter's group settled; a new one waits for the key now
           }
@@ -155,8 +162,9 @@ final class Waiters implements AutoCloseable {
     }
   }
 
-  /** The waiters of one key: one subscription, one look at a time. */
+  /** The waiters of one key and fingerprint: one subscription, one look at a time. */
   private final class Group {
+    private final Waited waited;
     private final IdempotencyKey key;
     private final Fingerprint fingerprint;
     private final List<Waiter> waiters = new CopyOnWriteArrayList<>();
@@ -166,9 +174,10 @@ final class Waiters implements AutoCloseable {
     private ScheduledFuture<?> leaseEnd;
     private boolean closed;
 
-    Group(IdempotencyKey key, Fingerprint fingerprint) {
-      this.key = key;
-      this.fingerprint = fingerprint;
+    Group(Waited waited) {
+      this.waited = waited;
+      this.key = waited.key();
+      this.fingerprint = waited.fingerprint();
       this.registration = store.watch(key, this::wake);
     }
 
@@ -205,6 +214,11 @@ final class Waiters implements AutoCloseable {
           outcome = new Outcome(freed(claim), null);
         } catch (StoreUnavailableException e) {
           outcome = new Outcome(null, e);
+        } catch (RuntimeException e) {
+          // A bug, not the store away: this wake-up is answered, so that the next one looks
+          // again (the holder's lease end, at worst the waiters' own deadline, still come).
+          LOG.log(System.Logger.Level.WARNING, "looking at a key that requests wait for failed", e);
+          continue;
         }
         settleAll(outcome);
         return; // wakes stays above zero: a settled group never looks again
@@ -213,7 +227,7 @@ final class Waiters implements AutoCloseable {
 
     /** Answers every waiter; one that comes for the key from now on starts a new group. */
     private void settleAll(Outcome outcome) {
-      groups.remove(key, this);
+      groups.remove(waited, this);
       close();
       for (Waiter waiter : waiters) {
         waiter.settle(outcome);

@@ -151,6 +151,24 @@ abstract class FilterHttpContract {
     assertThat(handler.executions).hasValue(2);
   }
 
+  // Regression: the filter's own timeout listener ran first and released the key; the fallback
+  // the handler wrote in its onTimeout went into a capture never sent (200, empty body).
+  @Test
+  void asyncHandlerAnswersInItsOwnTimeoutListener_answerIsStoredAndReplayed() throws Exception {
+    start(c -> c);
+    String key = key();
+
+    HttpResponse<byte[]> first = send("POST", "/p?fallbackOnTimeoutMs=200", key, "{}");
+    HttpResponse<byte[]> retry = send("POST", "/p?fallbackOnTimeoutMs=200", key, "{}");
+
+    assertThat(first.statusCode()).isEqualTo(200);
+    assertThat(text(first)).isEqualTo("{\"status\":\"pending\",\"run\":1}");
+    assertThat(retry.statusCode()).isEqualTo(200);
+    assertThat(retry.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(retry.body()).isEqualTo(first.body());
+    assertThat(handler.executions).hasValue(1);
+  }
+
   @Test
   void failOpenWithAsyncHandler_storeUnreachable_handlerAnswersWithoutDeduplication()
       throws Exception {
@@ -171,6 +189,43 @@ abstract class FilterHttpContract {
 
     assertThat(response.statusCode()).isEqualTo(202);
     assertThat(text(response)).isEqualTo("async run 1");
+  }
+
+  // Regression: with fail-open, the ASYNC dispatch of a handler run without deduplication came back
+  // through the filter as a new request with its body already read: once the store was back, it
+  // claimed the key and stored an answer under an empty body's fingerprint, so the client's retry
+  // with its real body got 422.
+  @Test
+  void failOpenThenAsyncDispatch_storeBackMeanwhile_dispatchClaimsNothing_retryRuns()
+      throws Exception {
+    IdempotencyConfig config = IdempotencyConfig.builder()
+        .onStoreFailure(IdempotencyConfig.OnStoreFailure.FAIL_OPEN)
+        .store(IdempotencyConfig.StoreType.MEMORY).build();
+    java.util.concurrent.atomic.AtomicBoolean away =
+        new java.util.concurrent.atomic.AtomicBoolean(true);
+    start(IdempotencyFilter.builder().config(config)
+        .store(new ForwardingStore(config.storeBuilder().build()) {
+          @Override
+          public io.idemkey.store.ClaimResult claim(
+              IdempotencyKey key, io.idemkey.store.Fingerprint fingerprint) {
+            if (away.getAndSet(false)) {
+              throw new io.idemkey.store.StoreUnavailableException("test: away", null);
+            }
+            return super.claim(key, fingerprint);
+          }
+        }).listener(events::add).build());
+    String key = key();
+
+    HttpResponse<byte[]> first = send("POST", "/p?dispatch=true", key, "{\"amount\":1}");
+    HttpResponse<byte[]> retry = send("POST", "/p?dispatch=true", key, "{\"amount\":1}");
+
+    assertThat(first.statusCode()).isEqualTo(201);
+    assertThat(text(first)).isEqualTo("dispatched run 1");
+    assertThat(retry.statusCode()).isEqualTo(201);
+    assertThat(text(retry)).isEqualTo("dispatched run 2");
+    assertThat(awaitEvents(2)).extracting(IdempotencyListener.Event::outcome)
+        .containsExactly(IdempotencyListener.Outcome.FAIL_OPEN,
+            IdempotencyListener.Outcome.EXECUTED);
   }
 
   @Test
@@ -623,6 +678,32 @@ abstract class FilterHttpContract {
     assertThat(response.headers().firstValue("Location")).isEmpty();
   }
 
+  // Regression: the 503 reset the container's whole response, so the headers that filters in
+  // front had set (CORS, a request id) were missing from it; the handler's own were rightly gone.
+  @Test
+  void responseCannotBeStored_503KeepsTheHeadersOfFiltersInFront_notTheHandlers()
+      throws Exception {
+    IdempotencyConfig config =
+        IdempotencyConfig.builder().store(IdempotencyConfig.StoreType.MEMORY)
+            .completionTimeout(Duration.ofMillis(300)).build();
+    container = newContainer();
+    container.start(
+        new HeadersInFront(IdempotencyFilter.builder().config(config)
+            .store(new FailingCompletions(config.storeBuilder().build())).build()),
+        handler);
+
+    HttpResponse<byte[]> response =
+        send("POST", "/p", key(), "{}", "application/json", "Origin", "https://a.example");
+
+    assertProblem(response, 503, "store-unavailable");
+    assertThat(response.headers().allValues("Access-Control-Allow-Origin"))
+        .containsExactly("https://a.example");
+    assertThat(response.headers().allValues("X-Request-Id")).hasSize(1);
+    assertThat(response.headers().allValues("X-Handler")).isEmpty();
+    assertThat(response.headers().allValues("X-Multi")).isEmpty();
+    assertThat(response.headers().allValues("Set-Cookie")).isEmpty();
+  }
+
   // Regression: a form body read by a filter in front (getParameter, as a CSRF filter does) left
   // idemkey 0 bytes: the handler lost the fields and a different body was replayed, not a 422.
   @Test
@@ -732,6 +813,141 @@ abstract class FilterHttpContract {
   void concurrentDuplicates_reject_handlerRunsOnce_othersGet409OrSameBytes() throws Exception {
     start(c -> c);
     assertConcurrentDuplicates(32, false);
+  }
+
+  // Regression: Retry-After was the holder's whole lease left (30 s by default), so a client that
+  // obeyed it waited 30 s for a request that finished in milliseconds.
+  @Test
+  void duplicateWhileTheFirstRuns_is409WithRetryAfterOneSecond_notTheLease() throws Exception {
+    start(c -> c.lease(Duration.ofSeconds(30)));
+    handler.gate = new java.util.concurrent.CountDownLatch(1);
+    String key = key();
+    java.util.concurrent.CompletableFuture<HttpResponse<byte[]>> first = client.sendAsync(
+        HttpRequest.newBuilder(URI.create(container.uri() + "/p?gate=1"))
+            .timeout(Duration.ofSeconds(30)).header("Content-Type", "application/json")
+            .header("Idempotency-Key", key).POST(HttpRequest.BodyPublishers.ofString("{}")).build(),
+        HttpResponse.BodyHandlers.ofByteArray());
+    while (handler.executions.get() == 0) {
+      Thread.sleep(10);
+    }
+
+    HttpResponse<byte[]> duplicate = send("POST", "/p?gate=1", key, "{}");
+    handler.gate.countDown();
+
+    assertProblem(duplicate, 409, "in-progress");
+    assertThat(duplicate.headers().allValues("Retry-After")).containsExactly("1");
+    assertThat(first.get(30, java.util.concurrent.TimeUnit.SECONDS).statusCode()).isEqualTo(201);
+  }
+
+  @Test
+  void waiter_firstRequestReleased_is409WithRetryAfterOneSecond_asTheReadmeSays()
+      throws Exception {
+    IdempotencyConfig config = IdempotencyConfig.builder()
+        .store(IdempotencyConfig.StoreType.MEMORY)
+        .onInFlight(IdempotencyConfig.InFlight.WAIT).build();
+    java.util.concurrent.atomic.AtomicInteger claims =
+        new java.util.concurrent.atomic.AtomicInteger();
+    start(IdempotencyFilter.builder().config(config)
+        .store(new ForwardingStore(config.storeBuilder().build()) {
+          @Override
+          public io.idemkey.store.ClaimResult claim(
+              IdempotencyKey key, io.idemkey.store.Fingerprint fingerprint) {
+            io.idemkey.store.ClaimResult claim = super.claim(key, fingerprint);
+            claims.incrementAndGet();
+            return claim;
+          }
+        }).build());
+    handler.gate = new java.util.concurrent.CountDownLatch(1);
+    String key = key();
+    java.util.concurrent.CompletableFuture<HttpResponse<byte[]>> first = client.sendAsync(
+        HttpRequest.newBuilder(URI.create(container.uri() + "/p?gate=1&status=503"))
+            .timeout(Duration.ofSeconds(30)).header("Content-Type", "application/json")
+            .header("Idempotency-Key", key).POST(HttpRequest.BodyPublishers.ofString("{}")).build(),
+        HttpResponse.BodyHandlers.ofByteArray());
+    while (handler.executions.get() == 0) {
+      Thread.sleep(10);
+    }
+    java.util.concurrent.CompletableFuture<HttpResponse<byte[]>> waiter = client.sendAsync(
+        HttpRequest.newBuilder(URI.create(container.uri() + "/p?gate=1&status=503"))
+            .timeout(Duration.ofSeconds(30)).header("Content-Type", "application/json")
+            .header("Idempotency-Key", key).POST(HttpRequest.BodyPublishers.ofString("{}")).build(),
+        HttpResponse.BodyHandlers.ofByteArray());
+    while (claims.get() < 3) { // the first's claim, the waiter's, the waiters' first look
+      Thread.sleep(10);
+    }
+    handler.gate.countDown();
+
+    assertThat(first.get(30, java.util.concurrent.TimeUnit.SECONDS).statusCode()).isEqualTo(503);
+    HttpResponse<byte[]> released = waiter.get(30, java.util.concurrent.TimeUnit.SECONDS);
+    assertProblem(released, 409, "in-progress");
+    assertThat(released.headers().allValues("Retry-After")).containsExactly("1");
+    assertThat(handler.executions).hasValue(1);
+  }
+
+  // Regression: a waiter's place was taken before startAsync, and not given back when startAsync
+  // threw: once max-waiters places had leaked, every duplicate got 409 instead of waiting.
+  @Test
+  void waiter_startAsyncThrows_itsPlaceIsGivenBack_theNextDuplicateWaits() throws Exception {
+    IdempotencyConfig config = IdempotencyConfig.builder()
+        .store(IdempotencyConfig.StoreType.MEMORY)
+        .onInFlight(IdempotencyConfig.InFlight.WAIT).maxWaiters(1).build();
+    java.util.concurrent.atomic.AtomicInteger claims =
+        new java.util.concurrent.atomic.AtomicInteger();
+    IdempotencyFilter idempotency = IdempotencyFilter.builder().config(config)
+        .store(new ForwardingStore(config.storeBuilder().build()) {
+          @Override
+          public io.idemkey.store.ClaimResult claim(
+              IdempotencyKey key, io.idemkey.store.Fingerprint fingerprint) {
+            io.idemkey.store.ClaimResult claim = super.claim(key, fingerprint);
+            claims.incrementAndGet();
+            return claim;
+          }
+        }).build();
+    // In front: a request whose startAsync fails although it says async is supported.
+    jakarta.servlet.Filter breaksAsync = (request, response, chain) -> idempotency.doFilter(
+        ((jakarta.servlet.http.HttpServletRequest) request).getHeader("X-Break-Async") == null
+            ? request
+            : new jakarta.servlet.http.HttpServletRequestWrapper(
+                (jakarta.servlet.http.HttpServletRequest) request) {
+              @Override
+              public jakarta.servlet.AsyncContext startAsync(
+                  jakarta.servlet.ServletRequest req, jakarta.servlet.ServletResponse res) {
+                throw new IllegalStateException("test: no async here");
+              }
+            },
+        response, chain);
+    container = newContainer();
+    container.start(breaksAsync, handler);
+    handler.gate = new java.util.concurrent.CountDownLatch(1);
+    String key = key();
+    java.util.concurrent.CompletableFuture<HttpResponse<byte[]>> first =
+        client.sendAsync(gated(key), HttpResponse.BodyHandlers.ofByteArray());
+    while (handler.executions.get() == 0) {
+      Thread.sleep(10);
+    }
+
+    HttpResponse<byte[]> broken =
+        send("POST", "/p?gate=1", key, "{}", "application/json", "X-Break-Async", "1");
+    java.util.concurrent.CompletableFuture<HttpResponse<byte[]>> waiter =
+        client.sendAsync(gated(key), HttpResponse.BodyHandlers.ofByteArray());
+    // The first's claim, the broken one's, the waiter's and its first look; or the waiter's 409.
+    while (claims.get() < 4 && !waiter.isDone()) {
+      Thread.sleep(10);
+    }
+    handler.gate.countDown();
+
+    assertThat(broken.statusCode()).isEqualTo(500);
+    HttpResponse<byte[]> replay = waiter.get(30, java.util.concurrent.TimeUnit.SECONDS);
+    assertThat(replay.statusCode()).isEqualTo(201);
+    assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(replay.body())
+        .isEqualTo(first.get(30, java.util.concurrent.TimeUnit.SECONDS).body());
+  }
+
+  HttpRequest gated(String key) {
+    return HttpRequest.newBuilder(URI.create(container.uri() + "/p?gate=1"))
+        .timeout(Duration.ofSeconds(30)).header("Content-Type", "application/json")
+        .header("Idempotency-Key", key).POST(HttpRequest.BodyPublishers.ofString("{}")).build();
   }
 
   @Test

@@ -230,6 +230,17 @@ class IdempotencyConfigTest {
         .isEqualTo(Duration.ofSeconds(2));
   }
 
+  // Regression: accepted, then every request left its key renewed for ever (409 on each retry).
+  @Test
+  void build_transactionalWithMemoryStore_failsNamingBoth() {
+    assertThatThrownBy(() -> IdempotencyConfig.load(new Properties(),
+            Map.of("idempotency.transactional", "true", "idempotency.store", "memory"),
+            new Properties(), Map.of()))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessageStartingWith("idempotency.transactional (true) needs idempotency.store=postgres,"
+            + " was memory");
+  }
+
   @Test
   void build_memoryStoreShortLease_isAcceptedBecauseNoConnectionIsAwaited() {
     IdempotencyConfig config = IdempotencyConfig.builder()
@@ -504,6 +515,16 @@ class IdempotencyConfigTest {
     String text = IdempotencyConfig.builder().jdbcPassword("s3cret").build().toString();
 
     assertThat(text).contains("jdbc.password=****").doesNotContain("s3cret");
+  }
+
+  @Test
+  void toString_setsSorted_unsetJdbcValuesEmpty_sameLineOnEveryRun() {
+    String text = IdempotencyConfig.builder()
+        .methods(List.of("PUT", "POST", "DELETE", "PATCH", "MERGE")).build().toString();
+
+    // Issue 19: the demo printed methods in the order of an immutable set, new on every run.
+    assertThat(text).contains("methods=DELETE,MERGE,PATCH,POST,PUT",
+        "jdbc.url=, jdbc.username=, jdbc.password=,").doesNotContain("null");
   }
 
   @Test

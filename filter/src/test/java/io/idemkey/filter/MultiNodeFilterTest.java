@@ -3,6 +3,10 @@ package io.idemkey.filter;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.idemkey.migrations.TableName;
+import io.idemkey.store.ClaimResult;
+import io.idemkey.store.Fingerprint;
+import io.idemkey.store.ForwardingStore;
+import io.idemkey.store.IdempotencyKey;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.MutableClock;
 import io.idemkey.store.StoreBuilder;
@@ -17,6 +21,11 @@ import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -39,6 +48,12 @@ class MultiNodeFilterTest {
 
   /** A node: its own store (and pool) on the shared table, its own container and handler. */
   URI node(IdempotencyConfig config, TestHandler handler) throws Exception {
+    return node(config, handler, UnaryOperator.identity());
+  }
+
+  /** A node whose store is seen through {@code view} (to count or watch its calls). */
+  URI node(IdempotencyConfig config, TestHandler handler, UnaryOperator<IdempotencyStore> view)
+      throws Exception {
     IdempotencyStore store =
         config.applyTo(StoreBuilder.postgres(TestDatabase.jdbcUrl(), TestDatabase.user(),
                 TestDatabase.password()))
@@ -51,7 +66,7 @@ class MultiNodeFilterTest {
     stores.add(store);
     JettyContainer container = new JettyContainer();
     container.start(
-        IdempotencyFilter.builder().config(config).store(store).clock(clock)
+        IdempotencyFilter.builder().config(config).store(view.apply(store)).clock(clock)
             .listener(events::add).build(),
         handler);
     closeables.add(container);
@@ -88,6 +103,55 @@ class MultiNodeFilterTest {
     assertThat(waited.headers().firstValue("Idempotent-Replayed")).hasValue("true");
     assertThat(waited.body()).isEqualTo(slow.get().body());
     assertThat(first.executions.get() + second.executions.get()).isEqualTo(1);
+  }
+
+  // Regression: only a node in wait mode notified its completions, so a duplicate waiting on a
+  // wait node for a request on a reject node slept until the holder's lease would have run out.
+  @Test
+  void wait_holderOnARejectNode_waiterOnAnotherNodeIsWokenByTheCompletion() throws Exception {
+    Duration longerThanTheTest = Duration.ofMinutes(2);
+    IdempotencyConfig reject = IdempotencyConfig.builder().lease(longerThanTheTest).build();
+    IdempotencyConfig wait = IdempotencyConfig.builder().lease(longerThanTheTest)
+        .onInFlight(IdempotencyConfig.InFlight.WAIT).waitTimeout(longerThanTheTest).build();
+    TestHandler holder = new TestHandler("a");
+    holder.gate = new CountDownLatch(1);
+    AtomicInteger claimsOnB = new AtomicInteger();
+    CountDownLatch listening = new CountDownLatch(1);
+    AtomicReference<IdempotencyStore> storeB = new AtomicReference<>();
+    URI nodeA = node(reject, holder);
+    URI nodeB = node(wait, new TestHandler("b"), store -> {
+      storeB.set(store);
+      return new ForwardingStore(store) {
+        @Override
+        public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
+          ClaimResult claim = super.claim(key, fingerprint);
+          claimsOnB.incrementAndGet();
+          return claim;
+        }
+      };
+    });
+    // Node B listens before anything waits (a connection coming up makes every waiter look).
+    storeB.get().watch(new IdempotencyKey("test", "warm-up"), listening::countDown);
+    assertThat(listening.await(30, TimeUnit.SECONDS)).isTrue();
+    String key = UUID.randomUUID().toString();
+
+    CompletableFuture<HttpResponse<byte[]>> first =
+        client.sendAsync(post(nodeA, "/p?gate=1", key), HttpResponse.BodyHandlers.ofByteArray());
+    while (holder.executions.get() == 0) {
+      Thread.sleep(10);
+    }
+    CompletableFuture<HttpResponse<byte[]>> waiter =
+        client.sendAsync(post(nodeB, "/p?gate=1", key), HttpResponse.BodyHandlers.ofByteArray());
+    while (claimsOnB.get() < 2) { // its own claim, then its group's first look: in progress
+      Thread.sleep(10);
+    }
+    holder.gate.countDown();
+
+    // Woken by the completion: long before the lease or the wait would run out.
+    HttpResponse<byte[]> replay = waiter.get(30, TimeUnit.SECONDS);
+    assertThat(replay.statusCode()).isEqualTo(201);
+    assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(replay.body()).isEqualTo(first.get(30, TimeUnit.SECONDS).body());
   }
 
   @Test

@@ -27,6 +27,8 @@ final class TestHandler extends HttpServlet {
   volatile boolean clientHadBytesMidStream;
   /** The most bytes a ResponseCapture had room for while the handler streamed; -1 if none. */
   volatile int largestCaptureBuffer = -1;
+  /** Holds each request with {@code ?gate=1} (after counting it) until a test counts it down. */
+  volatile CountDownLatch gate = new CountDownLatch(0);
   private final String node;
 
   TestHandler() {
@@ -53,6 +55,13 @@ final class TestHandler extends HttpServlet {
       jakarta.servlet.AsyncContext async = request.startAsync();
       async.start(async::dispatch);
       return;
+    }
+    if (request.getParameter("gate") != null) {
+      try {
+        gate.await(60, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
     }
     String delay = request.getParameter("delayMs");
     if (delay != null) {
@@ -93,6 +102,10 @@ final class TestHandler extends HttpServlet {
     if (request.getParameter("asyncTimeoutMs") != null) {
       // Goes asynchronous and never completes: the container times the request out.
       request.startAsync().setTimeout(Long.parseLong(request.getParameter("asyncTimeoutMs")));
+      return;
+    }
+    if (request.getParameter("fallbackOnTimeoutMs") != null) {
+      answerInOwnTimeout(request, Long.parseLong(request.getParameter("fallbackOnTimeoutMs")), run);
       return;
     }
     if (request.getParameter("async") != null) {
@@ -152,6 +165,35 @@ final class TestHandler extends HttpServlet {
         ("{\"node\":\"" + node + "\",\"run\":" + run + ",\"echo\":\"" + body.replace("\"", "'") + "\"}")
             .getBytes(StandardCharsets.UTF_8));
     response.getOutputStream().flush();
+  }
+
+  /**
+   * Goes asynchronous and answers in its own timeout listener (the Servlet fallback pattern): 200
+   * with a body naming the run, then complete().
+   */
+  private static void answerInOwnTimeout(HttpServletRequest request, long timeoutMs, int run) {
+    jakarta.servlet.AsyncContext async = request.startAsync();
+    async.setTimeout(timeoutMs);
+    async.addListener(new jakarta.servlet.AsyncListener() {
+      @Override
+      public void onTimeout(jakarta.servlet.AsyncEvent event) throws IOException {
+        HttpServletResponse response = (HttpServletResponse) event.getAsyncContext().getResponse();
+        response.setStatus(200);
+        response.setContentType("application/json");
+        response.getOutputStream().write(
+            ("{\"status\":\"pending\",\"run\":" + run + "}").getBytes(StandardCharsets.UTF_8));
+        event.getAsyncContext().complete();
+      }
+
+      @Override
+      public void onComplete(jakarta.servlet.AsyncEvent event) {}
+
+      @Override
+      public void onError(jakarta.servlet.AsyncEvent event) {}
+
+      @Override
+      public void onStartAsync(jakarta.servlet.AsyncEvent event) {}
+    });
   }
 
   /** The Servlet 6.1 overloads, after a body that only {@code clearBuffer=false} keeps. */

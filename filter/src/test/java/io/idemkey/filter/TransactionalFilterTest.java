@@ -25,6 +25,7 @@ import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.sql.Savepoint;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.List;
@@ -102,6 +103,10 @@ class TransactionalFilterTest {
         request.startAsync();
         return;
       }
+      if (request.getParameter("catchSqlError") != null) {
+        insertNullCatchingTheError(request, response);
+        return;
+      }
       String key = request.getHeader("Idempotency-Key");
       try (Connection connection = dataSource.getConnection();
           PreparedStatement insert =
@@ -127,6 +132,32 @@ class TransactionalFilterTest {
       response.setContentType("application/json");
       response.getOutputStream().write(("{\"key\":\"" + key + "\"}").getBytes(StandardCharsets.UTF_8));
     }
+  }
+
+  /**
+   * An insert that violates NOT NULL, its error caught and answered 409 (a business answer), as a
+   * handler does with a duplicate reference; with {@code savepoint}, rolled back to a savepoint
+   * first, as the README says.
+   */
+  void insertNullCatchingTheError(HttpServletRequest request, HttpServletResponse response)
+      throws IOException {
+    try (Connection connection = handler.dataSource.getConnection()) {
+      Savepoint savepoint =
+          request.getParameter("savepoint") != null ? connection.setSavepoint() : null;
+      try (Statement insert = connection.createStatement()) {
+        insert.executeUpdate("INSERT INTO " + rowsTable + " (key) VALUES (NULL)");
+        response.setStatus(201);
+      } catch (SQLException e) {
+        if (savepoint != null) {
+          connection.rollback(savepoint);
+        }
+        response.setStatus(409);
+      }
+    } catch (SQLException e) {
+      throw new IOException(e);
+    }
+    response.setContentType("application/json");
+    response.getOutputStream().write("{\"refused\":true}".getBytes(StandardCharsets.UTF_8));
   }
 
   static String valueOr(String value, String fallback) {
@@ -320,6 +351,38 @@ class TransactionalFilterTest {
     assertThat(rows(key)).isEqualTo(1);
   }
 
+  // Regression: answered 503 store-unavailable, counted as STORE_FAILURE, on every try.
+  @Test
+  void transactional_handlerGoesOnAfterAnSqlError_is500TransactionAbortedNotStoreUnavailable()
+      throws Exception {
+    start(c -> c);
+    String key = UUID.randomUUID().toString();
+
+    HttpResponse<String> first = post("?catchSqlError=1", key);
+
+    assertThat(first.statusCode()).isEqualTo(500);
+    assertThat(first.body()).contains("urn:idemkey:problem:transaction-aborted");
+    assertThat(awaitOutcome(IdempotencyListener.Outcome.RELEASED)).isTrue();
+    assertThat(events).extracting(IdempotencyListener.Event::outcome)
+        .doesNotContain(IdempotencyListener.Outcome.STORE_FAILURE);
+    // The key was released: the retry runs (and fails the same way).
+    assertThat(post("?catchSqlError=1", key).statusCode()).isEqualTo(500);
+  }
+
+  @Test
+  void transactional_handlerRollsBackToASavepointAfterAnSqlError_itsAnswerIsStored()
+      throws Exception {
+    start(c -> c);
+    String key = UUID.randomUUID().toString();
+
+    HttpResponse<String> first = post("?catchSqlError=1&savepoint=1", key);
+    HttpResponse<String> retry = post("?catchSqlError=1&savepoint=1", key);
+
+    assertThat(first.statusCode()).isEqualTo(409);
+    assertThat(retry.statusCode()).isEqualTo(409);
+    assertThat(retry.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+  }
+
   @Test
   void transactional_startAsync_isRefusedAndKeyReleased() throws Exception {
     start(c -> c);
@@ -328,6 +391,29 @@ class TransactionalFilterTest {
     assertThat(post("?async=true", key).statusCode()).isEqualTo(500);
 
     assertThat(post("", key).statusCode()).isEqualTo(201);
+  }
+
+  // Regression: beginTransaction's UnsupportedOperationException left the key renewed for ever
+  // (a memory store handed in with transactional=true): every retry got 409.
+  @Test
+  void transactional_storeCannotBeginATransaction_keyReleasedNotRenewedForEver() throws Exception {
+    IdempotencyConfig config = IdempotencyConfig.builder().transactional(true)
+        .jdbcConnectTimeout(Duration.ofMillis(300)).lease(Duration.ofSeconds(1)).build();
+    IdempotencyStore memory = StoreBuilder.memory().lease(Duration.ofSeconds(1)).build();
+    container = new JettyContainer();
+    container.start(IdempotencyFilter.builder().config(config).store(memory).build(), handler);
+    String key = UUID.randomUUID().toString();
+
+    HttpResponse<String> first = post("", key);
+    HttpResponse<String> retry = post("", key);
+    // Had the renewal of the first request gone on, the retry would have found the key held.
+    ClaimResult claim = memory.claim(new IdempotencyKey("anonymous", key),
+        new Fingerprint(new byte[32]));
+
+    assertThat(first.statusCode()).isEqualTo(500);
+    assertThat(retry.statusCode()).isEqualTo(500);
+    assertThat(claim).isInstanceOf(ClaimResult.Acquired.class);
+    assertThat(rows(key)).isZero();
   }
 
   @Test

@@ -6,6 +6,7 @@ import io.idemkey.filter.IdempotencyConfig;
 import io.idemkey.filter.IdempotencyFilter;
 import io.idemkey.filter.ServletContainer;
 import io.idemkey.store.StoreBuilder;
+import jakarta.servlet.Filter;
 import jakarta.servlet.Servlet;
 import java.io.IOException;
 import java.net.URI;
@@ -19,6 +20,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.UUID;
+import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.AfterEach;
 
 /**
@@ -54,12 +56,17 @@ abstract class FrameworkContract {
 
   /** Starts a container with the filter (defaults, in-memory store) in front of {@code servlet}. */
   void start(Servlet servlet, String mapping) throws Exception {
+    start(servlet, mapping, filter -> filter);
+  }
+
+  /** As {@link #start(Servlet, String)}, the filter seen through {@code inFront}. */
+  void start(Servlet servlet, String mapping, UnaryOperator<Filter> inFront) throws Exception {
     IdempotencyConfig config =
         IdempotencyConfig.builder().store(IdempotencyConfig.StoreType.MEMORY).build();
     IdempotencyFilter filter =
         IdempotencyFilter.builder().config(config).store(StoreBuilder.memory().build()).build();
     container = newContainer();
-    container.start(filter, servlet, mapping);
+    container.start(inFront.apply(filter), servlet, mapping);
   }
 
   HttpResponse<byte[]> post(String path, String key, String json)

@@ -8,10 +8,10 @@ import java.util.regex.Pattern;
  * <p>Both names must be lower-case identifiers ({@code [a-z_][a-z0-9_]*}) so that they mean the
  * same thing quoted and unquoted; they are always quoted when written into SQL. The table name is
  * at most {@value #MAX_TABLE_LENGTH} characters because the names derived from it (history table,
- * token sequence, purge index, floors table and its primary key, the longest at 12 more) must fit
- * PostgreSQL's 63-byte limit. The schema may not be one of PostgreSQL's own: {@code
- * information_schema}, or any name starting with {@code pg_} (reserved for the system: {@code
- * pg_catalog}, {@code pg_toast}, ...).
+ * token sequence, purge index, steps table and its index, floors table and its primary key; the
+ * longest, the steps' index, at 21 more) must fit PostgreSQL's 63-byte limit. The schema may not
+ * be one of PostgreSQL's own: {@code information_schema}, or any name starting with {@code pg_}
+ * (reserved for the system: {@code pg_catalog}, {@code pg_toast}, ...).
  *
  * <p>Immutable and thread-safe.
  *
@@ -53,6 +53,11 @@ public record TableName(String schema, String table) {
   /** The quoted, schema-qualified name of the sequence that issues fencing tokens. */
   public String qualifiedTokenSequence() {
     return quote(schema) + "." + quote(table + "_token_seq");
+  }
+
+  /** The quoted, schema-qualified name of the table of step results (SPEC §12). */
+  public String qualifiedStepsTable() {
+    return quote(schema) + "." + quote(table + "_steps");
   }
 
   /** The quoted, schema-qualified name of the table of sequence-key floors (SPEC §13). */

@@ -4,6 +4,7 @@ import io.idemkey.filter.IdempotencyConfig;
 import io.idemkey.filter.IdempotencyFilter;
 import io.idemkey.filter.IdempotencyListener;
 import io.idemkey.filter.InvalidConfigurationException;
+import io.idemkey.filter.Steps;
 import io.idemkey.migrations.ForeignTableException;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.StoreBuilder;
@@ -28,7 +29,12 @@ import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Conditional;
 import org.springframework.context.annotation.Configuration;
+import org.springframework.context.annotation.Scope;
+import org.springframework.context.annotation.ScopedProxyMode;
 import org.springframework.core.env.Environment;
+import org.springframework.web.context.WebApplicationContext;
+import org.springframework.web.context.request.RequestContextHolder;
+import org.springframework.web.context.request.ServletRequestAttributes;
 
 /**
  * Auto-configuration of the idempotency filter for Spring Boot 4.0 servlet applications.
@@ -41,8 +47,10 @@ import org.springframework.core.env.Environment;
  * IdempotencyStore} bean (then the filter uses it); {@code idempotency.enabled=false} turns it
  * off. With {@code idempotency.transactional=true} the application's DataSource joins each
  * covered request's transaction ({@link RequestTransactionDataSource}); asynchronous handlers are
- * then refused. With Micrometer, a Timer {@value IdempotencyMetrics#NAME}; with Spring Boot's
- * health module, a health indicator {@code idempotency}.
+ * then refused. A request-scoped {@link Steps} bean gives handlers the current request's steps.
+ * With Micrometer, the Timers {@value IdempotencyMetrics#NAME} and {@value
+ * IdempotencyMetrics#STEPS_NAME}; with Spring Boot's health module, a health indicator {@code
+ * idempotency}.
  */
 @AutoConfiguration(
     afterName = "org.springframework.boot.jdbc.autoconfigure.DataSourceAutoConfiguration")
@@ -160,7 +168,25 @@ public class IdempotencyAutoConfiguration {
     }
   }
 
-  /** Micrometer: the Timer idempotency.requests by outcome. */
+  /**
+   * The current request's {@link Steps} (SPEC §12), to inject anywhere: a request-scoped bean
+   * behind a proxy that resolves it per call.
+   */
+  @Configuration(proxyBeanMethods = false)
+  @ConditionalOnClass(name = "org.springframework.web.context.request.RequestContextHolder")
+  static class StepsConfiguration {
+
+    @Bean
+    @ConditionalOnMissingBean
+    @Scope(value = WebApplicationContext.SCOPE_REQUEST, proxyMode = ScopedProxyMode.INTERFACES)
+    Steps idempotencySteps() {
+      return Steps.of(
+          ((ServletRequestAttributes) RequestContextHolder.currentRequestAttributes())
+              .getRequest());
+    }
+  }
+
+  /** Micrometer: the Timers idempotency.requests and idempotency.steps by outcome. */
   @Configuration(proxyBeanMethods = false)
   @ConditionalOnClass(name = "io.micrometer.core.instrument.MeterRegistry")
   static class MetricsConfiguration {

@@ -1,11 +1,13 @@
 package io.idemkey.spring;
 
 import io.idemkey.migrations.TableName;
+import io.idemkey.store.Replication;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.time.Duration;
+import java.util.Locale;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -19,7 +21,11 @@ import org.springframework.boot.health.contributor.Health;
 import org.springframework.boot.health.contributor.HealthIndicator;
 
 /**
- * The health of the idemkey store: UP when its database answers and the keys table is there.
+ * The health of the idemkey store: UP when its database answers and the keys table is there,
+ * DOWN when that database is a standby (it refuses writes). Its details say how the database is
+ * replicated ({@link Replication}: {@code synchronous}, {@code asynchronous}, {@code none}, or
+ * {@code unknown} to a user who may not see it), so that a reader knows whether a failover can
+ * lose acknowledged keys (SPEC §14).
  *
  * <p>It does not hammer the database: a result is kept for {@code cacheFor}; at most one check
  * runs at a time, on a thread of its own, and a check that has not answered within {@code
@@ -107,8 +113,17 @@ final class IdempotencyHealthIndicator implements HealthIndicator, DisposableBea
               .withDetail("error", "the keys table does not exist (idempotency.migrate=false?)")
               .build();
         }
-        return Health.up().withDetail("table", table.toString()).build();
       }
+      Replication replication = Replication.of(connection, timeout);
+      Health.Builder health = replication.mode() == Replication.Mode.STANDBY
+          ? Health.down().withDetail("error", "the keys' database is a standby: it refuses writes")
+          : Health.up();
+      return health
+          .withDetail("table", table.toString())
+          .withDetail("replication", replication.mode().name().toLowerCase(Locale.ROOT))
+          .withDetail("standbys", replication.standbys())
+          .withDetail("synchronousStandbys", replication.synchronousStandbys())
+          .build();
     } catch (SQLException e) {
       return Health.down()
           .withDetail("table", table.toString())

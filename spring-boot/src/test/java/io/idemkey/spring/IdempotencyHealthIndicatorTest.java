@@ -2,9 +2,14 @@ package io.idemkey.spring;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import io.idemkey.migrations.Migrations;
 import io.idemkey.migrations.TableName;
+import io.idemkey.store.PrimaryAndStandby;
 import io.idemkey.store.TestDatabase;
 import java.io.PrintWriter;
+import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.SQLFeatureNotSupportedException;
@@ -14,6 +19,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Logger;
 import javax.sql.DataSource;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.springframework.boot.health.contributor.Health;
 import org.springframework.boot.health.contributor.Status;
 
@@ -52,9 +58,58 @@ class IdempotencyHealthIndicatorTest {
     indicator.destroy();
   }
 
+  @Test
+  void health_databaseWithoutStandby_upAndSaysSo() {
+    IdempotencyHealthIndicator indicator = indicator(TestDatabase.freshTable());
+
+    Health health = indicator.health();
+
+    assertThat(health.getStatus()).isEqualTo(Status.UP);
+    assertThat(health.getDetails()).containsEntry("replication", "none")
+        .containsEntry("standbys", 0);
+    indicator.destroy();
+  }
+
+  @Test
+  void health_primaryWithSynchronousStandby_upAndSaysSo(@TempDir Path dir) throws Exception {
+    try (PrimaryAndStandby pair = PrimaryAndStandby.start(dir, true);
+        HikariDataSource primary = pool(pair.url());
+        HikariDataSource standby = pool(pair.standbyUrl())) {
+      Migrations.migrate(primary, TableName.DEFAULT);
+      pair.awaitStandbyCaughtUp();
+      IdempotencyHealthIndicator onPrimary = indicator(primary, TableName.DEFAULT);
+      IdempotencyHealthIndicator onStandby = indicator(standby, TableName.DEFAULT);
+
+      Health primaryHealth = onPrimary.health();
+      Health standbyHealth = onStandby.health();
+
+      assertThat(primaryHealth.getStatus()).isEqualTo(Status.UP);
+      assertThat(primaryHealth.getDetails()).containsEntry("replication", "synchronous")
+          .containsEntry("standbys", 1).containsEntry("synchronousStandbys", 1);
+      // The keys' database is a standby (a URL or a name that reaches it, the primary gone):
+      // covered requests get 503 until it is promoted.
+      assertThat(standbyHealth.getStatus()).isEqualTo(Status.DOWN);
+      assertThat(standbyHealth.getDetails()).containsEntry("replication", "standby");
+      onPrimary.destroy();
+      onStandby.destroy();
+    }
+  }
+
   private IdempotencyHealthIndicator indicator(TableName table) {
+    return indicator(database, table);
+  }
+
+  private IdempotencyHealthIndicator indicator(DataSource dataSource, TableName table) {
     return new IdempotencyHealthIndicator(
-        database, table, Duration.ofSeconds(5), Duration.ofSeconds(2), nanos::get);
+        dataSource, table, Duration.ofSeconds(5), Duration.ofSeconds(2), nanos::get);
+  }
+
+  private static HikariDataSource pool(String url) {
+    HikariConfig config = new HikariConfig();
+    config.setJdbcUrl(url);
+    config.setUsername("postgres");
+    config.setMaximumPoolSize(2);
+    return new HikariDataSource(config);
   }
 
   /** Counts the connections taken from a real pool. */

@@ -61,6 +61,17 @@ public interface IdempotencyStore extends AutoCloseable {
   StoreTransaction beginTransaction(IdempotencyKey key, long token);
 
   /**
+   * The results of the steps that requests holding keys of this store made (SPEC §12), kept
+   * beside the keys. Stores built by {@link StoreBuilder} have one.
+   *
+   * @throws UnsupportedOperationException if this store keeps no step results
+   */
+  default StepStore steps() {
+    throw new UnsupportedOperationException(
+        "this idempotency store keeps no step results; build it with StoreBuilder");
+  }
+
+  /**
    * Calls {@code onSettled} when {@code key} may have been completed or released, on this node or
    * any other, until the registration is closed. Calls may be spurious (claim again to see what
    * happened) and run on a thread of the store's, so they must be quick. A store that cannot tell

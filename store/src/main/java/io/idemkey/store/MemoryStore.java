@@ -222,6 +222,27 @@ final class MemoryStore implements IdempotencyStore {
     return renewed[0];
   }
 
+  /**
+   * Runs {@code action} while holding the key's lock, if {@code token} holds the key in progress
+   * for {@code fingerprint} (a step result is stored so: SPEC §12).
+   *
+   * @return whether it ran
+   */
+  boolean whileHeld(IdempotencyKey key, long token, Fingerprint fingerprint, Runnable action) {
+    boolean[] held = new boolean[1];
+    entries.computeIfPresent(
+        key,
+        (k, existing) -> {
+          if (!existing.completed() && existing.token() == token
+              && existing.fingerprint().equals(fingerprint)) {
+            action.run();
+            held[0] = true;
+          }
+          return existing;
+        });
+    return held[0];
+  }
+
   @Override
   public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
     throw new UnsupportedOperationException(
@@ -265,11 +286,6 @@ final class MemoryStore implements IdempotencyStore {
   long completedBytes() {
     cache.cleanUp();
     return cache.policy().eviction().map(eviction -> eviction.weightedSize().orElse(0)).orElse(0L);
-  }
-
-  /** The number of scopes with a floor: for tests. */
-  int floors() {
-    return floors.size();
   }
 
   /** The number of entries, completed or in progress: for tests. */

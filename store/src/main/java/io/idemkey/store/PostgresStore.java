@@ -35,8 +35,9 @@ import javax.sql.DataSource;
  * <p>Connections are used as any pool hands them out: with {@code autoCommit=false} each operation
  * commits itself, a serialization failure (REPEATABLE READ or stricter) is a lost race that is run
  * again, and every statement is bounded by a network timeout, so that a database that hangs fails
- * a call within that time (SPEC §8). Renewals run on a connection kept for them alone, so that
- * requests holding every pooled connection (transactional mode) can never starve a lease.
+ * a call within that time (SPEC §8). A lease's upkeep (renewals, releases) runs on a connection
+ * kept for it alone, so that requests holding every pooled connection (transactional mode) can
+ * neither starve a lease nor keep a key they gave up.
  *
  * <p>What one request carries cannot fail another's call: each call is its own statement, and a
  * scope that PostgreSQL could not store as text is stored as its digest ({@link #storedScope}).
@@ -47,7 +48,7 @@ import javax.sql.DataSource;
  * that deletes the rows, to the highest completed sequence key it deleted per scope; so a claim's
  * snapshot holds either the row or the raised floor, never neither.
  *
- * <p>Thread-safe: its only mutable state is the renewals' connection, guarded by its own lock;
+ * <p>Thread-safe: its only mutable state is the upkeep's connection, guarded by its own lock;
  * concurrency is the database's.
  */
 final class PostgresStore implements IdempotencyStore {
@@ -64,6 +65,7 @@ final class PostgresStore implements IdempotencyStore {
   private static final int MIN_CLAIM_STATEMENT_MILLIS = 250;
   private static final String SERIALIZATION_FAILURE = "40001";
   private static final String DEADLOCK = "40P01";
+  private static final String IN_FAILED_TRANSACTION = "25P02";
   private static final Executor DIRECT = Runnable::run;
 
   private final BoundedConnections connections;
@@ -81,7 +83,7 @@ final class PostgresStore implements IdempotencyStore {
   private final String settledChannel;
   private final boolean notifySettled;
   private final SettledKeys settledKeys;
-  private final ReservedConnection renewals;
+  private final ReservedConnection upkeep;
   private final String claimSql;
   private final String takeOverSql;
   private final String completeSql;
@@ -142,7 +144,7 @@ final class PostgresStore implements IdempotencyStore {
     this.commitTimeoutMillis =
         (int) Math.min(Integer.MAX_VALUE, Math.max(statementTimeoutMillis, lease.toMillis()));
     this.purgeBatchSize = purgeBatchSize;
-    this.renewals = new ReservedConnection(connections);
+    this.upkeep = new ReservedConnection(connections, statementTimeout);
     String t = table.qualifiedTable();
     String now = "(statement_timestamp() + ?::bigint * interval '1 microsecond')";
     String byToken = " WHERE scope = ? AND idem_key = ? AND token = ?";
@@ -414,7 +416,7 @@ final class PostgresStore implements IdempotencyStore {
 
   @Override
   public boolean release(IdempotencyKey key, long token) {
-    boolean released = run("release", connection -> {
+    boolean released = upkeep("release", connection -> {
       try (PreparedStatement statement = connection.prepareStatement(releaseSql)) {
         statement.setLong(bindKey(statement, 1, key), token);
         return changedOne("release", statement);
@@ -426,23 +428,31 @@ final class PostgresStore implements IdempotencyStore {
     return released;
   }
 
-  /** Renews the lease on the renewals' own connection (see the class comment). */
   @Override
   public boolean renew(IdempotencyKey key, long token) {
+    return upkeep("renew", connection -> {
+      try (PreparedStatement statement = connection.prepareStatement(renewSql)) {
+        long shift = shiftMicros();
+        statement.setLong(1, shift);
+        statement.setLong(2, leaseMicros);
+        statement.setLong(3, shift);
+        statement.setLong(4, leaseMicros);
+        statement.setLong(bindKey(statement, 5, key), token);
+        return changedOne("renew", statement);
+      }
+    });
+  }
+
+  /**
+   * Runs a lease's upkeep (a renewal, a release) on the connection kept for it, so that requests
+   * holding every pooled connection can neither let a lease run out nor keep a key they gave up
+   * (see the class comment).
+   */
+  private <T> T upkeep(String operation, Work<T> work) {
     try {
-      return renewals.use(connection -> run(connection, statementTimeoutMillis, c -> {
-        try (PreparedStatement statement = c.prepareStatement(renewSql)) {
-          long shift = shiftMicros();
-          statement.setLong(1, shift);
-          statement.setLong(2, leaseMicros);
-          statement.setLong(3, shift);
-          statement.setLong(4, leaseMicros);
-          statement.setLong(bindKey(statement, 5, key), token);
-          return changedOne("renew", statement);
-        }
-      }));
+      return upkeep.use(connection -> run(connection, statementTimeoutMillis, work));
     } catch (SQLException e) {
-      throw unavailable("renew", e);
+      throw failed(operation, e);
     }
   }
 
@@ -532,6 +542,10 @@ final class PostgresStore implements IdempotencyStore {
         connection.commit();
       } catch (SQLException e) {
         rollback();
+        if (!completed && IN_FAILED_TRANSACTION.equals(e.getSQLState())) {
+          throw new TransactionAbortedException("the request's transaction on " + table
+              + " was aborted by an earlier error in it: " + e.getMessage(), e);
+        }
         if (!completed || release(key, token)) {
           throw unavailable("commit", e);
         }
@@ -630,7 +644,7 @@ final class PostgresStore implements IdempotencyStore {
   @Override
   public void close() {
     settledKeys.close();
-    renewals.close();
+    upkeep.close();
     if (ownedPool != null) {
       try {
         ownedPool.close();

@@ -69,6 +69,11 @@ final class PurgeSchedule implements IdempotencyStore {
   }
 
   @Override
+  public StepStore steps() {
+    return delegate.steps();
+  }
+
+  @Override
   public Registration watch(IdempotencyKey key, Runnable onSettled) {
     return delegate.watch(key, onSettled);
   }

@@ -23,8 +23,9 @@ import javax.sql.DataSource;
  * {@link #cacheMaxBytes(long)} is 0, and purges expired keys every {@link #purgeInterval} unless
  * that is zero. The memory store holds its completed responses within the same byte budget,
  * {@link #cacheMaxBytes(long)}: past it, the completed keys least likely to be used again are
- * evicted, and a retry of an evicted key runs the request again. Not thread-safe; the stores it
- * builds are.
+ * evicted, and a retry of an evicted key runs the request again. Every store it builds keeps step
+ * results beside its keys ({@link IdempotencyStore#steps()}, SPEC §12). Not thread-safe; the
+ * stores it builds are.
  */
 public final class StoreBuilder {
 
@@ -248,12 +249,14 @@ public final class StoreBuilder {
    * @throws ForeignTableException if the table name is taken by a table that is not idemkey's
    */
   public IdempotencyStore build() {
-    IdempotencyStore store =
-        kind == Kind.MEMORY
-            ? new MemoryStore(
-                clock == null ? Clock.systemUTC() : clock, ttl, lease, cacheMaxBytes,
-                sequenceKeys)
-            : buildPostgres();
+    IdempotencyStore store;
+    if (kind == Kind.MEMORY) {
+      Clock memoryClock = clock == null ? Clock.systemUTC() : clock;
+      MemoryStore keys = new MemoryStore(memoryClock, ttl, lease, cacheMaxBytes, sequenceKeys);
+      store = new SteppedStore(keys, new MemoryStepStore(keys, memoryClock, ttl));
+    } else {
+      store = buildPostgres();
+    }
     return purgeInterval.isZero() ? store : new PurgeSchedule(store, purgeInterval);
   }
 
@@ -281,7 +284,11 @@ public final class StoreBuilder {
         new PostgresStore(
             source, tableName, clock, ttl, lease, statementTimeout(), purgeBatchSize,
             notifySettled, deferClaimFlush, sequenceKeys, ownPool);
-    return cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, ttl, lease, clock);
+    StepStore steps =
+        new PostgresStepStore(source, tableName, clock, ttl, statementTimeout(), purgeBatchSize);
+    return new SteppedStore(
+        cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, ttl, lease, clock),
+        steps);
   }
 
   private HikariDataSource openPool() {

@@ -26,6 +26,8 @@ public interface StoreTransaction extends AutoCloseable {
    *
    * @return true if committed; false if the key's token is no longer current (the lease was taken
    *     over), in which case everything was rolled back
+   * @throws TransactionAbortedException if a statement of the application's failed in this
+   *     transaction and the application went on: everything was rolled back
    * @throws StoreUnavailableException if the completion or the commit failed; everything was
    *     rolled back, unless the commit reached the database before its reply was lost
    */

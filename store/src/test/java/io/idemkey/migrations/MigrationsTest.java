@@ -21,9 +21,6 @@ import org.junit.jupiter.api.Test;
 /** The migrations against a real PostgreSQL (here because the store module owns the test database). */
 class MigrationsTest {
 
-  /** The migrations a new table gets: V1 (the table), V4 (the sequence keys' floors). */
-  static final int MIGRATIONS = 2;
-
   static String unique(String prefix) {
     return prefix + UUID.randomUUID().toString().replace("-", "").substring(0, 10);
   }
@@ -49,6 +46,9 @@ class MigrationsTest {
     }
   }
 
+  /** The migrations a new table gets: V1 (keys), V3 (steps), V4 (sequence keys' floors). */
+  static final int MIGRATIONS = 3;
+
   static List<String> relations(String schema) throws SQLException {
     return query("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         + " WHERE n.nspname = '" + schema + "' ORDER BY c.relname");
@@ -62,7 +62,7 @@ class MigrationsTest {
 
     assertThat(query("SELECT table_name FROM information_schema.tables WHERE table_schema = '"
             + table.schema() + "' ORDER BY table_name"))
-        .containsExactly("keys", "keys_floors", "keys_schema_history");
+        .containsExactly("keys", "keys_floors", "keys_schema_history", "keys_steps");
     assertThat(query("SELECT sequence_name FROM information_schema.sequences"
             + " WHERE sequence_schema = '" + table.schema() + "'"))
         .containsExactly("keys_token_seq");
@@ -115,10 +115,12 @@ class MigrationsTest {
             "idempotency_keys",
             "idempotency_keys_floors",
             "idempotency_keys_schema_history",
+            "idempotency_keys_steps",
             "orders",
             "other_keys",
             "other_keys_floors",
-            "other_keys_schema_history");
+            "other_keys_schema_history",
+            "other_keys_steps");
   }
 
   @Test
@@ -158,6 +160,19 @@ class MigrationsTest {
   }
 
   @Test
+  void migrate_stepsTableNameTaken_failsAndCreatesNothing() throws Exception {
+    String schema = unique("app_");
+    execute("CREATE SCHEMA " + schema, "CREATE TABLE " + schema + ".keys_steps (id int)");
+
+    assertThatThrownBy(
+            () -> Migrations.migrate(TestDatabase.dataSource(), new TableName(schema, "keys")))
+        .isInstanceOf(ForeignTableException.class)
+        .hasMessageContaining(schema + ".keys_steps, which it needs, already exists");
+
+    assertThat(relations(schema)).containsExactly("keys_steps");
+  }
+
+  @Test
   void migrate_tokenSequenceNameTaken_failsAndCreatesNothing() throws Exception {
     String schema = unique("app_");
     execute("CREATE SCHEMA " + schema, "CREATE SEQUENCE " + schema + ".keys_token_seq");
@@ -194,7 +209,8 @@ class MigrationsTest {
     // PostgreSQL would have cut a name past 63 bytes silently: each must be there in full.
     assertThat(relations("public"))
         .contains(name, name + "_floors", name + "_floors_pkey", name + "_token_seq",
-            name + "_expires_at_idx", name + "_schema_history");
+            name + "_expires_at_idx", name + "_schema_history", name + "_steps",
+            name + "_steps_expires_at_idx");
   }
 
   @Test

@@ -35,6 +35,11 @@ public class ForwardingStore implements IdempotencyStore {
   }
 
   @Override
+  public StepStore steps() {
+    return store.steps();
+  }
+
+  @Override
   public Registration watch(IdempotencyKey key, Runnable onSettled) {
     return store.watch(key, onSettled);
   }

@@ -132,7 +132,7 @@ class PostgresStoreIsolationTest {
   }
 
   @Test
-  void renew_everyPooledConnectionHeldByRequestTransactions_stillRenewsAndClaimsFailFast() throws Exception {
+  void upkeep_everyPooledConnectionHeldByRequestTransactions_renewsAndReleasesAndClaimsFailFast() throws Exception {
     try (HikariDataSource pool = TestDatabase.newPool(3); // waits 30 s for a connection
         IdempotencyStore small = StoreBuilder.postgres(pool).tableName(table).migrate(false)
             .cacheMaxBytes(0).purgeInterval(Duration.ZERO).connectTimeout(Duration.ofSeconds(1))
@@ -155,6 +155,9 @@ class PostgresStoreIsolationTest {
             .isLessThan(Duration.ofSeconds(15));
 
         assertThat(small.renew(renewed, token)).isTrue();
+        // A request that gives its key up (it could not get a transaction) releases it all the
+        // same, so that the client's retry is not refused until the lease runs out.
+        assertThat(small.release(renewed, token)).isTrue();
       } finally {
         transactions.forEach(StoreTransaction::close);
       }
