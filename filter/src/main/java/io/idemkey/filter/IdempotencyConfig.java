@@ -37,6 +37,12 @@ public final class IdempotencyConfig {
   /** Where keys are kept. */
   public enum StoreType { POSTGRES, MEMORY }
 
+  /**
+   * What keys are (SPEC §13): any client-chosen text, forgotten after the ttl ({@code OPAQUE}), or
+   * numbers that grow per scope, refused however late a duplicate comes ({@code SEQUENCE}).
+   */
+  public enum Keys { OPAQUE, SEQUENCE }
+
   /** Whose key it is (SPEC §3). */
   public record Scope(Kind kind, String headerName) {
     /** The kinds of scope. */
@@ -151,6 +157,7 @@ public final class IdempotencyConfig {
     ON_STORE_FAILURE(
         "on-store-failure", (b, v) -> b.onStoreFailure(parseEnum(OnStoreFailure.class, v))),
     TRANSACTIONAL("transactional", (b, v) -> b.transactional(ConfigValues.bool(v))),
+    KEYS("keys", (b, v) -> b.keys(parseEnum(Keys.class, v))),
     COMPLETION_TIMEOUT(
         "completion-timeout", (b, v) -> b.completionTimeout(ConfigValues.duration(v))),
     STORE("store", (b, v) -> b.store(parseEnum(StoreType.class, v))),
@@ -229,6 +236,7 @@ public final class IdempotencyConfig {
   private final long maxResponseBytes;
   private final OnStoreFailure onStoreFailure;
   private final boolean transactional;
+  private final Keys keys;
   private final Duration completionTimeout;
   private final StoreType store;
   private final String jdbcUrl;
@@ -263,6 +271,7 @@ public final class IdempotencyConfig {
     this.maxResponseBytes = b.maxResponseBytes;
     this.onStoreFailure = b.onStoreFailure;
     this.transactional = b.transactional;
+    this.keys = b.keys;
     this.completionTimeout = b.completionTimeout;
     this.store = b.store;
     this.jdbcUrl = b.jdbcUrl;
@@ -419,6 +428,11 @@ public final class IdempotencyConfig {
     return transactional;
   }
 
+  /** What keys are: opaque (default) or sequence numbers (SPEC §13). */
+  public Keys keys() {
+    return keys;
+  }
+
   /**
    * In non-transactional mode, how long the filter keeps retrying (with backoff, renewing the
    * lease) to store a response while the database is away, before it answers 503. Positive and at
@@ -508,9 +522,9 @@ public final class IdempotencyConfig {
   }
 
   /**
-   * Sets this configuration's key lifetime, table, migration, cache, purge and time bound
-   * ({@code jdbc.connect-timeout}, which bounds every store statement, on a handed-in {@code
-   * DataSource} too) on {@code builder}.
+   * Sets this configuration's key lifetime, kind of keys, table, migration, cache, purge and time
+   * bound ({@code jdbc.connect-timeout}, which bounds every store statement, on a handed-in
+   * {@code DataSource} too) on {@code builder}.
    */
   public StoreBuilder applyTo(StoreBuilder builder) {
     return builder
@@ -524,7 +538,8 @@ public final class IdempotencyConfig {
         .purgeBatchSize(purgeBatchSize)
         // Always: a duplicate may wait on another node whatever this node's on-in-flight.
         .notifySettled(true)
-        .deferClaimFlush(transactional);
+        .deferClaimFlush(transactional)
+        .sequenceKeys(keys == Keys.SEQUENCE);
   }
 
   /**
@@ -545,6 +560,7 @@ public final class IdempotencyConfig {
         + String.join(",", new java.util.TreeSet<>(excludeResponseHeaders))
         + ", max-request-bytes=" + maxRequestBytes + ", max-response-bytes=" + maxResponseBytes
         + ", on-store-failure=" + display(onStoreFailure) + ", transactional=" + transactional
+        + ", keys=" + display(keys)
         + ", completion-timeout=" + completionTimeout + ", store=" + display(store)
         + ", jdbc.url=" + (jdbcUrl == null ? "" : jdbcUrl)
         + ", jdbc.username=" + (jdbcUsername == null ? "" : jdbcUsername)
@@ -577,6 +593,7 @@ public final class IdempotencyConfig {
     private long maxResponseBytes = 4L << 20;
     private OnStoreFailure onStoreFailure = OnStoreFailure.FAIL_CLOSED;
     private boolean transactional;
+    private Keys keys = Keys.OPAQUE;
     private Duration completionTimeout = Duration.ofSeconds(30);
     private StoreType store = StoreType.POSTGRES;
     private String jdbcUrl;
@@ -827,6 +844,12 @@ public final class IdempotencyConfig {
     /** Whether the handler's writes and the completion are committed together (SPEC §6). */
     public Builder transactional(boolean transactional) {
       this.transactional = transactional;
+      return this;
+    }
+
+    /** What keys are: opaque (default) or sequence numbers (SPEC §13). */
+    public Builder keys(Keys keys) {
+      this.keys = Objects.requireNonNull(keys, "keys");
       return this;
     }
 

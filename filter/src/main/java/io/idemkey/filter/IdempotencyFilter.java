@@ -238,6 +238,13 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       Problem.INVALID_KEY.write(response, invalid.reason());
       return IdempotencyListener.Outcome.BAD_REQUEST;
     }
+    if (config.keys() == IdempotencyConfig.Keys.SEQUENCE
+        && IdempotencyKey.sequenceNumber(((KeyParser.Valid) parsed).key()) < 0) {
+      Problem.INVALID_KEY.write(response, "this server takes sequence keys: a non-negative"
+          + " decimal integer of at most " + IdempotencyKey.MAX_SEQUENCE_DIGITS
+          + " digits (at most " + Long.MAX_VALUE + "), without sign or leading zeros");
+      return IdempotencyListener.Outcome.BAD_REQUEST;
+    }
     long declared = request.getContentLengthLong();
     if (declared > config.maxRequestBytes()) {
       return tooLarge(response);
@@ -275,8 +282,9 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
   }
 
   /**
-   * Answers a claim that does not hold the key: a replay, 422 or 409. A claim that does hold it
-   * (after an execution lost its lease, the key was freed again) is released and answered 409.
+   * Answers a claim that does not hold the key: a replay, 422 or 409 (in progress, or a sequence
+   * key used up, SPEC §13). A claim that does hold it (after an execution lost its lease, the key
+   * was freed again) is released and answered 409.
    */
   @Override
   public IdempotencyListener.Outcome answer(
@@ -288,6 +296,12 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       Problem.KEY_REUSED.write(
           response, "this key was used for a different request; use a new key for a new request");
       return IdempotencyListener.Outcome.FINGERPRINT_MISMATCH;
+    }
+    if (claim instanceof ClaimResult.KeyExpired) {
+      Problem.KEY_EXPIRED.write(response, "this sequence key is at or below the highest key of"
+          + " this client whose record has expired: it was used, or a higher key came first and"
+          + " has expired since; send a new, higher key for a new request");
+      return IdempotencyListener.Outcome.KEY_EXPIRED;
     }
     if (claim instanceof ClaimResult.Held held) {
       Execution.releaseQuietly(store, key, held.token());
@@ -540,7 +554,11 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       return this;
     }
 
-    /** A store the application owns (and closes); the config's store properties are unused. */
+    /**
+     * A store the application owns (and closes); the config's store properties are unused. With
+     * {@code keys=sequence}, build it through {@link IdempotencyConfig#applyTo} (or with {@link
+     * StoreBuilder#sequenceKeys}), or keys are never refused past their ttl.
+     */
     public Builder store(IdempotencyStore store) {
       this.store = Objects.requireNonNull(store, "store");
       return this;

@@ -20,6 +20,8 @@ public interface IdempotencyListener {
     IN_PROGRESS,
     /** The key was reused for a different request (422). */
     FINGERPRINT_MISMATCH,
+    /** A sequence key at or below its scope's floor without a record (409 key-expired). */
+    KEY_EXPIRED,
     /** The handler failed or answered a release status; the key was released. */
     RELEASED,
     /** The handler finished after its lease was taken over; its response was not stored. */

@@ -18,6 +18,7 @@ enum Problem {
   REQUEST_TOO_LARGE(413, "request-too-large", "Request body too large"),
   IN_PROGRESS(409, "in-progress", "A request with this Idempotency-Key is in progress"),
   RESPONSE_NOT_STORED(409, "response-not-stored", "The original response was not stored"),
+  KEY_EXPIRED(409, "key-expired", "Idempotency-Key already used and expired"),
   STORE_UNAVAILABLE(503, "store-unavailable", "Idempotency store unavailable"),
   TRANSACTION_ABORTED(500, "transaction-aborted", "The request's transaction was aborted");
 

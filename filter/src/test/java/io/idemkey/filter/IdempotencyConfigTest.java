@@ -3,6 +3,10 @@ package io.idemkey.filter;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.idemkey.store.Fingerprint;
+import io.idemkey.store.IdempotencyKey;
+import io.idemkey.store.IdempotencyStore;
+import io.idemkey.store.StoreBuilder;
 import io.idemkey.store.TestDatabase;
 import java.sql.Connection;
 import java.sql.ResultSet;
@@ -47,6 +51,7 @@ class IdempotencyConfigTest {
     assertThat(config.maxResponseBytes()).isEqualTo(4 << 20);
     assertThat(config.onStoreFailure()).isEqualTo(IdempotencyConfig.OnStoreFailure.FAIL_CLOSED);
     assertThat(config.transactional()).isFalse();
+    assertThat(config.keys()).isEqualTo(IdempotencyConfig.Keys.OPAQUE);
     assertThat(config.completionTimeout()).isEqualTo(Duration.ofSeconds(30));
     assertThat(config.store()).isEqualTo(IdempotencyConfig.StoreType.POSTGRES);
     assertThat(config.jdbcConnectTimeout()).isEqualTo(Duration.ofSeconds(2));
@@ -478,6 +483,34 @@ class IdempotencyConfigTest {
   }
 
   @Test
+  void keys_fromEveryKindOfSource_sequenceReachesTheStore() {
+    IdempotencyConfig fromSystem = IdempotencyConfig.load(new Properties(), Map.of(),
+        properties("idempotency.keys", "sequence"), Map.of());
+    IdempotencyConfig fromEnvironment = IdempotencyConfig.load(new Properties(), Map.of(),
+        new Properties(), Map.of("IDEMPOTENCY_KEYS", "SEQUENCE"));
+
+    assertThat(List.of(fromSystem, fromEnvironment))
+        .allSatisfy(config -> assertThat(config.keys())
+            .isEqualTo(IdempotencyConfig.Keys.SEQUENCE));
+    assertThat(fromSystem.toString()).contains("keys=sequence");
+    // The store it configures takes sequence keys: anything else is refused by its claim.
+    try (IdempotencyStore store = fromSystem.applyTo(StoreBuilder.memory()).build()) {
+      assertThatThrownBy(() -> store.claim(new IdempotencyKey("s", "abc"),
+              new Fingerprint(new byte[32])))
+          .isInstanceOf(IllegalArgumentException.class);
+    }
+  }
+
+  @Test
+  void load_badKeys_failsNamingPropertyAndSource() {
+    assertThatThrownBy(() -> IdempotencyConfig.load(new Properties(), Map.of(), new Properties(),
+            Map.of("IDEMPOTENCY_KEYS", "numbers")))
+        .isInstanceOf(InvalidConfigurationException.class)
+        .hasMessage("idempotency.keys from environment variable IDEMPOTENCY_KEYS: 'numbers' is"
+            + " not one of opaque, sequence");
+  }
+
+  @Test
   void toString_masksPassword() {
     String text = IdempotencyConfig.builder().jdbcPassword("s3cret").build().toString();
 
@@ -505,7 +538,7 @@ class IdempotencyConfigTest {
   void propertyNames_eachName_isKnownToSet() {
     List<String> names = IdempotencyConfig.propertyNames();
 
-    assertThat(names).hasSize(32).doesNotHaveDuplicates()
+    assertThat(names).hasSize(33).doesNotHaveDuplicates()
         .contains("idempotency.header", "idempotency.transactional", "idempotency.jdbc.url",
             "idempotency.purge.batch-size")
         .allMatch(name -> name.startsWith("idempotency."));

@@ -37,6 +37,7 @@ class MultiNodeFilterTest {
   final TableName table = TestDatabase.freshTable();
   final List<AutoCloseable> closeables = new ArrayList<>();
   final List<IdempotencyListener.Event> events = new CopyOnWriteArrayList<>();
+  final List<IdempotencyStore> stores = new ArrayList<>();
 
   @AfterEach
   void stop() throws Exception {
@@ -62,6 +63,7 @@ class MultiNodeFilterTest {
             .purgeInterval(Duration.ZERO)
             .build();
     closeables.add(store);
+    stores.add(store);
     JettyContainer container = new JettyContainer();
     container.start(
         IdempotencyFilter.builder().config(config).store(view.apply(store)).clock(clock)
@@ -183,5 +185,74 @@ class MultiNodeFilterTest {
     }
     assertThat(events).extracting(IdempotencyListener.Event::outcome)
         .contains(IdempotencyListener.Outcome.STALE_COMPLETION);
+  }
+
+  HttpResponse<String> send(HttpRequest request) throws Exception {
+    return client.send(request, HttpResponse.BodyHandlers.ofString());
+  }
+
+  static void assertProblem(HttpResponse<String> response, int status, String type) {
+    assertThat(response.statusCode()).as(response.body()).isEqualTo(status);
+    assertThat(response.headers().firstValue("Content-Type"))
+        .hasValue("application/problem+json");
+    assertThat(response.body()).contains("\"type\":\"urn:idemkey:problem:" + type + "\"");
+  }
+
+  @Test
+  void sequenceKeys_keyNotANumber_is400InvalidKeyAndHandlerDoesNotRun() throws Exception {
+    IdempotencyConfig config =
+        IdempotencyConfig.builder().keys(IdempotencyConfig.Keys.SEQUENCE).build();
+    TestHandler handler = new TestHandler("a");
+    URI node = node(config, handler);
+
+    for (String key : List.of("abc", "-1", "007", "1e3", "9223372036854775808",
+        UUID.randomUUID().toString())) {
+      assertProblem(send(post(node, "/p", key)), 400, "invalid-key");
+    }
+    assertThat(handler.executions.get()).isZero();
+    assertThat(send(post(node, "/p", "9223372036854775807")).statusCode()).isEqualTo(201);
+    assertThat(send(post(node, "/p", "0")).statusCode()).isEqualTo(201);
+    assertThat(handler.executions.get()).isEqualTo(2);
+  }
+
+  @Test
+  void sequenceKeys_afterTtlAndPurge_sameKeyIs409KeyExpiredOnBothNodes() throws Exception {
+    IdempotencyConfig config =
+        IdempotencyConfig.builder()
+            .keys(IdempotencyConfig.Keys.SEQUENCE)
+            .ttl(Duration.ofHours(1))
+            .build();
+    TestHandler first = new TestHandler("a");
+    TestHandler second = new TestHandler("b");
+    URI nodeA = node(config, first);
+    URI nodeB = node(config, second);
+
+    HttpResponse<String> created = send(post(nodeA, "/p", "7"));
+    assertThat(created.statusCode()).isEqualTo(201);
+    HttpResponse<String> replay = send(post(nodeB, "/p", "7"));
+    assertThat(replay.headers().firstValue("Idempotent-Replayed")).hasValue("true");
+    assertThat(replay.body()).isEqualTo(created.body());
+    clock.advance(Duration.ofMinutes(10));
+    assertThat(send(post(nodeB, "/p", "9")).statusCode()).isEqualTo(201);
+    clock.advance(Duration.ofMinutes(55)); // 7 has expired, 9 has not
+
+    // Expired, not yet purged: already refused.
+    assertProblem(send(post(nodeA, "/p", "7")), 409, "key-expired");
+    assertThat(stores.get(1).purgeExpired()).isEqualTo(1);
+
+    assertProblem(send(post(nodeA, "/p", "7")), 409, "key-expired");
+    assertProblem(send(post(nodeB, "/p", "7")), 409, "key-expired");
+    assertProblem(send(post(nodeB, "/p", "5")), 409, "key-expired"); // never sent, below 7
+    assertThat(send(post(nodeA, "/p", "9")).headers().firstValue("Idempotent-Replayed"))
+        .hasValue("true");
+    assertThat(send(post(nodeA, "/p", "8")).statusCode()).isEqualTo(201); // above the floor
+    // 7, 9 and 8 ran, once each.
+    assertThat(first.executions.get() + second.executions.get()).isEqualTo(3);
+    for (int i = 0; i < 100 && events.size() < 9; i++) {
+      Thread.sleep(20);
+    }
+    assertThat(events).extracting(IdempotencyListener.Event::outcome)
+        .filteredOn(IdempotencyListener.Outcome.KEY_EXPIRED::equals)
+        .hasSize(4);
   }
 }

@@ -8,9 +8,10 @@ import java.util.regex.Pattern;
  * <p>Both names must be lower-case identifiers ({@code [a-z_][a-z0-9_]*}) so that they mean the
  * same thing quoted and unquoted; they are always quoted when written into SQL. The table name is
  * at most {@value #MAX_TABLE_LENGTH} characters because the names derived from it (history table,
- * token sequence, purge index, steps table and its index) must fit PostgreSQL's 63-byte limit.
- * The schema may not be one of PostgreSQL's own: {@code information_schema}, or any name starting
- * with {@code pg_} (reserved for the system: {@code pg_catalog}, {@code pg_toast}, ...).
+ * token sequence, purge index, steps table and its index, floors table and its primary key; the
+ * longest, the steps' index, at 21 more) must fit PostgreSQL's 63-byte limit. The schema may not
+ * be one of PostgreSQL's own: {@code information_schema}, or any name starting with {@code pg_}
+ * (reserved for the system: {@code pg_catalog}, {@code pg_toast}, ...).
  *
  * <p>Immutable and thread-safe.
  *
@@ -57,6 +58,16 @@ public record TableName(String schema, String table) {
   /** The quoted, schema-qualified name of the table of step results (SPEC §12). */
   public String qualifiedStepsTable() {
     return quote(schema) + "." + quote(table + "_steps");
+  }
+
+  /** The quoted, schema-qualified name of the table of sequence-key floors (SPEC §13). */
+  public String qualifiedFloorsTable() {
+    return quote(schema) + "." + quote(floorsTable());
+  }
+
+  /** The unquoted name of the table of sequence-key floors, in the same schema. */
+  public String floorsTable() {
+    return table + "_floors";
   }
 
   /** The unquoted name of this table's own Flyway history table, in the same schema. */

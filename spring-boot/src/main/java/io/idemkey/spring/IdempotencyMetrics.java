@@ -14,8 +14,8 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * The filter's outcomes as Micrometer meters: a Timer {@value #NAME} per request outcome, tagged
  * {@code outcome} with the {@link IdempotencyListener.Outcome} name in lower case ({@code
  * executed}, {@code replayed}, {@code in_progress}, {@code fingerprint_mismatch}, {@code
- * released}, {@code stale_completion}, {@code lease_lost}, {@code store_failure}, {@code
- * fail_open}, {@code bad_request}), timing the time spent in the filter; and a Timer {@value
+ * key_expired}, {@code released}, {@code stale_completion}, {@code lease_lost}, {@code
+ * store_failure}, {@code fail_open}, {@code bad_request}), timing the time spent in the filter; and a Timer {@value
  * #STEPS_NAME} per step outcome ({@code step_executed}: the call was made and its result stored;
  * {@code step_replayed}: a stored result was returned without calling), timing the step. Every
  * outcome is registered at once, so that dashboards see a zero rather than nothing.

@@ -55,4 +55,11 @@ public sealed interface ClaimResult {
 
   /** The key is held or completed for a request with a different fingerprint. */
   record FingerprintMismatch() implements ClaimResult {}
+
+  /**
+   * Sequence keys only (SPEC §13): the key has no live record and is used up. Either it is at or
+   * below its scope's floor (the highest key whose completed record the purge removed), or its
+   * completed record has expired and waits for the purge. The request must not run.
+   */
+  record KeyExpired() implements ClaimResult {}
 }

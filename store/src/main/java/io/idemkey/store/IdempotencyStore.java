@@ -20,7 +20,9 @@ public interface IdempotencyStore extends AutoCloseable {
    * Claims {@code key} for a request with {@code fingerprint}.
    *
    * @return {@link ClaimResult.Acquired} or {@link ClaimResult.TakenOver} when the caller now
-   *     holds the key; otherwise what holds it
+   *     holds the key; otherwise what holds it, or, with sequence keys ({@link
+   *     StoreBuilder#sequenceKeys}), {@link ClaimResult.KeyExpired} for a key that is used up
+   * @throws IllegalArgumentException with sequence keys, if the key is not a sequence number
    * @throws StoreUnavailableException if the store cannot be reached
    */
   ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint);

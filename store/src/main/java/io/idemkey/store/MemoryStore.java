@@ -21,7 +21,14 @@ import java.util.concurrent.atomic.AtomicLong;
  * nothing, so they are never evicted for size; each lives until its lease ends and the next claim
  * takes it over, or a purge removes it.
  *
- * <p>Thread-safe: every operation is one atomic {@link ConcurrentMap#compute} on the key.
+ * <p>With sequence keys (SPEC §13) it keeps, per scope, the floor: the highest key whose
+ * completed entry the purge removed. A key at or below it without an entry, or whose completed
+ * entry has expired, is {@link ClaimResult.KeyExpired}. A key evicted for size is not purged: it
+ * leaves the floor where it was, and runs again like any evicted key.
+ *
+ * <p>Thread-safe: every operation is one atomic {@link ConcurrentMap#compute} on the key. The purge
+ * raises a floor inside the compute that removes the entry, so a claim of that key sees either
+ * the entry or the raised floor, never neither.
  */
 final class MemoryStore implements IdempotencyStore {
 
@@ -42,18 +49,27 @@ final class MemoryStore implements IdempotencyStore {
   private final Clock clock;
   private final Duration ttl;
   private final Duration lease;
+  private final boolean sequenceKeys;
+  /** Sequence keys: each scope's floor. */
+  private final ConcurrentMap<String, Long> floors = new ConcurrentHashMap<>();
+
+  MemoryStore(Clock clock, Duration ttl, Duration lease, long maxBytes) {
+    this(clock, ttl, lease, maxBytes, false);
+  }
 
   /**
    * @param maxBytes the bound on the heap that completed entries retain; 0 for no bound
+   * @param sequenceKeys whether keys are sequence numbers with a floor per scope (SPEC §13)
    * @throws IllegalArgumentException if {@code maxBytes} is negative
    */
-  MemoryStore(Clock clock, Duration ttl, Duration lease, long maxBytes) {
+  MemoryStore(Clock clock, Duration ttl, Duration lease, long maxBytes, boolean sequenceKeys) {
     if (maxBytes < 0) {
       throw new IllegalArgumentException("max bytes must be >= 0, was " + maxBytes);
     }
     this.clock = clock;
     this.ttl = ttl;
     this.lease = lease;
+    this.sequenceKeys = sequenceKeys;
     // No expiry in Caffeine: an entry past its time stays visible to compute, so a lapsed lease is
     // taken over (not acquired afresh) and purgeExpired counts what it removes.
     this.cache =
@@ -72,8 +88,12 @@ final class MemoryStore implements IdempotencyStore {
     this.entries = cache.asMap();
   }
 
+  /**
+   * @throws IllegalArgumentException with sequence keys, if the key is not a sequence number
+   */
   @Override
   public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
+    long number = sequenceKeys ? key.requireSequenceNumber() : -1;
     Instant now = clock.instant();
     Entry live = cache.getIfPresent(key);
     if (live != null && live.completed() && live.expiresAt().isAfter(now)
@@ -85,6 +105,10 @@ final class MemoryStore implements IdempotencyStore {
     entries.compute(
         key,
         (k, existing) -> {
+          if (sequenceKeys && usedUp(key, number, existing, now)) {
+            result[0] = new ClaimResult.KeyExpired();
+            return existing;
+          }
           if (existing == null || !existing.expiresAt().isAfter(now)) {
             long token = tokens.incrementAndGet();
             // An expired in-progress entry is a lease that ran out: taken over.
@@ -106,6 +130,18 @@ final class MemoryStore implements IdempotencyStore {
           return existing;
         });
     return result[0];
+  }
+
+  /**
+   * Whether a sequence key is used up: no entry and at or below its scope's floor, or completed
+   * and expired (its purge will raise the floor to it). A lapsed lease is taken over as usual.
+   */
+  private boolean usedUp(IdempotencyKey key, long number, Entry existing, Instant now) {
+    if (existing == null) {
+      Long floor = floors.get(key.scope());
+      return floor != null && number <= floor;
+    }
+    return existing.completed() && !existing.expiresAt().isAfter(now);
   }
 
   /** An in-progress entry lives as long as its lease: nothing else keeps it (SPEC §5). */
@@ -214,7 +250,8 @@ final class MemoryStore implements IdempotencyStore {
   }
 
   /**
-   * Removes expired keys, and finishes the evictions that the byte budget calls for.
+   * Removes expired keys, and finishes the evictions that the byte budget calls for. With
+   * sequence keys, raises each scope's floor to the highest completed key removed.
    *
    * @return the number of expired keys removed (evictions for size are not counted)
    */
@@ -224,10 +261,23 @@ final class MemoryStore implements IdempotencyStore {
     Instant now = clock.instant();
     int[] deleted = new int[1];
     entries.forEach(
-        (key, entry) -> {
-          if (!entry.expiresAt().isAfter(now) && entries.remove(key, entry)) {
-            deleted[0]++;
+        (key, seen) -> {
+          if (seen.expiresAt().isAfter(now)) {
+            return;
           }
+          entries.computeIfPresent(key, (k, entry) -> {
+            if (entry.expiresAt().isAfter(now)) {
+              return entry;
+            }
+            if (sequenceKeys && entry.completed()) {
+              long number = IdempotencyKey.sequenceNumber(key.key());
+              if (number >= 0) {
+                floors.merge(key.scope(), number, Math::max);
+              }
+            }
+            deleted[0]++;
+            return null;
+          });
         });
     return deleted[0];
   }

@@ -42,6 +42,12 @@ import javax.sql.DataSource;
  * <p>What one request carries cannot fail another's call: each call is its own statement, and a
  * scope that PostgreSQL could not store as text is stored as its digest ({@link #storedScope}).
  *
+ * <p>With sequence keys (SPEC §13) the claim also reads the scope's floor, in the same statement:
+ * a key at or below it without a row, or whose completed row has expired, is {@link
+ * ClaimResult.KeyExpired} and inserts nothing. The floor is raised by the purge, in the statement
+ * that deletes the rows, to the highest completed sequence key it deleted per scope; so a claim's
+ * snapshot holds either the row or the raised floor, never neither.
+ *
  * <p>Thread-safe: its only mutable state is the upkeep's connection, guarded by its own lock;
  * concurrency is the database's.
  */
@@ -73,6 +79,7 @@ final class PostgresStore implements IdempotencyStore {
   private final int purgeBatchSize;
   private final AutoCloseable ownedPool;
   private final boolean deferClaimFlush;
+  private final boolean sequenceKeys;
   private final String settledChannel;
   private final boolean notifySettled;
   private final SettledKeys settledKeys;
@@ -95,7 +102,7 @@ final class PostgresStore implements IdempotencyStore {
       int purgeBatchSize,
       AutoCloseable ownedPool) {
     this(dataSource, table, testClock, ttl, lease, DEFAULT_STATEMENT_TIMEOUT, purgeBatchSize,
-        false, false, ownedPool);
+        false, false, false, ownedPool);
   }
 
   /**
@@ -104,6 +111,7 @@ final class PostgresStore implements IdempotencyStore {
    * @param notifySettled whether completions and releases notify the nodes that {@link #watch}
    * @param deferClaimFlush whether claims commit without waiting for the disk (see {@link
    *     StoreBuilder#deferClaimFlush})
+   * @param sequenceKeys whether keys are sequence numbers with a floor per scope (SPEC §13)
    */
   PostgresStore(
       DataSource dataSource,
@@ -115,7 +123,9 @@ final class PostgresStore implements IdempotencyStore {
       int purgeBatchSize,
       boolean notifySettled,
       boolean deferClaimFlush,
+      boolean sequenceKeys,
       AutoCloseable ownedPool) {
+    this.sequenceKeys = sequenceKeys;
     this.connections = new BoundedConnections(dataSource, statementTimeout);
     this.deferClaimFlush = deferClaimFlush;
     this.settledChannel =
@@ -153,19 +163,27 @@ final class PostgresStore implements IdempotencyStore {
     // when there was none. A live duplicate reads one row and writes nothing: no lock, no
     // sequence value, no WAL. An expired row is taken over by a second, token-guarded statement
     // (takeOverSql). A race lost in between (a concurrent insert, take-over or release) answers
-    // nothing from either statement, and the claim looks again (see claimOnce).
+    // nothing from either statement, and the claim looks again (see claimOnce). With sequence
+    // keys, spent is the scope's floor when the key is at or below it (two more parameters), and
+    // then nothing is inserted.
     this.claimSql =
         "WITH n AS (SELECT * FROM " + times + "),"
             + " found AS (SELECT state, token, fingerprint, expires_at, response_status,"
             + "   response_headers, response_body, body_stored FROM " + t
             + "   WHERE scope = ? AND idem_key = ?),"
+            + (sequenceKeys
+                ? " spent AS (SELECT floor FROM " + table.qualifiedFloorsTable()
+                    + "   WHERE scope = ? AND floor >= ?::bigint),"
+                : "")
             + " inserted AS (INSERT INTO " + t + " (scope, idem_key, fingerprint, state, token,"
             + "     lease_expires_at, created_at, expires_at)"
             + "   SELECT ?, ?, ?, '" + IN_PROGRESS + "', nextval('" + table.qualifiedTokenSequence()
             + "'), n.lease_end, n.now, n.lease_end FROM n WHERE NOT EXISTS (SELECT 1 FROM found)"
+            + (sequenceKeys ? " AND NOT EXISTS (SELECT 1 FROM spent)" : "")
             + "   ON CONFLICT (scope, idem_key) DO NOTHING RETURNING token)"
-            + " SELECT (SELECT token FROM inserted) AS claimed, n.now, found.*"
-            + " FROM n LEFT JOIN found ON true";
+            + " SELECT (SELECT token FROM inserted) AS claimed,"
+            + (sequenceKeys ? " EXISTS (SELECT 1 FROM spent) AS spent," : "")
+            + " n.now, found.* FROM n LEFT JOIN found ON true";
     // Guarded by the token seen and by the expiry: a lease renewed or a key completed since the
     // claim read it is never taken.
     this.takeOverSql =
@@ -193,10 +211,27 @@ final class PostgresStore implements IdempotencyStore {
             + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
             + " AND state = '" + IN_PROGRESS + "'";
     this.readTokenSql = "SELECT state FROM " + t + byToken;
-    this.purgeBatchSql =
+    String purgeBatch =
         "DELETE FROM " + t + " WHERE ctid = ANY(ARRAY("
             + "SELECT ctid FROM " + t + " WHERE expires_at <= " + now
             + " LIMIT ? FOR UPDATE SKIP LOCKED))";
+    // With sequence keys, the floors rise in the statement that deletes the rows (see the class
+    // comment), each to the highest completed key deleted in its scope. A lapsed lease does not
+    // raise it: its request never finished, and its retry is taken over as before the purge.
+    // Keys that are not sequence numbers (rows from before the switch) are left out; a 19-digit
+    // key is compared as text, in the C collation, so that none past a bigint is cast.
+    this.purgeBatchSql =
+        sequenceKeys
+            ? "WITH purged AS (" + purgeBatch + " RETURNING scope, idem_key, state),"
+                + " raised AS (INSERT INTO " + table.qualifiedFloorsTable() + " AS f (scope, floor)"
+                + "   SELECT scope, max(idem_key::bigint) FROM purged"
+                + "   WHERE state = '" + COMPLETED + "' AND idem_key ~ '^(0|[1-9][0-9]{0,18})$'"
+                + "     AND (length(idem_key) < 19"
+                + "       OR idem_key COLLATE \"C\" <= '" + Long.MAX_VALUE + "')"
+                + "   GROUP BY scope"
+                + "   ON CONFLICT (scope) DO UPDATE SET floor = greatest(f.floor, excluded.floor))"
+                + " SELECT count(*) FROM purged"
+            : purgeBatch;
   }
 
   /**
@@ -238,13 +273,16 @@ final class PostgresStore implements IdempotencyStore {
    * get what the wait left of it (at least {@value #MIN_CLAIM_STATEMENT_MILLIS} ms), so a request
    * facing a database that hangs is answered within about that bound however many requests queue
    * for connections (SPEC §8).
+   *
+   * @throws IllegalArgumentException with sequence keys, if the key is not a sequence number
    */
   @Override
   public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
+    long number = sequenceKeys ? key.requireSequenceNumber() : -1;
     long deadline = System.nanoTime() + statementTimeoutMillis * 1_000_000L;
     return run("claim", deadline, connection -> {
       for (int attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-        ClaimResult result = claimOnce(connection, key, fingerprint);
+        ClaimResult result = claimOnce(connection, key, number, fingerprint);
         if (result != null) {
           return result;
         }
@@ -256,11 +294,16 @@ final class PostgresStore implements IdempotencyStore {
   }
 
   /** One look at the key (see claimSql); null when a race was lost and it must look again. */
-  private ClaimResult claimOnce(Connection connection, IdempotencyKey key, Fingerprint fingerprint)
+  private ClaimResult claimOnce(
+      Connection connection, IdempotencyKey key, long number, Fingerprint fingerprint)
       throws SQLException {
     try (PreparedStatement statement = connection.prepareStatement(claimSql)) {
       int next = bindTimes(statement, 1);
       next = bindKey(statement, next, key);
+      if (sequenceKeys) {
+        statement.setString(next++, storedScope(key.scope()));
+        statement.setLong(next++, number);
+      }
       next = bindKey(statement, next, key);
       statement.setBytes(next, fingerprint.sha256());
       try (ResultSet row = statement.executeQuery()) {
@@ -271,10 +314,16 @@ final class PostgresStore implements IdempotencyStore {
         }
         String state = row.getString("state");
         if (state == null) {
+          if (sequenceKeys && row.getBoolean("spent")) {
+            return new ClaimResult.KeyExpired();
+          }
           return null; // another claim inserted the key after this one looked
         }
         Duration remaining = Duration.between(instant(row, "now"), instant(row, "expires_at"));
         if (remaining.isNegative() || remaining.isZero()) {
+          if (sequenceKeys && COMPLETED.equals(state)) {
+            return new ClaimResult.KeyExpired(); // its purge will raise the floor to it
+          }
           return takeOver(connection, key, fingerprint, state, row.getLong("token"));
         }
         if (!fingerprint.equals(new Fingerprint(row.getBytes("fingerprint")))) {
@@ -554,7 +603,7 @@ final class PostgresStore implements IdempotencyStore {
           statement.setInt(2, purgeBatchSize);
           int batch;
           do {
-            batch = statement.executeUpdate();
+            batch = sequenceKeys ? countOf(statement) : statement.executeUpdate();
             if (!connection.getAutoCommit()) {
               connection.commit();
             }
@@ -571,6 +620,13 @@ final class PostgresStore implements IdempotencyStore {
         }
       }
     });
+  }
+
+  private static int countOf(PreparedStatement statement) throws SQLException {
+    try (ResultSet row = statement.executeQuery()) {
+      row.next();
+      return row.getInt(1);
+    }
   }
 
   private static boolean advisoryLock(Connection connection, String sql, String name)

@@ -63,6 +63,7 @@ public final class StoreBuilder {
   private int purgeBatchSize = DEFAULT_PURGE_BATCH_SIZE;
   private boolean notifySettled;
   private boolean deferClaimFlush;
+  private boolean sequenceKeys;
 
   private StoreBuilder(
       Kind kind, DataSource dataSource, String jdbcUrl, String username, String password) {
@@ -219,6 +220,18 @@ public final class StoreBuilder {
     return this;
   }
 
+  /**
+   * Whether keys are sequence numbers (SPEC §13): non-negative decimal integers of at most 19
+   * digits that grow per scope. The store then keeps, per scope, a floor (the highest key whose
+   * completed record the purge removed) and answers {@link ClaimResult.KeyExpired} to a key at
+   * or below it that has no record, however late it comes; a claim of any other key throws
+   * {@link IllegalArgumentException}. Every store on one table must agree on it. Default false.
+   */
+  public StoreBuilder sequenceKeys(boolean sequenceKeys) {
+    this.sequenceKeys = sequenceKeys;
+    return this;
+  }
+
   /** Keys deleted per purge batch. Default 1000. */
   public StoreBuilder purgeBatchSize(int purgeBatchSize) {
     if (purgeBatchSize < 1) {
@@ -239,7 +252,7 @@ public final class StoreBuilder {
     IdempotencyStore store;
     if (kind == Kind.MEMORY) {
       Clock memoryClock = clock == null ? Clock.systemUTC() : clock;
-      MemoryStore keys = new MemoryStore(memoryClock, ttl, lease, cacheMaxBytes);
+      MemoryStore keys = new MemoryStore(memoryClock, ttl, lease, cacheMaxBytes, sequenceKeys);
       store = new SteppedStore(keys, new MemoryStepStore(keys, memoryClock, ttl));
     } else {
       store = buildPostgres();
@@ -270,7 +283,7 @@ public final class StoreBuilder {
     IdempotencyStore store =
         new PostgresStore(
             source, tableName, clock, ttl, lease, statementTimeout(), purgeBatchSize,
-            notifySettled, deferClaimFlush, ownPool);
+            notifySettled, deferClaimFlush, sequenceKeys, ownPool);
     StepStore steps =
         new PostgresStepStore(source, tableName, clock, ttl, statementTimeout(), purgeBatchSize);
     return new SteppedStore(

@@ -46,8 +46,8 @@ class MigrationsTest {
     }
   }
 
-  /** The migrations a new table gets: V1 (keys), V3 (steps). */
-  static final int MIGRATIONS = 2;
+  /** The migrations a new table gets: V1 (keys), V3 (steps), V4 (sequence keys' floors). */
+  static final int MIGRATIONS = 3;
 
   static List<String> relations(String schema) throws SQLException {
     return query("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -62,7 +62,7 @@ class MigrationsTest {
 
     assertThat(query("SELECT table_name FROM information_schema.tables WHERE table_schema = '"
             + table.schema() + "' ORDER BY table_name"))
-        .containsExactly("keys", "keys_schema_history", "keys_steps");
+        .containsExactly("keys", "keys_floors", "keys_schema_history", "keys_steps");
     assertThat(query("SELECT sequence_name FROM information_schema.sequences"
             + " WHERE sequence_schema = '" + table.schema() + "'"))
         .containsExactly("keys_token_seq");
@@ -113,10 +113,12 @@ class MigrationsTest {
         .containsExactly(
             "flyway_schema_history",
             "idempotency_keys",
+            "idempotency_keys_floors",
             "idempotency_keys_schema_history",
             "idempotency_keys_steps",
             "orders",
             "other_keys",
+            "other_keys_floors",
             "other_keys_schema_history",
             "other_keys_steps");
   }
@@ -181,6 +183,34 @@ class MigrationsTest {
         .hasMessageContaining(schema + ".keys_token_seq, which it needs, already exists");
 
     assertThat(relations(schema)).containsExactly("keys_token_seq");
+  }
+
+  @Test
+  void migrate_floorsTableNameTaken_failsAndCreatesNothing() throws Exception {
+    String schema = unique("app_");
+    execute("CREATE SCHEMA " + schema, "CREATE TABLE " + schema + ".keys_floors (id int)");
+
+    assertThatThrownBy(
+            () -> Migrations.migrate(TestDatabase.dataSource(), new TableName(schema, "keys")))
+        .isInstanceOf(ForeignTableException.class)
+        .hasMessageContaining(schema + ".keys_floors, which it needs, already exists");
+
+    assertThat(relations(schema)).containsExactly("keys_floors");
+  }
+
+  @Test
+  void migrate_longestTableName_everyDerivedNameFits() throws Exception {
+    String name = unique("l_");
+    name = name + "x".repeat(TableName.MAX_TABLE_LENGTH - name.length());
+    TableName table = new TableName("public", name);
+
+    assertThat(Migrations.migrate(TestDatabase.dataSource(), table)).isEqualTo(MIGRATIONS);
+
+    // PostgreSQL would have cut a name past 63 bytes silently: each must be there in full.
+    assertThat(relations("public"))
+        .contains(name, name + "_floors", name + "_floors_pkey", name + "_token_seq",
+            name + "_expires_at_idx", name + "_schema_history", name + "_steps",
+            name + "_steps_expires_at_idx");
   }
 
   @Test

@@ -36,6 +36,24 @@ class CachingStoreTest extends IdempotencyStoreContract {
         clock);
   }
 
+  TableName sequenceTable;
+
+  @Override
+  IdempotencyStore newSequenceStore(MutableClock clock) {
+    sequenceTable = TestDatabase.freshTable();
+    return new CachingStore(
+        PostgresStoreTest.sequenceStore(TestDatabase.dataSource(), sequenceTable, clock, null),
+        1 << 20, TTL, LEASE, clock);
+  }
+
+  @Override
+  IdempotencyStore secondSequenceStore(MutableClock clock) {
+    HikariDataSource pool = TestDatabase.newPool(20);
+    return new CachingStore(
+        PostgresStoreTest.sequenceStore(pool, sequenceTable, clock, pool), 1 << 20, TTL, LEASE,
+        clock);
+  }
+
   /** A caching store whose database can be taken away: then only the cache can answer. */
   private IdempotencyStore storeOnOwnPool(HikariDataSource pool) {
     return new CachingStore(

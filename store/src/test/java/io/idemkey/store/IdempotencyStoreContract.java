@@ -1,6 +1,7 @@
 package io.idemkey.store;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -8,11 +9,16 @@ import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -37,6 +43,15 @@ abstract class IdempotencyStoreContract {
 
   /** A second store on the same key space as {@link #store}: another node. */
   abstract IdempotencyStore secondStore(MutableClock clock);
+
+  /**
+   * A store with sequence keys (SPEC §13) on a fresh key space of its own, purging in small
+   * batches, so that a purge commits many times while claims run.
+   */
+  abstract IdempotencyStore newSequenceStore(MutableClock clock);
+
+  /** Another node on the key space of the last {@link #newSequenceStore}. */
+  abstract IdempotencyStore secondSequenceStore(MutableClock clock);
 
   @BeforeEach
   void setUp() {
@@ -335,6 +350,192 @@ abstract class IdempotencyStoreContract {
       }
     } finally {
       pool.shutdownNow();
+    }
+  }
+
+  static IdempotencyKey sequenceKey(String scope, long number) {
+    return new IdempotencyKey(scope, Long.toString(number));
+  }
+
+  /** Claims and completes a sequence key: the request ran and its response is stored. */
+  static void sent(IdempotencyStore store, String scope, long number) {
+    IdempotencyKey key = sequenceKey(scope, number);
+    assertThat(store.complete(key, tokenOf(store.claim(key, fingerprint("a"))), response("r")))
+        .isTrue();
+  }
+
+  static ClaimResult claimSequence(IdempotencyStore store, String scope, long number) {
+    return store.claim(sequenceKey(scope, number), fingerprint("a"));
+  }
+
+  @Test
+  void purgeExpired_sequenceKeys_floorRisesOnlyOverPurgedRecords() {
+    try (IdempotencyStore sequence = newSequenceStore(clock)) {
+      sent(sequence, "client", 5);
+      sent(sequence, "client", 8);
+      clock.advance(Duration.ofHours(1));
+      sent(sequence, "client", 10); // still live when 5 and 8 are purged
+      clock.advance(TTL.minusHours(1));
+
+      assertThat(sequence.purgeExpired()).isEqualTo(2);
+
+      // The floor is 8, the highest purged key, not 10, whose record is kept.
+      assertThat(claimSequence(sequence, "client", 8)).isInstanceOf(ClaimResult.KeyExpired.class);
+      assertThat(claimSequence(sequence, "client", 5)).isInstanceOf(ClaimResult.KeyExpired.class);
+      assertThat(claimSequence(sequence, "client", 7)).isInstanceOf(ClaimResult.KeyExpired.class);
+      assertThat(claimSequence(sequence, "client", 0)).isInstanceOf(ClaimResult.KeyExpired.class);
+      assertThat(claimSequence(sequence, "client", 9)).isInstanceOf(ClaimResult.Acquired.class);
+      assertThat(claimSequence(sequence, "client", 10)).isInstanceOf(ClaimResult.Completed.class);
+      assertThat(claimSequence(sequence, "client", 11)).isInstanceOf(ClaimResult.Acquired.class);
+      // Another scope has a floor of its own.
+      assertThat(claimSequence(sequence, "other", 1)).isInstanceOf(ClaimResult.Acquired.class);
+    }
+  }
+
+  @Test
+  void claim_sequenceKeyBelowFloorWithLiveRecord_isAnsweredFromItsRecord() {
+    try (IdempotencyStore sequence = newSequenceStore(clock)) {
+      sent(sequence, "client", 8);
+      clock.advance(Duration.ofHours(1));
+      // Skipped, then sent after 8: it runs while 8's record is kept.
+      ClaimResult skipped = claimSequence(sequence, "client", 7);
+      assertThat(skipped).isInstanceOf(ClaimResult.Acquired.class);
+      sequence.complete(sequenceKey("client", 7), tokenOf(skipped), response("seven"));
+      clock.advance(TTL.minusHours(1));
+
+      assertThat(sequence.purgeExpired()).isEqualTo(1);
+
+      // The floor is 8 now; 7's record is live, and answers.
+      ClaimResult replay = claimSequence(sequence, "client", 7);
+      assertThat(replay).isInstanceOf(ClaimResult.Completed.class);
+      assertThat(((ClaimResult.Completed) replay).response()).isEqualTo(response("seven"));
+      assertThat(claimSequence(sequence, "client", 6)).isInstanceOf(ClaimResult.KeyExpired.class);
+
+      clock.advance(Duration.ofHours(1));
+      assertThat(sequence.purgeExpired()).isEqualTo(1);
+      assertThat(claimSequence(sequence, "client", 7)).isInstanceOf(ClaimResult.KeyExpired.class);
+    }
+  }
+
+  @Test
+  void claim_completedSequenceKeyExpiredBeforePurge_isKeyExpired() {
+    try (IdempotencyStore sequence = newSequenceStore(clock)) {
+      sent(sequence, "client", 3);
+      clock.advance(TTL);
+
+      assertThat(claimSequence(sequence, "client", 3)).isInstanceOf(ClaimResult.KeyExpired.class);
+      assertThat(sequence.purgeExpired()).isEqualTo(1);
+      assertThat(claimSequence(sequence, "client", 3)).isInstanceOf(ClaimResult.KeyExpired.class);
+      assertThat(claimSequence(sequence, "client", 4)).isInstanceOf(ClaimResult.Acquired.class);
+    }
+  }
+
+  @Test
+  void purgeExpired_lapsedLeaseOfSequenceKey_leavesFloorAndRetryRuns() {
+    try (IdempotencyStore sequence = newSequenceStore(clock)) {
+      tokenOf(claimSequence(sequence, "client", 4)); // its node died: never completed
+      clock.advance(LEASE);
+
+      assertThat(sequence.purgeExpired()).isEqualTo(1);
+
+      assertThat(claimSequence(sequence, "client", 4)).isInstanceOf(ClaimResult.Acquired.class);
+      assertThat(claimSequence(sequence, "client", 2)).isInstanceOf(ClaimResult.Acquired.class);
+    }
+  }
+
+  @Test
+  void claim_notASequenceKeyInSequenceMode_isRefusedBeforeTheStore() {
+    try (IdempotencyStore sequence = newSequenceStore(clock)) {
+      for (String key : List.of("abc", "-1", "+1", "07", "1.0", "9223372036854775808")) {
+        assertThatThrownBy(() -> sequence.claim(new IdempotencyKey("client", key),
+            fingerprint("a")))
+            .as(key)
+            .isInstanceOf(IllegalArgumentException.class);
+      }
+      assertThat(claimSequence(sequence, "client", Long.MAX_VALUE))
+          .isInstanceOf(ClaimResult.Acquired.class);
+    }
+  }
+
+  /**
+   * Claims of keys around the floor from many threads on two nodes while the purge raises it,
+   * batch by batch: a purged key never runs again, a live one is always answered from its record,
+   * and a key never sent runs at most once.
+   */
+  @Test
+  void claim_sequenceKeysAroundFloorWhilePurging_purgedNeverRunLiveNeverRefused()
+      throws Exception {
+    int threads = 16;
+    int expired = 300;
+    try (IdempotencyStore first = newSequenceStore(clock);
+        IdempotencyStore second = secondSequenceStore(clock)) {
+      // Even numbers are sent: 2..2*expired expire, the next as many are kept; odd ones never sent.
+      for (int i = 1; i <= expired; i++) {
+        sent(first, "client", 2L * i);
+      }
+      clock.advance(Duration.ofHours(1));
+      for (int i = expired + 1; i <= 2 * expired; i++) {
+        sent(first, "client", 2L * i);
+      }
+      clock.advance(TTL.minusHours(1));
+      long highest = 4L * expired;
+
+      Map<Long, List<ClaimResult>> results = new ConcurrentHashMap<>();
+      ExecutorService pool = Executors.newFixedThreadPool(threads + 1);
+      try {
+        CyclicBarrier start = new CyclicBarrier(threads + 1);
+        AtomicBoolean purged = new AtomicBoolean();
+        Future<Integer> purge = pool.submit(() -> {
+          start.await();
+          try {
+            return first.purgeExpired();
+          } finally {
+            purged.set(true);
+          }
+        });
+        List<Future<?>> claimers = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+          IdempotencyStore node = t % 2 == 0 ? first : second;
+          claimers.add(pool.submit(() -> {
+            start.await();
+            ThreadLocalRandom random = ThreadLocalRandom.current();
+            for (int n = 0; !purged.get() || n < 50; n++) {
+              long number = 1 + random.nextLong(highest + 1);
+              ClaimResult result = claimSequence(node, "client", number);
+              results.computeIfAbsent(number, k -> new CopyOnWriteArrayList<>())
+                  .add(result);
+            }
+            return null;
+          }));
+        }
+        assertThat(purge.get()).isEqualTo(expired);
+        for (Future<?> claimer : claimers) {
+          claimer.get();
+        }
+      } finally {
+        pool.shutdownNow();
+      }
+      assertThat(results).isNotEmpty();
+      results.forEach((number, claims) -> {
+        if (number % 2 == 0 && number <= 2L * expired) {
+          assertThat(claims).as("purged key %d", number)
+              .allSatisfy(c -> assertThat(c).isInstanceOf(ClaimResult.KeyExpired.class));
+        } else if (number % 2 == 0 && number <= highest) {
+          assertThat(claims).as("live key %d", number)
+              .allSatisfy(c -> assertThat(c).isInstanceOf(ClaimResult.Completed.class));
+        } else {
+          assertThat(claims.stream().filter(c -> c instanceof ClaimResult.Held).count())
+              .as("runs of key %d, never sent before", number).isLessThanOrEqualTo(1);
+          assertThat(claims).as("key %d, never sent before", number)
+              .allSatisfy(c -> assertThat(c).isInstanceOfAny(ClaimResult.Acquired.class,
+                  ClaimResult.InProgress.class, ClaimResult.KeyExpired.class));
+        }
+      });
+      // Once purged, every sent key up to the highest purged is used up.
+      assertThat(claimSequence(first, "client", 2L * expired - 1))
+          .isInstanceOfAny(ClaimResult.KeyExpired.class, ClaimResult.InProgress.class);
+      assertThat(claimSequence(second, "client", 2L * expired + 1))
+          .isInstanceOfAny(ClaimResult.Acquired.class, ClaimResult.InProgress.class);
     }
   }
 }

@@ -26,6 +26,19 @@ class MemoryStoreTest extends IdempotencyStoreContract {
     return shared;
   }
 
+  private MemoryStore sequence;
+
+  @Override
+  IdempotencyStore newSequenceStore(MutableClock clock) {
+    sequence = new MemoryStore(clock, TTL, LEASE, StoreBuilder.DEFAULT_CACHE_MAX_BYTES, true);
+    return sequence;
+  }
+
+  @Override
+  IdempotencyStore secondSequenceStore(MutableClock clock) {
+    return sequence;
+  }
+
   @Test
   void complete_pastByteBudget_evictsCompletedKeysButNeverOneInProgress() {
     long budget = 64 * 1024;

@@ -42,6 +42,27 @@ class PostgresStoreTest extends IdempotencyStoreContract {
     return new PostgresStore(pool, table, clock, TTL, LEASE, 100, pool);
   }
 
+  TableName sequenceTable;
+
+  @Override
+  IdempotencyStore newSequenceStore(MutableClock clock) {
+    sequenceTable = TestDatabase.freshTable();
+    return sequenceStore(TestDatabase.dataSource(), sequenceTable, clock, null);
+  }
+
+  @Override
+  IdempotencyStore secondSequenceStore(MutableClock clock) {
+    HikariDataSource pool = TestDatabase.newPool(20);
+    return sequenceStore(pool, sequenceTable, clock, pool);
+  }
+
+  /** A store with sequence keys that purges in batches of 10. */
+  static PostgresStore sequenceStore(
+      javax.sql.DataSource dataSource, TableName table, MutableClock clock, AutoCloseable pool) {
+    return new PostgresStore(dataSource, table, clock, TTL, LEASE, Duration.ofSeconds(5), 10,
+        false, false, true, pool);
+  }
+
   long rows() throws SQLException {
     try (Connection connection = TestDatabase.dataSource().getConnection();
         Statement statement = connection.createStatement();
@@ -163,5 +184,54 @@ class PostgresStoreTest extends IdempotencyStoreContract {
 
     assertThat(((ClaimResult.Completed) store.claim(key, fingerprint("a"))).response().body())
         .isEqualTo(body);
+  }
+
+  long count(String qualifiedTable) throws SQLException {
+    try (Connection connection = TestDatabase.dataSource().getConnection();
+        Statement statement = connection.createStatement();
+        ResultSet count = statement.executeQuery("SELECT count(*) FROM " + qualifiedTable)) {
+      count.next();
+      return count.getLong(1);
+    }
+  }
+
+  @Test
+  void purgeExpired_100000SequenceKeysOfOneClient_leaveOneFloorRow() throws Exception {
+    int keys = 100_000;
+    TableName table = TestDatabase.freshTable();
+    try (IdempotencyStore sequence =
+        new PostgresStore(TestDatabase.dataSource(), table, clock, TTL, LEASE,
+            Duration.ofSeconds(5), StoreBuilder.DEFAULT_PURGE_BATCH_SIZE, false, false, true,
+            null)) {
+      // Completed a day ago and expired since, written as the claim and completion write them.
+      try (Connection connection = TestDatabase.dataSource().getConnection();
+          Statement statement = connection.createStatement()) {
+        statement.executeUpdate("INSERT INTO " + table.qualifiedTable()
+            + " (scope, idem_key, fingerprint, state, token, created_at, expires_at,"
+            + " response_status, response_headers, response_body, body_stored)"
+            + " SELECT 'client', g::text, '\\x00'::bytea, 'COMPLETED',"
+            + " nextval('" + table.qualifiedTokenSequence() + "'),"
+            + " now() - interval '2 days', now() - interval '1 day', 201, NULL, NULL, true"
+            + " FROM generate_series(1, " + keys + ") g");
+      }
+      assertThat(count(table.qualifiedTable())).isEqualTo(keys);
+
+      assertThat(sequence.purgeExpired()).isEqualTo(keys);
+
+      long keyRows = count(table.qualifiedTable());
+      long floorRows = count(table.qualifiedFloorsTable());
+      System.out.printf("sequence keys: %d keys of one client purged: %d rows left in %s,"
+          + " %d in %s%n", keys, keyRows, table, floorRows, table.floorsTable());
+      assertThat(keyRows).isZero();
+      assertThat(floorRows).isEqualTo(1);
+      assertThat(sequence.claim(new IdempotencyKey("client", "1"), fingerprint("a")))
+          .isInstanceOf(ClaimResult.KeyExpired.class);
+      assertThat(sequence.claim(new IdempotencyKey("client", Integer.toString(keys)),
+              fingerprint("a")))
+          .isInstanceOf(ClaimResult.KeyExpired.class);
+      assertThat(sequence.claim(new IdempotencyKey("client", Integer.toString(keys + 1)),
+              fingerprint("a")))
+          .isInstanceOf(ClaimResult.Acquired.class);
+    }
   }
 }
