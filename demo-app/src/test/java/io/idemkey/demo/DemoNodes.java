@@ -136,7 +136,7 @@ final class DemoNodes implements AutoCloseable {
   /** Starts a node process on {@code port} and waits until it answers /health. */
   Process start(int port) throws Exception {
     Process process = launch(port);
-    if (!awaitHealthy(port, Duration.ofSeconds(30))) {
+    if (!awaitHealthy(port, Duration.ofSeconds(90))) {
       throw new AssertionError("node on port " + port + " did not become healthy; see " + dir);
     }
     return process;
