@@ -113,7 +113,7 @@ public final class ChurnLoad {
         TimeUnit.NANOSECONDS.sleep(wait);
       }
       samples.add(new Sample((System.nanoTime() - start) / 1e9, KeysTable.size(postgres)));
-      System.out.println(row(samples.get(samples.size() - 1)));
+      System.out.println(row(samples.get(samples.size() - 2), samples.get(samples.size() - 1)));
     }
     LoadRun.Outcome outcome = load.get(duration.toSeconds() + 60, TimeUnit.SECONDS);
     DatabaseCounters after = DatabaseCounters.read(postgres, 1);
@@ -138,18 +138,28 @@ public final class ChurnLoad {
         outcome.latencies().getValueAtPercentile(50) / 1e6,
         outcome.latencies().getValueAtPercentile(99) / 1e6, outcome.failures(),
         outcome.allRequests(), purgeCalls, purgeMillis));
-    report.append("| s | rows | live rows | live rows' size | heap | indexes | total"
-        + " | total / live size | dead tuples (estimate) | autovacuums |\n"
-        + "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for (Sample s : samples) {
-      report.append(row(s)).append('\n');
+    report.append("| s | new keys/s | rows | live rows | live rows' size | heap | indexes | total"
+        + " | total / live size | total / live row | dead tuples (estimate) | autovacuums |\n"
+        + "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int i = 1; i < samples.size(); i++) {
+      report.append(row(samples.get(i - 1), samples.get(i))).append('\n');
     }
+    Sample tenTtls = samples.stream()
+        .filter(s -> s.seconds() >= ttl.multipliedBy(10).toMillis() / 1000.0 - 0.5)
+        .findFirst().orElse(samples.get(samples.size() - 1));
     report.append(String.format(Locale.ROOT,
-        "%nAfter %.0f × the ttl: the table takes %s for %,d live rows of %s (%.1f× their size)."
+        "%nAt 10 × the ttl (%.0f s): %s for %,d live rows of %s (%.1f× their size). After %.0f ×"
+            + " the ttl: %s for %,d live rows of %s (%.1f× their size).%n%n"
+            + "New keys/s: the token sequence's growth over the interval (one token per claim)."
             + " Sizes: pg_total_relation_size (heap, indexes, TOAST), pg_relation_size (heap),"
             + " pg_indexes_size; live rows' size: sum(pg_column_size(row)) of the rows whose"
             + " expires_at is ahead; rows: all rows visible, expired ones not yet purged"
-            + " included.%n",
+            + " included. The purge deletes expired rows; their space is reused only after"
+            + " (auto)vacuum has passed, so the table holds about rate × (ttl + the time between"
+            + " two autovacuums of it) rows' worth.%n",
+        tenTtls.seconds(), mib(tenTtls.size().totalBytes()), tenTtls.size().liveRows(),
+        mib(tenTtls.size().liveBytes()),
+        (double) tenTtls.size().totalBytes() / Math.max(1, tenTtls.size().liveBytes()),
         (double) duration.toMillis() / ttl.toMillis(), mib(last.totalBytes()), last.liveRows(),
         mib(last.liveBytes()), (double) last.totalBytes() / Math.max(1, last.liveBytes())));
     System.out.print(report);
@@ -160,13 +170,19 @@ public final class ChurnLoad {
     System.exit(outcome.failures() > 0 ? 1 : 0);
   }
 
-  private static String row(Sample sample) {
+  /** One sample as a table row; the rate of new keys is over the interval since {@code last}. */
+  private static String row(Sample last, Sample sample) {
     KeysTable.Size size = sample.size();
-    return String.format(Locale.ROOT, "| %.0f | %,d | %,d | %s | %s | %s | %s | %s | %,d | %d |",
-        sample.seconds(), size.rows(), size.liveRows(), mib(size.liveBytes()),
+    return String.format(Locale.ROOT,
+        "| %.0f | %.0f | %,d | %,d | %s | %s | %s | %s | %s | %s | %,d | %d |",
+        sample.seconds(),
+        (size.tokens() - last.size().tokens()) / (sample.seconds() - last.seconds()),
+        size.rows(), size.liveRows(), mib(size.liveBytes()),
         mib(size.heapBytes()), mib(size.indexBytes()), mib(size.totalBytes()),
         size.liveBytes() == 0 ? "—"
             : String.format(Locale.ROOT, "%.1f×", (double) size.totalBytes() / size.liveBytes()),
+        size.liveRows() == 0 ? "—"
+            : String.format(Locale.ROOT, "%,d B", size.totalBytes() / size.liveRows()),
         size.deadTuples(), size.autovacuums());
   }
 

@@ -29,10 +29,12 @@ final class KeysTable {
    * @param liveBytes the sum of {@code pg_column_size} of the live rows (their data, as stored)
    * @param deadTuples {@code pg_stat_user_tables.n_dead_tup} (an estimate, published late)
    * @param autovacuums {@code autovacuum_count} of the table so far
+   * @param tokens the token sequence's last value: one per claim, so two readings give the keys
+   *     claimed in between
    */
   record Size(
       long totalBytes, long heapBytes, long indexBytes, long rows, long liveRows, long liveBytes,
-      long deadTuples, long autovacuums) {}
+      long deadTuples, long autovacuums, long tokens) {}
 
   private KeysTable() {}
 
@@ -50,10 +52,11 @@ final class KeysTable {
                 + " (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = '" + TABLE
                 + "'::regclass),"
                 + " (SELECT autovacuum_count FROM pg_stat_user_tables WHERE relid = '" + TABLE
-                + "'::regclass)")) {
+                + "'::regclass),"
+                + " (SELECT last_value FROM \"public\".\"idempotency_keys_token_seq\")")) {
       row.next();
       return new Size(row.getLong(1), row.getLong(2), row.getLong(3), row.getLong(4),
-          row.getLong(5), row.getLong(6), row.getLong(7), row.getLong(8));
+          row.getLong(5), row.getLong(6), row.getLong(7), row.getLong(8), row.getLong(9));
     }
   }
 
