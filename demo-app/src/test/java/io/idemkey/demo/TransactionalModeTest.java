@@ -170,7 +170,7 @@ class TransactionalModeTest {
     String blocked =
         "SELECT a.pid FROM pg_stat_activity a"
             + " WHERE a.wait_event_type = 'Lock'"
-            + " AND a.query LIKE 'WITH r AS (SELECT * FROM unnest%'" // the completion
+            + " AND a.query LIKE 'WITH done AS (UPDATE %'" // the completion
             + " AND a.backend_xid IS NOT NULL"
             + " AND EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
             + "   WHERE l.pid = a.pid AND c.relname = 'payments' AND l.mode = 'RowExclusiveLock'"

@@ -8,7 +8,7 @@ import java.util.regex.Pattern;
  * <p>Both names must be lower-case identifiers ({@code [a-z_][a-z0-9_]*}) so that they mean the
  * same thing quoted and unquoted; they are always quoted when written into SQL. The table name is
  * at most {@value #MAX_TABLE_LENGTH} characters because the names derived from it (history table,
- * token sequence, purge index, functions) must fit PostgreSQL's 63-byte limit. The schema may not be one of
+ * token sequence, purge index) must fit PostgreSQL's 63-byte limit. The schema may not be one of
  * PostgreSQL's own: {@code information_schema}, or any name starting with {@code pg_} (reserved for
  * the system: {@code pg_catalog}, {@code pg_toast}, ...).
  *
@@ -52,14 +52,6 @@ public record TableName(String schema, String table) {
   /** The quoted, schema-qualified name of the sequence that issues fencing tokens. */
   public String qualifiedTokenSequence() {
     return quote(schema) + "." + quote(table + "_token_seq");
-  }
-
-  /**
-   * The quoted, schema-qualified name of one of the functions that work on this table's keys
-   * ({@code claim}, {@code complete}, {@code release}).
-   */
-  public String qualifiedFunction(String operation) {
-    return quote(schema) + "." + quote(table + "_" + operation);
   }
 
   /** The unquoted name of this table's own Flyway history table, in the same schema. */

@@ -19,12 +19,12 @@ import javax.sql.DataSource;
 /**
  * The dedup store in PostgreSQL, shared by every application node that uses the same table.
  *
- * <p>Every operation on a key is one short call, one round trip, on a connection of its own: the
- * claim, the completion and the release are functions that the migrations create next to the
- * table ({@code V2__key_functions.sql}, where their races are explained), and the renewal is one
- * token-guarded update. Each is prepared once per connection, so PostgreSQL plans it once, not on
- * every call; concurrent commits share their WAL flushes in PostgreSQL itself. A duplicate of a
- * live key writes nothing. Tokens come from one sequence, so they only grow, even across purges.
+ * <p>Every operation on a key is one short statement on one key, one round trip, on a connection
+ * of its own (only taking over an expired key takes two). Each is a prepared statement with
+ * scalar parameters, so that PostgreSQL settles on a generic plan and stops planning it; the
+ * commits of concurrent calls share their WAL flushes in PostgreSQL itself, so no batching is
+ * needed, and no request's data or wait can become another's. A duplicate of a live key writes
+ * nothing. Complete, release and renew are guarded by the fencing token. Tokens come from one sequence, so they only grow, even across purges.
  * An in-progress row lives as long as its lease ({@code expires_at} is the lease's end), a
  * completed one for the time to live.
  *
@@ -35,19 +35,21 @@ import javax.sql.DataSource;
  * <p>Connections are used as any pool hands them out: with {@code autoCommit=false} each operation
  * commits itself, a serialization failure (REPEATABLE READ or stricter) is a lost race that is run
  * again, and every statement is bounded by a network timeout, so that a database that hangs fails
- * a call within that time (SPEC §8). Renewals run on a connection kept for them alone, so that
- * requests holding every pooled connection (transactional mode) can never starve a lease.
+ * a call within that time (SPEC §8). A lease's upkeep (renewals, releases) runs on a connection
+ * kept for it alone, so that requests holding every pooled connection (transactional mode) can
+ * neither starve a lease nor keep a key they gave up.
  *
  * <p>What one request carries cannot fail another's call: each call is its own statement, and a
  * scope that PostgreSQL could not store as text is stored as its digest ({@link #storedScope}).
  *
- * <p>Thread-safe: its only mutable state is the renewals' connection, guarded by its own lock;
+ * <p>Thread-safe: its only mutable state is the upkeep's connection, guarded by its own lock;
  * concurrency is the database's.
  */
 final class PostgresStore implements IdempotencyStore {
 
   private static final System.Logger LOG = System.getLogger(PostgresStore.class.getName());
   private static final String IN_PROGRESS = "IN_PROGRESS";
+  private static final String COMPLETED = "COMPLETED";
   private static final int MAX_ATTEMPTS = 5;
   /** Scopes longer than this are stored as a digest: no client-chosen value can fail an insert. */
   static final int MAX_STORED_SCOPE_LENGTH = 200;
@@ -59,7 +61,7 @@ final class PostgresStore implements IdempotencyStore {
   private static final String DEADLOCK = "40P01";
   private static final Executor DIRECT = Runnable::run;
 
-  private final DataSource dataSource;
+  private final BoundedConnections connections;
   private final TableName table;
   private final Clock testClock;
   private final Instant testClockOrigin;
@@ -71,11 +73,14 @@ final class PostgresStore implements IdempotencyStore {
   private final AutoCloseable ownedPool;
   private final boolean deferClaimFlush;
   private final String settledChannel;
+  private final boolean notifySettled;
   private final SettledKeys settledKeys;
-  private final ReservedConnection renewals;
+  private final ReservedConnection upkeep;
   private final String claimSql;
+  private final String takeOverSql;
   private final String completeSql;
   private final String releaseSql;
+  private final String notifySql;
   private final String renewSql;
   private final String readTokenSql;
   private final String purgeBatchSql;
@@ -110,12 +115,12 @@ final class PostgresStore implements IdempotencyStore {
       boolean notifySettled,
       boolean deferClaimFlush,
       AutoCloseable ownedPool) {
-    this.dataSource = dataSource;
+    this.connections = new BoundedConnections(dataSource, statementTimeout);
     this.deferClaimFlush = deferClaimFlush;
-    String channel =
+    this.settledChannel =
         "idemkey_" + HexFormat.of().formatHex(sha256(table.qualifiedTable()), 0, 8);
-    this.settledChannel = notifySettled ? channel : null;
-    this.settledKeys = new SettledKeys(dataSource, channel, statementTimeout);
+    this.notifySettled = notifySettled;
+    this.settledKeys = new SettledKeys(dataSource, settledChannel, statementTimeout);
     this.ownedPool = ownedPool;
     this.table = table;
     this.testClock = testClock;
@@ -128,14 +133,60 @@ final class PostgresStore implements IdempotencyStore {
     this.commitTimeoutMillis =
         (int) Math.min(Integer.MAX_VALUE, Math.max(statementTimeoutMillis, lease.toMillis()));
     this.purgeBatchSize = purgeBatchSize;
-    this.renewals = new ReservedConnection(dataSource);
+    this.upkeep = new ReservedConnection(connections, statementTimeout);
     String t = table.qualifiedTable();
     String now = "(statement_timestamp() + ?::bigint * interval '1 microsecond')";
-    this.claimSql = "SELECT * FROM " + table.qualifiedFunction("claim") + "(?, ?, ?, ?, ?, ?)";
-    this.completeSql =
-        "SELECT " + table.qualifiedFunction("complete") + "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    this.releaseSql = "SELECT " + table.qualifiedFunction("release") + "(?, ?, ?, ?)";
     String byToken = " WHERE scope = ? AND idem_key = ? AND token = ?";
+    // "now" and the lease's end, as one row n (two parameters: lease, shift). With
+    // deferClaimFlush, the claim turns synchronous_commit off for its own transaction
+    // (set_config, local): no round trip for a SET. The request's transaction commits later with
+    // synchronous_commit on, and WAL is flushed in order, so whatever of the request becomes
+    // durable, its claim does too.
+    String times =
+        "(SELECT s.now, s.now + ?::bigint * interval '1 microsecond' AS lease_end"
+            + " FROM (SELECT " + now + " AS now) s"
+            + (deferClaimFlush
+                ? " CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) f" : "")
+            + ") n";
+    // The claim: the key's row as the statement found it (found), and an insert that runs only
+    // when there was none. A live duplicate reads one row and writes nothing: no lock, no
+    // sequence value, no WAL. An expired row is taken over by a second, token-guarded statement
+    // (takeOverSql). A race lost in between (a concurrent insert, take-over or release) answers
+    // nothing from either statement, and the claim looks again (see claimOnce).
+    this.claimSql =
+        "WITH n AS (SELECT * FROM " + times + "),"
+            + " found AS (SELECT state, token, fingerprint, expires_at, response_status,"
+            + "   response_headers, response_body, body_stored FROM " + t
+            + "   WHERE scope = ? AND idem_key = ?),"
+            + " inserted AS (INSERT INTO " + t + " (scope, idem_key, fingerprint, state, token,"
+            + "     lease_expires_at, created_at, expires_at)"
+            + "   SELECT ?, ?, ?, '" + IN_PROGRESS + "', nextval('" + table.qualifiedTokenSequence()
+            + "'), n.lease_end, n.now, n.lease_end FROM n WHERE NOT EXISTS (SELECT 1 FROM found)"
+            + "   ON CONFLICT (scope, idem_key) DO NOTHING RETURNING token)"
+            + " SELECT (SELECT token FROM inserted) AS claimed, n.now, found.*"
+            + " FROM n LEFT JOIN found ON true";
+    // Guarded by the token seen and by the expiry: a lease renewed or a key completed since the
+    // claim read it is never taken.
+    this.takeOverSql =
+        "UPDATE " + t + " AS k SET fingerprint = ?, state = '" + IN_PROGRESS + "',"
+            + " token = nextval('" + table.qualifiedTokenSequence() + "'),"
+            + " lease_expires_at = n.lease_end, response_status = NULL, response_headers = NULL,"
+            + " response_body = NULL, body_stored = NULL, created_at = n.now,"
+            + " expires_at = n.lease_end"
+            + " FROM " + times
+            + " WHERE k.scope = ? AND k.idem_key = ? AND k.token = ? AND k.expires_at <= n.now"
+            + " RETURNING k.token";
+    // Whether the completion recorded the response (1 or 0).
+    this.completeSql =
+        "UPDATE " + t + " SET state = '" + COMPLETED + "', lease_expires_at = NULL,"
+            + " response_status = ?, response_headers = ?, response_body = ?, body_stored = ?,"
+            + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
+            + " AND state = '" + IN_PROGRESS + "'";
+    this.releaseSql = "DELETE FROM " + t + byToken + " AND state = '" + IN_PROGRESS + "'";
+    // Sent after the change committed, in a transaction of its own that does not wait for the
+    // disk: PostgreSQL lets one notifying transaction commit at a time, so a notification inside
+    // a durable commit would make every completion wait for the previous one's flush.
+    this.notifySql = "SELECT pg_notify(?, ?), set_config('synchronous_commit', 'off', true)";
     this.renewSql =
         "UPDATE " + t + " SET lease_expires_at = " + now + " + ?::bigint * interval '1 microsecond',"
             + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
@@ -145,6 +196,30 @@ final class PostgresStore implements IdempotencyStore {
         "DELETE FROM " + t + " WHERE ctid = ANY(ARRAY("
             + "SELECT ctid FROM " + t + " WHERE expires_at <= " + now
             + " LIMIT ? FOR UPDATE SKIP LOCKED))";
+  }
+
+  /**
+   * Tells the nodes that {@link #watch} that {@code key} was settled, when this store is to. A
+   * notification that fails is only logged: the waiters look again when the lease would end.
+   */
+  private void notifySettled(IdempotencyKey key) {
+    if (!notifySettled) {
+      return;
+    }
+    try {
+      run("notify", connection -> {
+        try (PreparedStatement statement = connection.prepareStatement(notifySql)) {
+          statement.setString(1, settledChannel);
+          statement.setString(2, settledPayload(key));
+          statement.executeQuery().close();
+          return null;
+        }
+      });
+    } catch (RuntimeException e) {
+      LOG.log(System.Logger.Level.WARNING,
+          "telling other nodes that a key settled failed; their waiters look again later: {0}",
+          e.getMessage());
+    }
   }
 
   private static String settledPayload(IdempotencyKey key) {
@@ -157,134 +232,204 @@ final class PostgresStore implements IdempotencyStore {
   }
 
   /**
-   * Claims the key with one call of the claim function. The wait for a connection and the call
-   * together take about the statement bound: the call gets what the wait left of it (at least
-   * {@value #MIN_CLAIM_STATEMENT_MILLIS} ms), so a request facing a database that hangs is
-   * answered within about that bound however many requests queue for connections (SPEC §8).
+   * Claims the key: one statement for a new key or a live one, two to take over an expired one.
+   * The wait for a connection and the statements together take about the statement bound: they
+   * get what the wait left of it (at least {@value #MIN_CLAIM_STATEMENT_MILLIS} ms), so a request
+   * facing a database that hangs is answered within about that bound however many requests queue
+   * for connections (SPEC §8).
    */
   @Override
   public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
     long deadline = System.nanoTime() + statementTimeoutMillis * 1_000_000L;
     return run("claim", deadline, connection -> {
-      try (PreparedStatement statement = connection.prepareStatement(claimSql)) {
-        bindKey(statement, 1, key);
-        statement.setBytes(3, fingerprint.sha256());
-        statement.setLong(4, shiftMicros());
-        statement.setLong(5, leaseMicros);
-        statement.setBoolean(6, deferClaimFlush);
-        try (ResultSet row = statement.executeQuery()) {
-          row.next();
-          return classify(row, fingerprint);
+      for (int attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+        ClaimResult result = claimOnce(connection, key, fingerprint);
+        if (result != null) {
+          return result;
         }
       }
+      // Five races lost in a row (a key released and claimed again over and over): the client
+      // is told to retry.
+      return new ClaimResult.InProgress(Duration.ofSeconds(1));
     });
   }
 
-  /** Reads the one row of the claim function (its columns are described with the function). */
-  private static ClaimResult classify(ResultSet row, Fingerprint fingerprint) throws SQLException {
-    long claimedToken = row.getLong("claimed");
-    boolean claimed = !row.wasNull();
-    String state = row.getString("state");
-    long previousToken = row.getLong("token");
-    if (claimed) {
-      // An in-progress row that the claim replaced was a lease that ran out.
-      return IN_PROGRESS.equals(state)
-          ? new ClaimResult.TakenOver(claimedToken, previousToken)
-          : new ClaimResult.Acquired(claimedToken);
+  /** One look at the key (see claimSql); null when a race was lost and it must look again. */
+  private ClaimResult claimOnce(Connection connection, IdempotencyKey key, Fingerprint fingerprint)
+      throws SQLException {
+    try (PreparedStatement statement = connection.prepareStatement(claimSql)) {
+      int next = bindTimes(statement, 1);
+      next = bindKey(statement, next, key);
+      next = bindKey(statement, next, key);
+      statement.setBytes(next, fingerprint.sha256());
+      try (ResultSet row = statement.executeQuery()) {
+        row.next();
+        long claimed = row.getLong("claimed");
+        if (!row.wasNull()) {
+          return new ClaimResult.Acquired(claimed);
+        }
+        String state = row.getString("state");
+        if (state == null) {
+          return null; // another claim inserted the key after this one looked
+        }
+        Duration remaining = Duration.between(instant(row, "now"), instant(row, "expires_at"));
+        if (remaining.isNegative() || remaining.isZero()) {
+          return takeOver(connection, key, fingerprint, state, row.getLong("token"));
+        }
+        if (!fingerprint.equals(new Fingerprint(row.getBytes("fingerprint")))) {
+          return new ClaimResult.FingerprintMismatch();
+        }
+        if (IN_PROGRESS.equals(state)) {
+          return new ClaimResult.InProgress(remaining);
+        }
+        StoredResponse response =
+            new StoredResponse(
+                row.getInt("response_status"),
+                HeaderCodec.decode(row.getBytes("response_headers")),
+                row.getBytes("response_body"), row.getBoolean("body_stored"));
+        return new ClaimResult.Completed(response, remaining);
+      }
     }
-    Duration remaining = Duration.between(instant(row, "now"), instant(row, "expires_at"));
-    if (!fingerprint.equals(new Fingerprint(row.getBytes("fingerprint")))) {
-      return new ClaimResult.FingerprintMismatch();
+  }
+
+  /** Takes over an expired row; null when it changed since it was read. */
+  private ClaimResult takeOver(
+      Connection connection, IdempotencyKey key, Fingerprint fingerprint, String state,
+      long previousToken) throws SQLException {
+    try (PreparedStatement statement = connection.prepareStatement(takeOverSql)) {
+      statement.setBytes(1, fingerprint.sha256());
+      int next = bindTimes(statement, 2);
+      next = bindKey(statement, next, key);
+      statement.setLong(next, previousToken);
+      try (ResultSet row = statement.executeQuery()) {
+        if (!row.next()) {
+          return null;
+        }
+        long token = row.getLong(1);
+        // An in-progress row taken over was a lease that ran out.
+        return IN_PROGRESS.equals(state)
+            ? new ClaimResult.TakenOver(token, previousToken)
+            : new ClaimResult.Acquired(token);
+      }
     }
-    if (IN_PROGRESS.equals(state)) {
-      return new ClaimResult.InProgress(remaining);
-    }
-    StoredResponse response =
-        new StoredResponse(
-            row.getInt("response_status"), HeaderCodec.decode(row.getBytes("response_headers")),
-            row.getBytes("response_body"), row.getBoolean("body_stored"));
-    return new ClaimResult.Completed(response, remaining);
+  }
+
+  private int bindTimes(PreparedStatement statement, int first) throws SQLException {
+    statement.setLong(first, leaseMicros);
+    statement.setLong(first + 1, shiftMicros());
+    return first + 2;
   }
 
   @Override
   public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
     // Encoded here, on the caller's thread, before any connection is taken.
     byte[] headers = HeaderCodec.encode(response.headers());
-    return run("complete", connection -> complete(connection, key, token, response, headers));
+    boolean recorded =
+        run("complete", connection -> complete(connection, key, token, response, headers));
+    if (recorded) {
+      notifySettled(key);
+    }
+    return recorded;
   }
 
   private boolean complete(
       Connection connection, IdempotencyKey key, long token, StoredResponse response,
       byte[] headers) throws SQLException {
     try (PreparedStatement statement = connection.prepareStatement(completeSql)) {
-      bindKey(statement, 1, key);
-      statement.setLong(3, token);
-      statement.setInt(4, response.status());
-      statement.setBytes(5, headers);
-      statement.setBytes(6, response.bodyBytes());
-      statement.setBoolean(7, response.bodyStored());
-      statement.setLong(8, shiftMicros());
-      statement.setLong(9, ttlMicros);
-      statement.setString(10, settledChannel);
-      return booleanResult(statement);
+      statement.setInt(1, response.status());
+      statement.setBytes(2, headers);
+      statement.setBytes(3, response.bodyBytes());
+      statement.setBoolean(4, response.bodyStored());
+      statement.setLong(5, shiftMicros());
+      statement.setLong(6, ttlMicros);
+      int next = bindKey(statement, 7, key);
+      statement.setLong(next, token);
+      if (changedOne("complete", statement)) {
+        return true;
+      }
+    }
+    // Not recorded now: recorded already by this token (a retry after a commit whose reply was
+    // lost), or the token is no longer current.
+    return completedBy(connection, key, token);
+  }
+
+  /** Whether the key is completed with {@code token}. */
+  private boolean completedBy(Connection connection, IdempotencyKey key, long token)
+      throws SQLException {
+    try (PreparedStatement statement = connection.prepareStatement(readTokenSql)) {
+      statement.setLong(bindKey(statement, 1, key), token);
+      try (ResultSet row = statement.executeQuery()) {
+        return row.next() && COMPLETED.equals(row.getString(1));
+      }
     }
   }
 
   @Override
   public boolean release(IdempotencyKey key, long token) {
-    return run("release", connection -> {
+    boolean released = upkeep("release", connection -> {
       try (PreparedStatement statement = connection.prepareStatement(releaseSql)) {
-        bindKey(statement, 1, key);
-        statement.setLong(3, token);
-        statement.setString(4, settledChannel);
-        return booleanResult(statement);
+        statement.setLong(bindKey(statement, 1, key), token);
+        return changedOne("release", statement);
+      }
+    });
+    if (released) {
+      notifySettled(key);
+    }
+    return released;
+  }
+
+  @Override
+  public boolean renew(IdempotencyKey key, long token) {
+    return upkeep("renew", connection -> {
+      try (PreparedStatement statement = connection.prepareStatement(renewSql)) {
+        long shift = shiftMicros();
+        statement.setLong(1, shift);
+        statement.setLong(2, leaseMicros);
+        statement.setLong(3, shift);
+        statement.setLong(4, leaseMicros);
+        statement.setLong(bindKey(statement, 5, key), token);
+        return changedOne("renew", statement);
       }
     });
   }
 
-  /** Renews the lease on the renewals' own connection (see the class comment). */
-  @Override
-  public boolean renew(IdempotencyKey key, long token) {
+  /**
+   * Runs a lease's upkeep (a renewal, a release) on the connection kept for it, so that requests
+   * holding every pooled connection can neither let a lease run out nor keep a key they gave up
+   * (see the class comment).
+   */
+  private <T> T upkeep(String operation, Work<T> work) {
     try {
-      return renewals.use(connection -> run(connection, statementTimeoutMillis, c -> {
-        try (PreparedStatement statement = c.prepareStatement(renewSql)) {
-          long shift = shiftMicros();
-          statement.setLong(1, shift);
-          statement.setLong(2, leaseMicros);
-          statement.setLong(3, shift);
-          statement.setLong(4, leaseMicros);
-          bindKey(statement, 5, key);
-          statement.setLong(7, token);
-          int rows = statement.executeUpdate();
-          if (rows > 1) {
-            throw new IllegalStateException("renew changed " + rows + " rows of " + table);
-          }
-          return rows == 1;
-        }
-      }));
+      return upkeep.use(connection -> run(connection, statementTimeoutMillis, work));
     } catch (SQLException e) {
-      throw unavailable("renew", e);
+      throw failed(operation, e);
     }
   }
 
-  private static void bindKey(PreparedStatement statement, int first, IdempotencyKey key)
+  /** Binds the key's scope and key; returns the next parameter's index. */
+  private static int bindKey(PreparedStatement statement, int first, IdempotencyKey key)
       throws SQLException {
     statement.setString(first, storedScope(key.scope()));
     statement.setString(first + 1, key.key());
+    return first + 2;
   }
 
-  private static boolean booleanResult(PreparedStatement statement) throws SQLException {
-    try (ResultSet row = statement.executeQuery()) {
-      row.next();
-      return row.getBoolean(1);
+  /** Runs an update: true for one row, false for none (the token is no longer current). */
+  private boolean changedOne(String operation, PreparedStatement statement)
+      throws SQLException {
+    int rows = statement.executeUpdate();
+    if (rows > 1) {
+      throw new IllegalStateException(
+          operation + " changed " + rows + " rows of " + table + " for one key");
     }
+    return rows == 1;
   }
 
   @Override
   public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
     Connection connection;
     try {
-      connection = dataSource.getConnection();
+      connection = connections.get();
     } catch (SQLException e) {
       throw unavailable("begin", e);
     }
@@ -345,7 +490,6 @@ final class PostgresStore implements IdempotencyStore {
         completed = true;
         connection.setNetworkTimeout(DIRECT, commitTimeoutMillis);
         connection.commit();
-        return true;
       } catch (SQLException e) {
         rollback();
         if (!completed || release(key, token)) {
@@ -354,23 +498,14 @@ final class PostgresStore implements IdempotencyStore {
         LOG.log(System.Logger.Level.WARNING,
             "the commit of a request on {0} failed ({1}) but its key was not in progress any more;"
                 + " reading it again", table, e.getMessage());
-        return committedByThisToken();
+        if (!run("read after a failed commit", c -> completedBy(c, key, token))) {
+          return false;
+        }
       } finally {
         restoreNetworkTimeout(connection, previousTimeout);
       }
-    }
-
-    /** Whether the key is completed with this transaction's token, read on another connection. */
-    private boolean committedByThisToken() {
-      return run("read after a failed commit", c -> {
-        try (PreparedStatement statement = c.prepareStatement(readTokenSql)) {
-          bindKey(statement, 1, key);
-          statement.setLong(3, token);
-          try (ResultSet row = statement.executeQuery()) {
-            return row.next() && !IN_PROGRESS.equals(row.getString(1));
-          }
-        }
-      });
+      notifySettled(key);
+      return true;
     }
 
     @Override
@@ -448,7 +583,7 @@ final class PostgresStore implements IdempotencyStore {
   @Override
   public void close() {
     settledKeys.close();
-    renewals.close();
+    upkeep.close();
     if (ownedPool != null) {
       try {
         ownedPool.close();
@@ -475,7 +610,7 @@ final class PostgresStore implements IdempotencyStore {
    */
   private <T> T run(String operation, long deadline, Work<T> work) {
     for (int attempt = 1; ; attempt++) {
-      try (Connection connection = dataSource.getConnection()) {
+      try (Connection connection = connections.get()) {
         int bound = statementTimeoutMillis;
         if (deadline != 0) {
           long left = (deadline - System.nanoTime()) / 1_000_000L;

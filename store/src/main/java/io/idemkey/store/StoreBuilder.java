@@ -195,8 +195,9 @@ public final class StoreBuilder {
 
   /**
    * Whether completions and releases notify every node that {@link IdempotencyStore#watch}es the
-   * key (PostgreSQL: {@code pg_notify} in the same transaction). Turn it on on every node where
-   * requests wait for one another; it costs a notification per completion. Default false.
+   * key (PostgreSQL: {@code pg_notify} in a short transaction of its own, once the change has
+   * committed). Turn it on on every node where requests wait for one another; it costs a
+   * statement per completion. Default false.
    */
   public StoreBuilder notifySettled(boolean notifySettled) {
     this.notifySettled = notifySettled;
