@@ -8,6 +8,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 
@@ -23,9 +24,9 @@ import java.util.Set;
  * (which name {@code pg_stat_} or {@code pg_current_}) are left out of the statements; the one
  * commit each reading makes is counted in {@link #readings}.
  *
- * <p>{@code pg_stat_statements} runs with {@code track=all}: a statement inside one of the store's
- * PL/pgSQL functions is a row of its own with {@code toplevel = false}, and its time is already
- * part of the execution time of the top-level call that ran the function. Only top-level rows are
+ * <p>{@code pg_stat_statements} runs with {@code track=all}: a statement run inside another (by a
+ * function, e.g. PL/pgSQL) is a row of its own with {@code toplevel = false}, and its time is
+ * already part of the execution time of the top-level call that ran it. Only top-level rows are
  * added up here (statements per request, the keys' cost); the inner rows are kept apart, for
  * reading.
  *
@@ -42,21 +43,32 @@ record DatabaseCounters(
     long commits, long nextTransactionId, long walBytes, long walSyncs, double walSyncMillis,
     Map<String, StatementCount> statements, int readings) {
 
-  /** What a statement is for, told from its text. */
+  /**
+   * What a statement is for, told from its normalized text ({@code pg_stat_statements} replaces
+   * constants with {@code $n}). The keys' statements are those that name the keys table ({@link
+   * KeysTable#NAME}), the purge apart, plus the settled-key notification; each of the store's
+   * statements (PostgresStore) has a role of its own, any other on the table is {@link
+   * #KEYS_OTHER}.
+   */
   enum Role {
     CLAIM("the claim"),
+    TAKE_OVER("the take-over of an expired key"),
     COMPLETE("the completion"),
     RELEASE("the release"),
     RENEW("the lease renewal"),
+    NOTIFY("the settled-key notification"),
+    READ("a key read"),
+    KEYS_OTHER("other, on the keys table"),
     HANDLER("the handler's payment insert"),
     PURGE("the purge"),
     TRANSACTION("transaction control"),
-    /** A statement run inside a top-level call (a PL/pgSQL function), whichever it is. */
-    INNER("inside a function"),
+    /** A statement run inside another (a function's), whichever it is. */
+    INNER("inside another statement"),
     OTHER("other");
 
-    /** The statements that a key costs: what "the keys' statements" adds up. */
-    static final Set<Role> KEYS = Set.of(CLAIM, COMPLETE, RELEASE, RENEW);
+    /** The statements that keys cost, per key: what "the keys' statements" adds up. */
+    static final Set<Role> KEYS =
+        Set.of(CLAIM, TAKE_OVER, COMPLETE, RELEASE, RENEW, NOTIFY, READ, KEYS_OTHER);
 
     final String label;
 
@@ -64,29 +76,32 @@ record DatabaseCounters(
       this.label = label;
     }
 
-    /**
-     * The role of a statement, from its normalized text: the store's function calls name {@code
-     * <table>_claim} etc. (PostgresStore and migration V2), its renewal updates {@code
-     * lease_expires_at}, the demo's handler inserts into {@code payments}.
-     */
     static Role of(String query) {
-      String q = query.strip();
-      if (q.matches("(?is)select .*_claim\"?\\(.*")) {
-        return CLAIM;
-      } else if (q.matches("(?is)select .*_complete\"?\\(.*")) {
-        return COMPLETE;
-      } else if (q.matches("(?is)select .*_release\"?\\(.*")) {
-        return RELEASE;
-      } else if (q.matches("(?is)update \\S+ set lease_expires_at .*")) {
-        return RENEW;
-      } else if (q.regionMatches(true, 0, "INSERT INTO payments", 0, 20)) {
+      String q = query.strip().toLowerCase(Locale.ROOT);
+      if (q.startsWith("insert into payments")) {
         return HANDLER;
-      } else if (q.matches("(?is)delete from \\S+ where ctid = any.*")) {
-        return PURGE;
-      } else if (q.matches("(?i)(begin|commit|rollback|start transaction)\\b.*")) {
+      } else if (q.contains("pg_notify(")) {
+        return NOTIFY;
+      } else if (q.matches("(begin|commit|rollback|start transaction)\\b.*")) {
         return TRANSACTION;
+      } else if (!q.contains(KeysTable.NAME)) {
+        return OTHER;
+      } else if (q.matches("with n as .*insert into .*")) {
+        return CLAIM;
+      } else if (q.matches("update \\S+ as k set fingerprint = .*")) {
+        return TAKE_OVER;
+      } else if (q.matches("update \\S+ set state = .*")) {
+        return COMPLETE;
+      } else if (q.matches("update \\S+ set lease_expires_at = .*")) {
+        return RENEW;
+      } else if (q.matches("delete from \\S+ where ctid = any.*")) {
+        return PURGE;
+      } else if (q.matches("delete from \\S+ where scope = .*")) {
+        return RELEASE;
+      } else if (q.matches("select state from .*")) {
+        return READ;
       }
-      return OTHER;
+      return KEYS_OTHER;
     }
   }
 
@@ -123,8 +138,8 @@ record DatabaseCounters(
     }
 
     /**
-     * The keys' statements (claim, completion, release, renewal; top-level) over the handler's
-     * insert, in plan + execution time per request; null when either did not run.
+     * The keys' statements ({@link Role#KEYS}, top-level) over the handler's insert, in plan +
+     * execution time per request; null when either did not run.
      */
     Double keysPerHandler() {
       double handler = millis(Set.of(Role.HANDLER));

@@ -18,9 +18,9 @@ import java.sql.Statement;
  * line, so they win). {@link #show(String)} reads what the server actually runs with.
  *
  * <p>With {@code statementStats}, {@code pg_stat_statements} is preloaded and created, if the
- * binaries ship it, tracking nested statements ({@code track=all}: the statements inside the
- * store's PL/pgSQL functions appear as rows with {@code toplevel = false}) and planning time
- * ({@code track_planning=on}); {@link #hasStatementStats()} says whether that worked.
+ * binaries ship it, tracking nested statements ({@code track=all}: those a function runs appear as
+ * rows with {@code toplevel = false}) and planning time ({@code track_planning=on}); {@link
+ * #hasStatementStats()} says whether that worked.
  *
  * <p>Thread-safe.
  */

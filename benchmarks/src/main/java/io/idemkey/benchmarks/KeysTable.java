@@ -16,7 +16,10 @@ import java.time.Duration;
  */
 final class KeysTable {
 
-  static final String TABLE = "\"public\".\"idempotency_keys\"";
+  /** The table's name, as statements on it contain it. */
+  static final String NAME = "idempotency_keys";
+
+  static final String TABLE = "\"public\".\"" + NAME + "\"";
 
   /**
    * The table's size at one instant.

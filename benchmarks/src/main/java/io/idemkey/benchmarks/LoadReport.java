@@ -204,10 +204,11 @@ record LoadReport(
           .append(" |\n");
     }
     out.append("\nStatements/req counts top-level statements only (pg_stat_statements runs with"
-        + " track=all; the statements inside the store's PL/pgSQL functions are listed apart"
-        + " below, their time already inside their caller's). Keys' plan+exec: the claim, the"
-        + " completion, the release and the lease renewal (top-level calls). Handler's: the"
-        + " demo's `INSERT INTO payments`. Transaction control (BEGIN, COMMIT) is in neither."
+        + " track=all; a statement run inside another, by a function, would be listed apart"
+        + " below, its time already inside its caller's). Keys' plan+exec: the top-level"
+        + " statements on the keys table (claim, take-over, completion, release, renewal, key"
+        + " reads; the purge apart) and the settled-key notification. Handler's: the demo's"
+        + " `INSERT INTO payments`. Transaction control (BEGIN, COMMIT) is in neither."
         + " WAL flushes: pg_stat_wal.wal_sync (one flush can carry several commits).\n");
     if (!ratios.isEmpty()) {
       out.append("\n| ratio | throughput | p50 latency | p99 latency |\n|---|---:|---:|---:|\n");
@@ -332,7 +333,7 @@ record LoadReport(
     }
   }
 
-  /** One scenario's statements, top-level first, then those inside the store's functions. */
+  /** One scenario's statements, top-level first, then those run inside them (if any). */
   private static void statements(StringBuilder out, ScenarioResult result) {
     DatabaseCounters.PerRequest db = result.database();
     List<DatabaseCounters.StatementShare> shares = db.statementShares();
@@ -342,7 +343,7 @@ record LoadReport(
     out.append("\n### Statements per request, `").append(result.scenario().name())
         .append("`\n\npg_stat_statements over the scenario's warm-up and measured window,"
             + " divided by its requests; statements run less than once per thousand requests"
-            + " left out. Inner rows run inside a top-level call (a PL/pgSQL function): their"
+            + " left out. Inner rows, if any, run inside a top-level call (a function): their"
             + " time is part of that call's and is not added again.\n\n")
         .append("| statement | level | calls/req | plans/call | plan ms/req | exec ms/req"
             + " | plan+exec ms/call | text |\n|---|---|---:|---:|---:|---:|---:|---|\n");
