@@ -18,7 +18,9 @@ import java.sql.Statement;
  * line, so they win). {@link #show(String)} reads what the server actually runs with.
  *
  * <p>With {@code statementStats}, {@code pg_stat_statements} is preloaded and created, if the
- * binaries ship it; {@link #hasStatementStats()} says whether that worked.
+ * binaries ship it, tracking nested statements ({@code track=all}: those a function runs appear as
+ * rows with {@code toplevel = false}) and planning time ({@code track_planning=on}); {@link
+ * #hasStatementStats()} says whether that worked.
  *
  * <p>Thread-safe.
  */
@@ -45,6 +47,7 @@ final class DurablePostgres implements AutoCloseable {
         DurablePostgres withStats = new DurablePostgres(builder()
             .setServerConfig("shared_preload_libraries", "pg_stat_statements")
             .setServerConfig("pg_stat_statements.track", "all")
+            .setServerConfig("pg_stat_statements.track_planning", "on")
             .start(), true);
         try (Connection connection = withStats.connect();
             Statement statement = connection.createStatement()) {
@@ -66,7 +69,9 @@ final class DurablePostgres implements AutoCloseable {
   private static EmbeddedPostgres.Builder builder() {
     return EmbeddedPostgres.builder()
         .setServerConfig("fsync", "on")
-        .setServerConfig("synchronous_commit", "on");
+        .setServerConfig("synchronous_commit", "on")
+        // pg_stat_wal's wal_sync_time: how long the WAL flushes of commits take.
+        .setServerConfig("track_wal_io_timing", "on");
   }
 
   String jdbcUrl() {

@@ -15,10 +15,11 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The HTTP load harness: starts one embedded PostgreSQL with durable settings, starts the demo
- * app as a separate process on it, warms it up with every scenario, then drives each scenario
- * in turn over keep-alive connections to 127.0.0.1, and writes {@code latest.json} and {@code
- * latest.md}.
+ * The HTTP load harness: starts one embedded PostgreSQL with durable settings, starts two demo
+ * apps on it as separate processes (one in transactional mode, the demo's default, one with
+ * {@code -Didempotency.transactional=false}), warms them up with every scenario, then drives each
+ * scenario in turn over keep-alive connections to 127.0.0.1, and writes {@code latest.json} and
+ * {@code latest.md}.
  *
  * <p>Run from the project root after {@code mvn -B -q package -DskipTests}:
  *
@@ -29,16 +30,25 @@ import java.util.regex.Pattern;
  * <p>System properties: {@code load.connections} (16), {@code load.warmup} (3s), {@code
  * load.duration} (10s), {@code load.settle} (11s: the quiet time before reading commit counters,
  * which PostgreSQL publishes up to ten seconds late), {@code load.replayKeys} (64), {@code
- * load.demoJar} (demo-app/target/demo-app.jar), {@code load.demoJvmOptions} (space-separated;
- * default {@code -Didempotency.jdbc.pool-size=20}),
+ * load.demoJar} (demo-app/target/demo-app.jar), {@code load.demoJvmOptions} (space-separated, for
+ * both demos; default {@code -Didempotency.jdbc.pool-size=20}),
  * {@code load.results} (benchmarks/results), {@code load.command} (the command to print in the
  * report), {@code load.revision} (the commit measured), {@code load.jmhSummary} (a file with a JMH
  * summary table from the same command, copied into latest.md), {@code load.waitersSummary} (the
  * {@code waiters.md} of a {@code WaitersLoad} run from the same command, copied into latest.md).
- * The whole run is bounded: past its time limit it stops the demo and the database and
- * exits with status 3.
+ *
+ * <p>With {@code load.prefill=N} it measures instead whether a key's statements stay as cheap
+ * when the table is large: new keys in both modes, then N completed keys added to the table
+ * ({@link KeysTable#prefill}, bounded by {@code load.prefillLimit}, 20m), then new keys in both
+ * modes again; it writes {@code prefill.json} and {@code prefill.md}.
+ *
+ * <p>The whole run is bounded: past its time limit it stops the demos and the database and exits
+ * with status 3.
  */
 public final class LoadHarness {
+
+  /** One scenario as the harness runs it: against which demo, over how many connections. */
+  private record Step(LoadScenario scenario, DemoProcess demo, int connections) {}
 
   private LoadHarness() {}
 
@@ -64,6 +74,8 @@ public final class LoadHarness {
     Duration measure = duration("load.duration", "10s");
     Duration settle = duration("load.settle", "11s");
     int replayKeys = Integer.getInteger("load.replayKeys", 64);
+    long prefill = Long.getLong("load.prefill", 0);
+    Duration prefillLimit = duration("load.prefillLimit", "20m");
     Path demoJar = Path.of(System.getProperty("load.demoJar", "demo-app/target/demo-app.jar"));
     // The demo's pool is jdbc.pool-size (10 by default); in transactional mode each request in
     // flight holds a connection, so 16 connections of load need more. 20 is what the demo had
@@ -72,17 +84,21 @@ public final class LoadHarness {
         System.getProperty("load.demoJvmOptions", "-Didempotency.jdbc.pool-size=20").trim();
     List<String> demoJvmOptions =
         demoOptions.isEmpty() ? List.of() : List.of(demoOptions.split("\\s+"));
+    List<String> plainJvmOptions = new ArrayList<>(demoJvmOptions);
+    plainJvmOptions.add("-Didempotency.transactional=false");
     Path results = Path.of(System.getProperty("load.results", "benchmarks/results"));
     String command = System.getProperty("load.command", ProcessHandle.current().info()
         .commandLine().orElse("java -cp benchmarks/target/benchmarks.jar "
             + LoadHarness.class.getName()));
-    if (connections < 1 || measure.isZero()) {
-      throw new IllegalArgumentException("load.connections and load.duration must be positive");
+    if (connections < 1 || measure.isZero() || prefill < 0) {
+      throw new IllegalArgumentException("load.connections and load.duration must be positive,"
+          + " load.prefill not negative");
     }
 
-    int scenarioCount = 4;
+    int scenarioCount = prefill > 0 ? 4 : 8;
     Duration limit = warmup.multipliedBy(2).plus(measure).plus(settle).plus(Duration.ofSeconds(30))
-        .multipliedBy(scenarioCount).plus(settle).plus(Duration.ofMinutes(3));
+        .multipliedBy(scenarioCount).plus(settle).plus(Duration.ofMinutes(4))
+        .plus(prefill > 0 ? prefillLimit.plus(Duration.ofMinutes(10)) : Duration.ZERO);
     startWatchdog(limit);
     String loadBefore = loadAverage();
     Instant started = Instant.now();
@@ -99,104 +115,203 @@ public final class LoadHarness {
         + ", SHOW synchronous_commit = " + synchronousCommit);
     postgres.requireDurable();
     String statementSource = postgres.hasStatementStats()
-        ? "pg_stat_statements (preloaded) and pg_stat_database"
+        ? "pg_stat_statements (preloaded, track=all, track_planning="
+            + postgres.show("pg_stat_statements.track_planning") + "), pg_stat_database and"
+            + " pg_stat_wal"
         : "pg_stat_database only (pg_stat_statements could not be loaded): no statement counts";
     System.out.println("database counters from " + statementSource);
 
-    Path demoLog = Files.createTempFile("idemkey-demo-", ".log");
-    resources.demo = DemoProcess.start(demoJar, demoJvmOptions, postgres.jdbcUrl(),
-        postgres.user(), postgres.password(), demoLog, Duration.ofSeconds(90));
+    resources.demo = startDemo(demoJar, demoJvmOptions, postgres, "transactional=true");
     DemoProcess demo = resources.demo;
-    System.out.println("demo pid " + demo.pid() + " healthy on 127.0.0.1:" + demo.port()
-        + " (log " + demoLog + ")");
+    resources.plainDemo = startDemo(demoJar, plainJvmOptions, postgres, "transactional=false");
+    DemoProcess plainDemo = resources.plainDemo;
 
     String run = Long.toString(System.currentTimeMillis(), 36);
     String[] keys = new String[replayKeys];
     for (int i = 0; i < replayKeys; i++) {
       keys[i] = "replay-" + run + "-" + i;
     }
-    List<LoadScenario> scenarios = List.of(
-        LoadScenario.fixed("bare-static",
-            "POST /bare/static: a fixed 201 JSON body, no filter, no database", "/bare/static"),
-        LoadScenario.fixed("bare-payments",
-            "POST /bare/payments: the payments handler (one insert, autocommit) with no filter",
-            "/bare/payments"),
-        LoadScenario.newKeys(run),
-        LoadScenario.replay(keys));
+    LoadScenario newKeysTx = LoadScenario.newKeys("new-keys-tx",
+        "POST /payments, a fresh Idempotency-Key each request, transactional mode (the demo's"
+            + " default): claim, then the payment insert and the completion in one transaction");
+    LoadScenario newKeysPlain = LoadScenario.newKeys("new-keys-plain",
+        "POST /payments, a fresh Idempotency-Key each request, on the second demo with"
+            + " -Didempotency.transactional=false: claim, payment insert (autocommit), completion");
+    List<Step> steps = new ArrayList<>();
+    if (prefill == 0) {
+      steps.add(new Step(LoadScenario.fixed("bare-static",
+          "POST /bare/static: a fixed 201 JSON body, no filter, no database", "/bare/static"),
+          demo, connections));
+      steps.add(new Step(LoadScenario.fixed("bare-payments",
+          "POST /bare/payments: the payments handler (one insert, autocommit) with no filter",
+          "/bare/payments"), demo, connections));
+      steps.add(new Step(newKeysTx, demo, connections));
+      steps.add(new Step(newKeysPlain, plainDemo, connections));
+      steps.add(new Step(LoadScenario.replay(keys), demo, connections));
+      steps.add(new Step(LoadScenario.fixed("bare-payments-1",
+          "bare-payments on one connection", "/bare/payments"), demo, 1));
+      steps.add(new Step(LoadScenario.newKeys("new-keys-tx-1",
+          "new-keys-tx on one connection"), demo, 1));
+      steps.add(new Step(LoadScenario.newKeys("new-keys-plain-1",
+          "new-keys-plain on one connection"), plainDemo, 1));
+    } else {
+      steps.add(new Step(newKeysTx, demo, connections));
+      steps.add(new Step(newKeysPlain, plainDemo, connections));
+    }
 
     createKeys(demo.port(), keys);
-    // The demo's JVM starts cold: without this pass the first scenario would pay for most of the
+    // The demos' JVMs start cold: without this pass the first scenario would pay for most of the
     // JIT compilation, and the comparison with the later ones would be skewed.
-    System.out.println("warming the demo up: every scenario for " + warmup.toSeconds() + " s");
-    for (LoadScenario scenario : scenarios) {
-      LoadScenario warming = scenario.name().equals("new-keys")
-          ? LoadScenario.newKeys(run + "-warm") : scenario;
-      LoadRun.run(warming, demo.port(), connections, Duration.ZERO, warmup);
+    System.out.println("warming the demos up: every scenario for " + warmup.toSeconds() + " s");
+    for (Step step : steps) {
+      LoadRun.run(step.scenario(), step.demo().port(), step.connections(), Duration.ZERO, warmup);
     }
 
     List<LoadReport.ScenarioResult> done = new ArrayList<>();
-    int readings = 0;
+    Map<String, String> settings = new LinkedHashMap<>();
+    int[] readings = {0};
     Thread.sleep(settle.toMillis());
-    DatabaseCounters before = DatabaseCounters.read(postgres, readings++);
-    for (LoadScenario scenario : scenarios) {
-      System.out.println("running " + scenario.name() + " ...");
-      LoadRun.Outcome outcome = LoadRun.run(scenario, demo.port(), connections, warmup, measure);
+    DatabaseCounters[] before = {DatabaseCounters.read(postgres, readings[0]++)};
+    Runner runner = step -> {
+      System.out.println("running " + step.scenario().name() + " ...");
+      LoadRun.Outcome outcome = LoadRun.run(
+          step.scenario(), step.demo().port(), step.connections(), warmup, measure);
       Thread.sleep(settle.toMillis());
-      DatabaseCounters after = DatabaseCounters.read(postgres, readings++);
+      DatabaseCounters after = DatabaseCounters.read(postgres, readings[0]++);
       DatabaseCounters.PerRequest perRequest =
-          after.since(before, outcome.allRequests(), postgres.hasStatementStats());
-      before = after;
-      LoadReport.ScenarioResult result =
-          new LoadReport.ScenarioResult(scenario, outcome, perRequest);
+          after.since(before[0], outcome.allRequests(), postgres.hasStatementStats());
+      before[0] = after;
+      LoadReport.ScenarioResult result = new LoadReport.ScenarioResult(
+          step.scenario(), step.connections(), outcome, perRequest);
       done.add(result);
       System.out.printf(Locale.ROOT,
-          "%-14s %8.0f req/s  p50 %7.2f ms  p99 %7.2f ms  failures %d of %d"
-              + "  statements/req %s  claims/claim statement %s  commits/req %.2f%n",
-          scenario.name(), outcome.requestsPerSecond(), result.percentileMillis(50),
+          "%-22s %8.0f req/s  p50 %7.2f ms  p99 %7.2f ms  failures %d of %d"
+              + "  statements/req %s  commits/req %.2f  keys/handler %s%n",
+          step.scenario().name(), outcome.requestsPerSecond(), result.percentileMillis(50),
           result.percentileMillis(99), outcome.failures(), outcome.allRequests(),
           perRequest.statements() == null ? "n/a"
               : String.format(Locale.ROOT, "%.2f", perRequest.statements()),
-          perRequest.claimBatch() == null ? "-"
-              : String.format(Locale.ROOT, "%.2f", perRequest.claimBatch()),
-          perRequest.commits());
+          perRequest.commits(),
+          perRequest.keysPerHandler() == null ? "-"
+              : String.format(Locale.ROOT, "%.2f", perRequest.keysPerHandler()));
       if (outcome.firstFailure() != null) {
         System.out.println("  first failure: " + outcome.firstFailure());
       }
+    };
+    for (Step step : steps) {
+      runner.run(step);
     }
-    List<LoadReport.Ratio> ratios = List.of(
-        LoadReport.Ratio.of(find(done, "new-keys"), find(done, "bare-payments")),
-        LoadReport.Ratio.of(find(done, "replay"), find(done, "bare-static")));
+
+    List<LoadReport.Ratio> ratios = new ArrayList<>();
+    List<LoadReport.Flatness> flatness = new ArrayList<>();
+    String reportName;
+    if (prefill == 0) {
+      reportName = "latest";
+      ratios.add(LoadReport.Ratio.of(find(done, "new-keys-tx"), find(done, "bare-payments")));
+      ratios.add(LoadReport.Ratio.of(find(done, "new-keys-plain"), find(done, "bare-payments")));
+      ratios.add(LoadReport.Ratio.of(find(done, "replay"), find(done, "bare-static")));
+      ratios.add(LoadReport.Ratio.of(find(done, "new-keys-tx-1"), find(done, "bare-payments-1")));
+      ratios.add(
+          LoadReport.Ratio.of(find(done, "new-keys-plain-1"), find(done, "bare-payments-1")));
+    } else {
+      reportName = "prefill";
+      KeysTable.Size empty = KeysTable.size(postgres);
+      System.out.printf(Locale.ROOT, "prefilling %,d completed keys (table now %,d rows)%n",
+          prefill, empty.rows());
+      KeysTable.Fill fill = KeysTable.prefill(postgres, prefill, prefillLimit);
+      KeysTable.Size full = KeysTable.size(postgres);
+      System.out.printf(Locale.ROOT, "prefilled %,d rows in %d s%s: table %,d rows, %,d bytes%n",
+          fill.rows(), fill.took().toSeconds(),
+          fill.stoppedAtLimit() ? " (stopped at load.prefillLimit)" : "", full.rows(),
+          full.totalBytes());
+      settings.put("prefill", String.format(Locale.ROOT,
+          "%,d completed keys added after the first two scenarios in %d s%s (random UUID keys,"
+              + " each a copy of one completed demo key: a %d-byte response body), then VACUUM"
+              + " (ANALYZE) and CHECKPOINT; table before: %,d rows, %s; after: %,d rows, %s",
+          fill.rows(), fill.took().toSeconds(),
+          fill.stoppedAtLimit() ? ", stopped at load.prefillLimit" : "", fill.bodyBytes(),
+          empty.rows(), LoadReport.sizes(empty), full.rows(), LoadReport.sizes(full)));
+      // The counters' next delta would include the fill: start afresh.
+      Thread.sleep(settle.toMillis());
+      before[0] = DatabaseCounters.read(postgres, readings[0]++);
+      for (Step step : steps) {
+        runner.run(new Step(step.scenario().renamed(step.scenario().name() + "-prefilled",
+            step.scenario().description() + ", after the prefill"), step.demo(),
+            step.connections()));
+      }
+      flatness.add(new LoadReport.Flatness(
+          find(done, "new-keys-tx"), find(done, "new-keys-tx-prefilled")));
+      flatness.add(new LoadReport.Flatness(
+          find(done, "new-keys-plain"), find(done, "new-keys-plain-prefilled")));
+    }
     for (LoadReport.Ratio ratio : ratios) {
       System.out.printf(Locale.ROOT, "%s / %s: throughput %.2f, p50 %.2f, p99 %.2f%n",
           ratio.scenario(), ratio.baseline(), ratio.throughput(), ratio.p50(), ratio.p99());
     }
 
     Map<String, String> machine = machine(loadBefore);
-    Map<String, String> settings = new LinkedHashMap<>();
-    settings.put("started", started.truncatedTo(ChronoUnit.SECONDS).toString());
-    settings.put("revision", System.getProperty("load.revision", "unknown"));
-    settings.put("connections", String.valueOf(connections));
-    settings.put("warm-up", "every scenario once for " + warmup.toSeconds()
-        + " s after the demo starts, then " + warmup.toSeconds() + " s before each (not recorded)");
-    settings.put("measured", measure.toSeconds() + " s per scenario, closed loop");
-    settings.put("PostgreSQL", "embedded " + version + ", fsync=" + fsync
+    Map<String, String> allSettings = new LinkedHashMap<>();
+    allSettings.put("started", started.truncatedTo(ChronoUnit.SECONDS).toString());
+    allSettings.put("revision", System.getProperty("load.revision", "unknown"));
+    allSettings.put("connections", connections + " (the scenarios ending in -1: one)");
+    allSettings.put("warm-up", "every scenario once for " + warmup.toSeconds()
+        + " s after the demos start, then " + warmup.toSeconds()
+        + " s before each (not recorded)");
+    allSettings.put("measured", measure.toSeconds() + " s per scenario, closed loop");
+    allSettings.put("PostgreSQL", "embedded " + version + ", fsync=" + fsync
         + ", synchronous_commit=" + synchronousCommit + ", same machine");
-    settings.put("database counters", statementSource
+    allSettings.put("database counters", statementSource
         + "; per request = delta over warm-up and measured window / all requests sent");
-    settings.put("demo", "java -jar " + demoJar + (demoOptions.isEmpty() ? "" : " " + demoOptions)
-        + ", separate process, same machine");
-    settings.put("replay keys", replayKeys + " keys created before the replay scenario");
+    allSettings.put("demos", "java -jar " + demoJar
+        + (demoOptions.isEmpty() ? "" : " " + demoOptions) + " (transactional, pid " + demo.pid()
+        + ") and the same with -Didempotency.transactional=false (pid " + plainDemo.pid()
+        + "), separate processes on the same database, same machine; each logged its"
+        + " resolved transactional setting as expected");
+    allSettings.put("new keys", "random UUIDs (ThreadLocalRandom), so they land all over the"
+        + " key index");
+    if (prefill == 0) {
+      allSettings.put("replay keys", replayKeys + " keys created before the replay scenario");
+    }
+    allSettings.putAll(settings);
     String jmhSummaryFile = System.getProperty("load.jmhSummary");
     String jmhSummary = jmhSummaryFile == null || !Files.isRegularFile(Path.of(jmhSummaryFile))
         ? null : Files.readString(Path.of(jmhSummaryFile));
     String waitersFile = System.getProperty("load.waitersSummary");
     String waitersSummary = waitersFile == null || !Files.isRegularFile(Path.of(waitersFile))
         ? null : Files.readString(Path.of(waitersFile));
-    new LoadReport(machine, settings, command, done, ratios, jmhSummary, waitersSummary)
-        .write(results);
-    System.out.println("wrote " + results.resolve("latest.json") + " and "
-        + results.resolve("latest.md"));
+    new LoadReport(machine, allSettings, command, done, ratios, flatness, jmhSummary,
+        waitersSummary).write(results, reportName);
+    System.out.println("wrote " + results.resolve(reportName + ".json") + " and "
+        + results.resolve(reportName + ".md"));
     return done.stream().anyMatch(r -> r.outcome().failures() > 0) ? 1 : 0;
+  }
+
+  /** Runs one step and records its result. */
+  @FunctionalInterface
+  private interface Runner {
+    void run(Step step) throws Exception;
+  }
+
+  /**
+   * Starts a demo on {@code postgres} and checks that it logged its resolved configuration with
+   * {@code expected} in it (e.g. {@code transactional=false}).
+   */
+  private static DemoProcess startDemo(
+      Path jar, List<String> jvmOptions, DurablePostgres postgres, String expected)
+      throws IOException, InterruptedException {
+    Path log = Files.createTempFile("idemkey-demo-", ".log");
+    DemoProcess demo = DemoProcess.start(jar, jvmOptions, postgres.jdbcUrl(), postgres.user(),
+        postgres.password(), log, Duration.ofSeconds(90));
+    String logged = Files.readString(log);
+    Matcher config = Pattern.compile("idempotency config: [^\n]*").matcher(logged);
+    if (!config.find() || !config.group().contains(", " + expected + ",")) {
+      demo.close();
+      throw new IllegalStateException("the demo started with " + jvmOptions + " did not log "
+          + expected + " in its configuration; see " + log);
+    }
+    System.out.println("demo pid " + demo.pid() + " (" + expected + ") healthy on 127.0.0.1:"
+        + demo.port() + " (log " + log + ")");
+    return demo;
   }
 
   /** Completes each of {@code keys} once, so that the replay scenario only replays. */
@@ -253,7 +368,7 @@ public final class LoadHarness {
     }
   }
 
-  private static Duration duration(String property, String fallback) {
+  static Duration duration(String property, String fallback) {
     String value = System.getProperty(property, fallback).trim().toLowerCase(Locale.ROOT);
     Matcher matcher = Pattern.compile("(\\d+)(ms|s|m)").matcher(value);
     if (!matcher.matches()) {
@@ -283,15 +398,20 @@ public final class LoadHarness {
     watchdog.start();
   }
 
-  /** What the harness started, stopped once whichever way it ends: the demo, then PostgreSQL. */
+  /** What the harness started, stopped once whichever way it ends: the demos, then PostgreSQL. */
   private static final class Resources {
     volatile DemoProcess demo;
+    volatile DemoProcess plainDemo;
     volatile DurablePostgres postgres;
 
     synchronized void close() {
       if (demo != null) {
         demo.close();
         demo = null;
+      }
+      if (plainDemo != null) {
+        plainDemo.close();
+        plainDemo = null;
       }
       if (postgres != null) {
         try {

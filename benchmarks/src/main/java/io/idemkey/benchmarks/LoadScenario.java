@@ -1,6 +1,8 @@
 package io.idemkey.benchmarks;
 
 import java.nio.charset.StandardCharsets;
+import java.util.UUID;
+import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * One kind of request that the load harness sends over and over, and what a good answer to it
@@ -26,6 +28,11 @@ record LoadScenario(
     byte[] request(int connection, long sequence);
   }
 
+  /** This scenario under another name and description. */
+  LoadScenario renamed(String newName, String newDescription) {
+    return new LoadScenario(newName, newDescription, requests, expectedStatus, expectReplayed);
+  }
+
   boolean isGood(HttpConnection.Response response) {
     return response.status() == expectedStatus && response.replayed() == expectReplayed;
   }
@@ -36,15 +43,20 @@ record LoadScenario(
     return new LoadScenario(name, description, (connection, sequence) -> request, 201, false);
   }
 
-  /** {@code POST /payments} with a key never sent before. */
-  static LoadScenario newKeys(String run) {
+  /**
+   * {@code POST /payments} with a key never sent before: a random UUID, as clients make them, so
+   * that new keys land all over the key index rather than at one end of it.
+   */
+  static LoadScenario newKeys(String name, String description) {
     return new LoadScenario(
-        "new-keys",
-        "POST /payments, a fresh Idempotency-Key each request: claim, payment insert and"
-            + " completion",
-        (connection, sequence) ->
-            HttpConnection.request("POST", "/payments",
-                "Idempotency-Key: " + run + "-" + connection + "-" + sequence + "\r\n", PAYMENT),
+        name,
+        description,
+        (connection, sequence) -> {
+          ThreadLocalRandom random = ThreadLocalRandom.current();
+          UUID key = new UUID(random.nextLong(), random.nextLong());
+          return HttpConnection.request(
+              "POST", "/payments", "Idempotency-Key: " + key + "\r\n", PAYMENT);
+        },
         201,
         false);
   }
