@@ -173,7 +173,7 @@ class TransactionalModeTest {
     String blocked =
         "SELECT a.pid FROM pg_stat_activity a"
             + " WHERE a.wait_event_type = 'Lock'"
-            + " AND a.query LIKE 'WITH done AS (UPDATE %'" // the completion
+            + " AND a.query LIKE 'UPDATE % SET state = ''COMPLETED''%'" // the completion
             + " AND a.backend_xid IS NOT NULL"
             + " AND EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
             + "   WHERE l.pid = a.pid AND c.relname = 'payments' AND l.mode = 'RowExclusiveLock'"
@@ -220,7 +220,7 @@ class TransactionalModeTest {
 
     // Nobody renews the new token's lease; once it runs out, a retry pays once.
     HttpResponse<String> retried = retryWhileInProgress(port, "?delayMs=1000", key, amount);
-    assertThat(retried.statusCode()).isEqualTo(201);
+    assertThat(retried.statusCode()).as("retry: %s", retried.body()).isEqualTo(201);
     assertThat(paymentsOf(amount)).isEqualTo(1);
     assertThat(scalar("SELECT amount FROM payments WHERE id = ?", idOf(retried)))
         .isEqualTo(amount);

@@ -356,8 +356,9 @@ final class PostgresStore implements IdempotencyStore {
           return null;
         }
         long token = row.getLong(1);
-        // An in-progress row taken over was a lease that ran out.
-        return IN_PROGRESS.equals(state)
+        // An in-progress row taken over was a lease that ran out. (Tokens come from one sequence
+        // and only grow; a row whose token was set by other means is simply acquired.)
+        return IN_PROGRESS.equals(state) && previousToken < token
             ? new ClaimResult.TakenOver(token, previousToken)
             : new ClaimResult.Acquired(token);
       }
