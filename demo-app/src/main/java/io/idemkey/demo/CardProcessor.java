@@ -78,9 +78,10 @@ final class CardProcessor {
     pool.setPassword(paymentsPool.getPassword());
     pool.setMaximumPoolSize(paymentsPool.getMaximumPoolSize());
     pool.setConnectionTimeout(paymentsPool.getConnectionTimeout());
+    pool.setValidationTimeout(paymentsPool.getValidationTimeout());
     pool.setInitializationFailTimeout(-1);
+    pool.setDataSourceProperties(paymentsPool.getDataSourceProperties()); // the same timeouts
     pool.addDataSourceProperty("ApplicationName", APPLICATION_NAME);
-    pool.addDataSourceProperty("socketTimeout", "10");
     return new HikariDataSource(pool);
   }
 

@@ -191,6 +191,13 @@ public final class DemoApp implements AutoCloseable {
     pool.setPassword(password);
     pool.setMaximumPoolSize(config.jdbcPoolSize());
     pool.setConnectionTimeout(config.jdbcConnectTimeout().toMillis());
+    // A database that is down or hangs is found out within the connect timeout, as the filter's
+    // own pool does (SPEC §8): checking a connection, opening one and logging in are bounded too.
+    pool.setValidationTimeout(Math.min(config.jdbcConnectTimeout().toMillis(), 1000));
+    String seconds =
+        Long.toString(Math.max(1, (config.jdbcConnectTimeout().toMillis() + 999) / 1000));
+    pool.addDataSourceProperty("connectTimeout", seconds);
+    pool.addDataSourceProperty("loginTimeout", seconds);
     pool.setInitializationFailTimeout(-1);
     pool.addDataSourceProperty("ApplicationName", APPLICATION_NAME);
     // A database that hangs fails the handler's statements too, not only the filter's.
