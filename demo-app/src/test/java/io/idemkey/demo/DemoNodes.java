@@ -12,6 +12,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -102,6 +104,20 @@ final class DemoNodes implements AutoCloseable {
   /** A connection of the test's own, outside every node. */
   Connection connect() throws SQLException {
     return DriverManager.getConnection(jdbcUrl(), "postgres", "postgres");
+  }
+
+  /** The first column of the one row {@code sql} answers, as a long. */
+  long scalar(String sql, Object... parameters) throws SQLException {
+    try (Connection connection = connect();
+        PreparedStatement statement = connection.prepareStatement(sql)) {
+      for (int i = 0; i < parameters.length; i++) {
+        statement.setObject(i + 1, parameters[i]);
+      }
+      try (ResultSet row = statement.executeQuery()) {
+        row.next();
+        return row.getLong(1);
+      }
+    }
   }
 
   /** Starts a node process on {@code port} and returns without waiting for it. */

@@ -7,9 +7,6 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Path;
-import java.sql.Connection;
-import java.sql.PreparedStatement;
-import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.util.UUID;
@@ -82,22 +79,10 @@ class StepsDemoTest {
     return response;
   }
 
-  long scalar(String sql, Object... parameters) throws SQLException {
-    try (Connection connection = cluster.connect();
-        PreparedStatement statement = connection.prepareStatement(sql)) {
-      for (int i = 0; i < parameters.length; i++) {
-        statement.setObject(i + 1, parameters[i]);
-      }
-      try (ResultSet row = statement.executeQuery()) {
-        row.next();
-        return row.getLong(1);
-      }
-    }
-  }
 
   void awaitScalar(long expected, String sql, Object... parameters) throws Exception {
     for (int i = 0; i < 400; i++) {
-      if (scalar(sql, parameters) == expected) {
+      if (cluster.scalar(sql, parameters) == expected) {
         return;
       }
       Thread.sleep(25);
@@ -106,20 +91,20 @@ class StepsDemoTest {
   }
 
   long chargeStepsOf(String key) throws SQLException {
-    return scalar("SELECT count(*) FROM idempotency_keys_steps WHERE idem_key = ?"
+    return cluster.scalar("SELECT count(*) FROM idempotency_keys_steps WHERE idem_key = ?"
         + " AND name = 'charge'", key);
   }
 
   long processorCalls() throws SQLException {
-    return scalar("SELECT count(*) FROM processor_calls");
+    return cluster.scalar("SELECT count(*) FROM processor_calls");
   }
 
   long chargesOf(long amount) throws SQLException {
-    return scalar("SELECT count(*) FROM charges WHERE amount = ?", amount);
+    return cluster.scalar("SELECT count(*) FROM charges WHERE amount = ?", amount);
   }
 
   long paymentsOf(long amount) throws SQLException {
-    return scalar("SELECT count(*) FROM payments WHERE amount = ?", amount);
+    return cluster.scalar("SELECT count(*) FROM payments WHERE amount = ?", amount);
   }
 
   @Test
@@ -176,7 +161,7 @@ class StepsDemoTest {
     assertThat(retried.statusCode()).as("retry: %s", retried.body()).isEqualTo(201);
     assertThat(processorCalls()).as("processor calls").isEqualTo(2);
     // Both calls carried the step's derived key: the processor charged once and replayed.
-    assertThat(scalar("SELECT count(*) FROM processor_keys")).isEqualTo(1);
+    assertThat(cluster.scalar("SELECT count(*) FROM processor_keys")).isEqualTo(1);
     assertThat(chargesOf(amount)).as("charges").isEqualTo(1);
     assertThat(paymentsOf(amount)).isEqualTo(1);
     assertThat(chargeStepsOf(key)).isEqualTo(1);

@@ -71,37 +71,25 @@ class TransactionalModeTest {
     return response;
   }
 
-  long scalar(String sql, Object... parameters) throws SQLException {
-    try (Connection connection = cluster.connect();
-        PreparedStatement statement = connection.prepareStatement(sql)) {
-      for (int i = 0; i < parameters.length; i++) {
-        statement.setObject(i + 1, parameters[i]);
-      }
-      try (ResultSet row = statement.executeQuery()) {
-        row.next();
-        return row.getLong(1);
-      }
-    }
-  }
 
   long paymentsOf(long amount) throws SQLException {
-    return scalar("SELECT count(*) FROM payments WHERE amount = ?", amount);
+    return cluster.scalar("SELECT count(*) FROM payments WHERE amount = ?", amount);
   }
 
   /** Payment ids handed out so far: nextval is not transactional, so a rolled-back insert shows. */
   long paymentIdsUsed() throws SQLException {
-    return scalar("SELECT coalesce(pg_sequence_last_value('payments_id_seq'), 0)");
+    return cluster.scalar("SELECT coalesce(pg_sequence_last_value('payments_id_seq'), 0)");
   }
 
   long keyRows(String key) throws SQLException {
-    return scalar("SELECT count(*) FROM idempotency_keys WHERE idem_key = ?", key);
+    return cluster.scalar("SELECT count(*) FROM idempotency_keys WHERE idem_key = ?", key);
   }
 
   void awaitKeyInProgress(String key) throws Exception {
     for (int i = 0; i < 200; i++) {
       // The charge step (SPEC §12) comes first and locks the key's row to store its result:
       // the test touches the row only once that is stored.
-      if (scalar("SELECT count(*) FROM idempotency_keys k WHERE idem_key = ? AND state ="
+      if (cluster.scalar("SELECT count(*) FROM idempotency_keys k WHERE idem_key = ? AND state ="
           + " 'IN_PROGRESS' AND EXISTS (SELECT 1 FROM idempotency_keys_steps s"
           + " WHERE s.idem_key = k.idem_key AND s.name = 'charge')", key) == 1) {
         return;
@@ -151,17 +139,17 @@ class TransactionalModeTest {
     }
     // Its session ends when the backend finds the client gone, rolling its transaction back.
     for (int i = 0; i < 100
-        && scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ?", blockedPid) > 0; i++) {
+        && cluster.scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ?", blockedPid) > 0; i++) {
       Thread.sleep(50);
     }
-    assertThat(scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ?", blockedPid))
+    assertThat(cluster.scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ?", blockedPid))
         .as("the killed node's session ended").isZero();
     assertThat(paymentsOf(amount)).as("the uncommitted payment").isZero();
 
     HttpResponse<String> retried = retryWhileInProgress(otherPort, "?delayMs=1000", key, amount);
     assertThat(retried.statusCode()).isEqualTo(201);
     assertThat(paymentsOf(amount)).isEqualTo(1);
-    assertThat(scalar("SELECT amount FROM payments WHERE id = ?", idOf(retried)))
+    assertThat(cluster.scalar("SELECT amount FROM payments WHERE id = ?", idOf(retried)))
         .isEqualTo(amount);
   }
 
@@ -209,7 +197,7 @@ class TransactionalModeTest {
     });
     awaitKeyInProgress(key);
     // What a take-over by another node does to the row: a new fencing token (SPEC §5).
-    assertThat(scalar("WITH u AS (UPDATE idempotency_keys SET token = token + 1000"
+    assertThat(cluster.scalar("WITH u AS (UPDATE idempotency_keys SET token = token + 1000"
         + " WHERE idem_key = ? RETURNING 1) SELECT count(*) FROM u", key)).isEqualTo(1);
 
     HttpResponse<String> answer = first.get(20, TimeUnit.SECONDS);
@@ -222,7 +210,7 @@ class TransactionalModeTest {
     HttpResponse<String> retried = retryWhileInProgress(port, "?delayMs=1000", key, amount);
     assertThat(retried.statusCode()).as("retry: %s", retried.body()).isEqualTo(201);
     assertThat(paymentsOf(amount)).isEqualTo(1);
-    assertThat(scalar("SELECT amount FROM payments WHERE id = ?", idOf(retried)))
+    assertThat(cluster.scalar("SELECT amount FROM payments WHERE id = ?", idOf(retried)))
         .isEqualTo(amount);
   }
 
