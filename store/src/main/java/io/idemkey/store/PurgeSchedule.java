@@ -11,15 +11,14 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Thread-safe.
  */
-final class PurgeSchedule implements IdempotencyStore {
+final class PurgeSchedule extends DelegatingStore {
 
   private static final System.Logger LOG = System.getLogger(PurgeSchedule.class.getName());
 
-  private final IdempotencyStore delegate;
   private final ScheduledExecutorService executor;
 
   PurgeSchedule(IdempotencyStore delegate, Duration interval) {
-    this.delegate = delegate;
+    super(delegate);
     this.executor =
         Executors.newSingleThreadScheduledExecutor(
             runnable -> {
@@ -44,48 +43,8 @@ final class PurgeSchedule implements IdempotencyStore {
   }
 
   @Override
-  public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
-    return delegate.claim(key, fingerprint);
-  }
-
-  @Override
-  public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
-    return delegate.complete(key, token, response);
-  }
-
-  @Override
-  public boolean release(IdempotencyKey key, long token) {
-    return delegate.release(key, token);
-  }
-
-  @Override
-  public boolean renew(IdempotencyKey key, long token) {
-    return delegate.renew(key, token);
-  }
-
-  @Override
-  public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
-    return delegate.beginTransaction(key, token);
-  }
-
-  @Override
-  public StepStore steps() {
-    return delegate.steps();
-  }
-
-  @Override
-  public Registration watch(IdempotencyKey key, Runnable onSettled) {
-    return delegate.watch(key, onSettled);
-  }
-
-  @Override
-  public int purgeExpired() {
-    return delegate.purgeExpired();
-  }
-
-  @Override
   public void close() {
     executor.shutdownNow();
-    delegate.close();
+    super.close();
   }
 }
