@@ -9,7 +9,6 @@ import jakarta.servlet.ServletResponse;
 import java.io.IOException;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The async context a handler gets for a covered request. However the cycle ends, the record is
@@ -24,7 +23,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <p>The handler's listeners are kept here, not on the container's context, so that they run
  * before the filter's decision: one listener on the container's context calls them, then decides.
  *
- * <p>Thread-safe: the record is finished exactly once, whichever thread completes.
+ * <p>Thread-safe: whichever thread completes, the record is finished or abandoned exactly once, by
+ * the request's {@link Execution}, whose state machine decides.
  */
 final class CapturedAsyncContext implements AsyncContext {
 
@@ -37,8 +37,11 @@ final class CapturedAsyncContext implements AsyncContext {
     /** The handler completed normally: store and send the captured response. */
     void finish() throws IOException;
 
-    /** The cycle timed out or failed and nobody answered: release the key. */
-    void abandon();
+    /**
+     * The cycle timed out or failed and nobody answered: release the key. True if this call
+     * abandoned the execution; false if it had been finished or abandoned already.
+     */
+    boolean abandon();
   }
 
   /** A listener of the handler's, with the request and response it was added with, if any. */
@@ -46,7 +49,6 @@ final class CapturedAsyncContext implements AsyncContext {
 
   private final AsyncContext delegate;
   private final Completion completion;
-  private final AtomicBoolean finished = new AtomicBoolean();
   private final List<Added> listeners = new CopyOnWriteArrayList<>();
   /** A dispatch() was asked for in this cycle: it finishes the record when it returns. */
   private volatile boolean dispatched;
@@ -57,11 +59,10 @@ final class CapturedAsyncContext implements AsyncContext {
       // Finished already (complete(), or after an ASYNC dispatch through the filter), unless the
       // filter is not mapped for ASYNC dispatches: then the container sent the response without
       // the filter, which can neither store nor send it now.
-      if (finished.compareAndSet(false, true)) {
+      if (completion.abandon()) {
         LOG.log(System.Logger.Level.ERROR,
             "an asynchronous request was dispatched past the idempotency filter; map the"
                 + " filter for the ASYNC dispatcher type too. Its key was released.");
-        completion.abandon();
       }
     }
 
@@ -124,7 +125,7 @@ final class CapturedAsyncContext implements AsyncContext {
 
   /** After a timeout or error: nobody completed or dispatched, so the key is released. */
   private void abandonUnlessAnswered() {
-    if (!dispatched && finished.compareAndSet(false, true)) {
+    if (!dispatched) {
       completion.abandon();
     }
   }
@@ -134,24 +135,18 @@ final class CapturedAsyncContext implements AsyncContext {
    * cycle: stores and sends the response, once, before the container completes the request.
    */
   void dispatchReturned() throws IOException {
-    if (finished.compareAndSet(false, true)) {
-      completion.finish();
-    }
+    completion.finish();
   }
 
   /** An ASYNC dispatch through the filter threw: the key is released. */
   void dispatchFailed() {
-    if (finished.compareAndSet(false, true)) {
-      completion.abandon();
-    }
+    completion.abandon();
   }
 
   @Override
   public void complete() {
     try {
-      if (finished.compareAndSet(false, true)) {
-        completion.finish();
-      }
+      completion.finish();
     } catch (IOException e) {
       // The client went away; the record is stored already if it could be.
     } finally {

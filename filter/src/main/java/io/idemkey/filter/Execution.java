@@ -5,6 +5,7 @@ import io.idemkey.store.Fingerprint;
 import io.idemkey.store.IdempotencyKey;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.RequestTransactions;
+import io.idemkey.store.StepStore;
 import io.idemkey.store.StoreTransaction;
 import io.idemkey.store.StoreUnavailableException;
 import io.idemkey.store.StoredResponse;
@@ -18,21 +19,53 @@ import jakarta.servlet.http.HttpServletRequestWrapper;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.time.Duration;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * One request that holds its key: it runs the handler with the lease renewed, captures the
- * response, and then stores it (or releases the key) before a byte reaches the client (SPEC §5,
- * §6). In transactional mode the handler runs in the store's transaction, and the completion
- * commits with the handler's writes; otherwise the completion is retried while the store is away,
- * for up to {@code completion-timeout}.
+ * One request that holds its key, from its claim to its answer: its life is one state machine
+ * (SPEC §5, §6, §12, §15). It runs the handler with the lease renewed, captures the response, and
+ * stores it (or releases the key) before a byte reaches the client. In transactional mode the
+ * handler runs in the store's transaction, begun when the handler first asks for a connection,
+ * and the completion commits with the handler's writes; otherwise the completion is retried while
+ * the store is away, for up to {@code completion-timeout}.
  *
- * <p>Not thread-safe: it belongs to one request; an asynchronous request finishes it on the
- * thread that completes the async context.
+ * <p>The states, and the connection each holds (of the requests' pool unless said; renewals run
+ * on the node's own connections throughout):
+ *
+ * <ul>
+ *   <li>{@code CLAIMED}: the key is held, the handler has not started. None.
+ *   <li>{@code RUNNING}: the handler runs, on its thread or in its async cycle. Without a
+ *       transaction: none (a step takes one for its lookup, and again for its save). In
+ *       transactional mode: none until the handler first asks for a connection, then that one,
+ *       which also serves its step lookups; a step's result is then saved on the node's.
+ *   <li>{@code SETTLING}: the response is being stored: the completion's connection, or the
+ *       transaction's for its commit.
+ *   <li>{@code STREAMING}: settled before the end of a body over {@code max-response-bytes}; the
+ *       body streams to the client. The transaction's, committed, until {@code DONE}.
+ *   <li>{@code DONE}: answered with the stored response, or as a retry would be. None.
+ *   <li>{@code RELEASED}: the key released, the handler's response (a release status) answered.
+ *   <li>{@code ABANDONED}: the key released; nothing of this run reaches the client (a handler
+ *       that threw, an async cycle that timed out, a store that failed the settling).
+ * </ul>
+ *
+ * <p>Invariants: every move goes through {@link #moveTo}, which makes it once, whatever thread
+ * asks (the handler's, a write that overflows the cap, the container's async completion, timeout
+ * or error), so two of them can never both settle or both release the key. Entering a final state
+ * stops the lease and returns the transaction's connection; entering {@code RELEASED} or {@code
+ * ABANDONED} releases the key first, which is the only place a key is released. A lease found
+ * lost is reported only while {@code RUNNING}: once settling, the completion's answer tells.
+ *
+ * <p>Thread-safety: the state is an atomic reference; the other fields are written before the
+ * handler starts and only read after, except the transaction, which is confined to the handler's
+ * thread until a final state closes it.
  */
 final class Execution {
 
   private static final System.Logger LOG = System.getLogger(Execution.class.getName());
   static final Duration STORE_RETRY_AFTER = Duration.ofSeconds(2);
+
+  /** The states of a request's life; see the class comment. */
+  enum State { CLAIMED, RUNNING, SETTLING, STREAMING, DONE, RELEASED, ABANDONED }
 
   /** What the execution needs of the filter. */
   interface Context {
@@ -58,6 +91,7 @@ final class Execution {
   private final HttpServletResponse response;
   private final ResponseCapture capture;
   private final long started = System.nanoTime();
+  private final AtomicReference<State> state = new AtomicReference<>(State.CLAIMED);
   private LeaseRenewals.Lease lease;
   private StoreTransaction transaction;
 
@@ -86,28 +120,22 @@ final class Execution {
    * outcome is then reported when the async context completes.
    */
   IdempotencyListener.Outcome run(FilterChain chain) throws IOException, ServletException {
-    lease =
-        context.renewals().start(key, token,
-            () -> context.report(IdempotencyListener.Outcome.LEASE_LOST, request, started));
     boolean transactional = context.config().transactional();
-    if (transactional) {
-      try {
-        transaction = context.store().beginTransaction(key, token);
-      } catch (StoreUnavailableException e) {
-        abandon();
-        LOG.log(System.Logger.Level.WARNING,
-            "could not begin the transaction of a request: {0}", e.getMessage());
-        Problem.STORE_UNAVAILABLE.write(
-            response, "the idempotency store cannot be reached; retry later", STORE_RETRY_AFTER);
-        return IdempotencyListener.Outcome.STORE_FAILURE;
-      } catch (RuntimeException | Error e) {
-        // A store that cannot open one (a bug, or a store handed in that keeps its keys elsewhere):
-        // the key is released and its renewal stopped, not left renewed for ever.
-        abandon();
-        throw e;
+    try {
+      lease = context.renewals().start(key, token, this::leaseLost);
+      if (transactional) {
+        transaction = context.store().beginTransaction(key, token); // no connection yet
+      } else {
+        request.captureAsync(capture, asyncCompletion());
       }
-    } else {
-      request.captureAsync(capture, asyncCompletion());
+      request.setAttribute(Steps.ATTRIBUTE, RequestSteps.holding(stepStore(), key, fingerprint,
+          token, (outcome, stepStarted) -> context.report(outcome, request, stepStarted)));
+      moveTo(State.CLAIMED, State.RUNNING);
+    } catch (RuntimeException | Error e) {
+      // A store that cannot open a transaction (a bug, or a store handed in that keeps its keys
+      // elsewhere): the key is released and its renewal stopped, not left renewed for ever.
+      abandon();
+      throw e;
     }
     try {
       if (transactional) {
@@ -122,6 +150,8 @@ final class Execution {
       if (LeaseLostException.isCauseOf(e)) {
         return answerAsARetry(); // a step found the lease taken over (SPEC §12)
       }
+      // The container answers the exception; the key was released, and that is its outcome.
+      context.report(IdempotencyListener.Outcome.RELEASED, request, started);
       throw e;
     }
     if (!transactional && request.isAsyncStarted()) {
@@ -131,64 +161,129 @@ final class Execution {
     return finish();
   }
 
+  /** The step store this request's steps use: its transaction's view in transactional mode. */
+  private StepStore stepStore() {
+    if (transaction != null) {
+      return transaction.steps();
+    }
+    try {
+      return context.store().steps();
+    } catch (UnsupportedOperationException e) {
+      return null; // a store that keeps no step results: steps call every time
+    }
+  }
+
   private CapturedAsyncContext.Completion asyncCompletion() {
     return new CapturedAsyncContext.Completion() {
       @Override
       public void finish() throws IOException {
-        context.report(Execution.this.finish(), request, started);
+        IdempotencyListener.Outcome outcome = Execution.this.finish();
+        if (outcome != null) {
+          context.report(outcome, request, started);
+        }
       }
 
       @Override
-      public void abandon() {
-        Execution.this.abandon();
+      public boolean abandon() {
+        return Execution.this.abandon();
       }
     };
   }
 
-  /** The handler failed: its writes are rolled back and the key released (SPEC §6). */
-  private void abandon() {
-    lease.stop();
-    if (transaction != null) {
+  /**
+   * Moves the execution from {@code from} to {@code to}, once: false if it is not in {@code from}
+   * (another thread moved it first). Entering a final state stops the lease, releases the key
+   * when the state says so, and returns the transaction's connection (class comment).
+   */
+  private boolean moveTo(State from, State to) {
+    if (!state.compareAndSet(from, to)) {
+      return false;
+    }
+    if (to == State.RUNNING || to == State.SETTLING) {
+      return true;
+    }
+    if (lease != null) {
+      lease.stop();
+    }
+    if (to == State.RELEASED || to == State.ABANDONED) {
+      releaseKey();
+    }
+    if (to != State.STREAMING && transaction != null) {
       transaction.close();
     }
-    releaseQuietly();
+    return true;
   }
 
   /**
-   * Stores (or releases) the captured response, then sends it to the client. Whatever fails on
-   * the way (a bug, an error of the container) releases the key rather than leaving it in
-   * progress until its lease runs out.
+   * The run failed before its response was settled: its writes are rolled back and the key
+   * released (SPEC §6). True if this call abandoned it; false if it had ended already.
+   */
+  private boolean abandon() {
+    for (State from : new State[] {State.CLAIMED, State.RUNNING, State.SETTLING}) {
+      if (moveTo(from, State.ABANDONED)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Releases the key, on the transaction's connection when it has one; when the store fails, the
+   * key's lease runs out by itself and the key is free again then.
+   */
+  private void releaseKey() {
+    try {
+      if (transaction != null) {
+        transaction.release();
+      } else {
+        context.store().release(key, token);
+      }
+    } catch (RuntimeException e) {
+      LOG.log(System.Logger.Level.WARNING, "releasing a key failed; its lease will run out", e);
+    }
+  }
+
+  /** A renewal found the lease taken over. */
+  private void leaseLost() {
+    if (state.get() == State.RUNNING) {
+      LOG.log(System.Logger.Level.WARNING,
+          "the lease on a key (token {0}) was lost while its request ran", token);
+      context.report(IdempotencyListener.Outcome.LEASE_LOST, request, started);
+    }
+  }
+
+  /**
+   * Stores (or releases) the captured response, then sends it to the client; null if there was
+   * nothing left to do (the execution ended meanwhile, e.g. its async cycle timed out). Whatever
+   * fails on the way (a bug, an error of the container) releases the key rather than leaving it
+   * in progress until its lease runs out.
    */
   private IdempotencyListener.Outcome finish() throws IOException {
     try {
-      return settle();
+      if (capture.isStreaming()) {
+        // Over max-response-bytes: settled in settleBeforeStreaming, the body is on its way.
+        capture.sendToClient();
+        return moveTo(State.STREAMING, State.DONE)
+            ? IdempotencyListener.Outcome.EXECUTED : IdempotencyListener.Outcome.RELEASED;
+      }
+      if (capture.isAbandoned()) {
+        // The body outgrew max-response-bytes and the key could not be settled: nothing was sent.
+        return storeUnavailable("the response could not be stored; retry later");
+      }
+      if (!moveTo(State.RUNNING, State.SETTLING)) {
+        return null;
+      }
+      if (context.config().isReleaseStatus(capture.getStatus())) {
+        moveTo(State.SETTLING, State.RELEASED);
+        capture.sendToClient();
+        return IdempotencyListener.Outcome.RELEASED;
+      }
+      StoredResponse stored = capture.toStoredResponse();
+      return transaction != null ? commit(stored) : complete(stored);
     } catch (IOException | RuntimeException | Error e) {
       abandon();
       throw e;
     }
-  }
-
-  private IdempotencyListener.Outcome settle() throws IOException {
-    lease.settling();
-    if (capture.isStreaming()) {
-      // Over max-response-bytes: settled in settleBeforeStreaming, the body is on its way.
-      capture.sendToClient();
-      if (transaction != null) {
-        transaction.close();
-      }
-      return IdempotencyListener.Outcome.EXECUTED;
-    }
-    if (capture.isAbandoned()) {
-      // The body outgrew max-response-bytes and the key could not be settled: nothing was sent.
-      return storeUnavailable("the response could not be stored; retry later");
-    }
-    if (context.config().isReleaseStatus(capture.getStatus())) {
-      abandon();
-      capture.sendToClient();
-      return IdempotencyListener.Outcome.RELEASED;
-    }
-    StoredResponse stored = capture.toStoredResponse();
-    return transaction != null ? commit(stored) : complete(stored);
   }
 
   /**
@@ -199,9 +294,11 @@ final class Execution {
    * @throws IOException if the key could not be settled: the response must not be sent
    */
   private void settleBeforeStreaming(StoredResponse notStored) throws IOException {
-    lease.settling();
+    if (!moveTo(State.RUNNING, State.SETTLING)) {
+      throw new IOException("the request's execution has ended");
+    }
     if (context.config().isReleaseStatus(notStored.status())) {
-      abandon();
+      moveTo(State.SETTLING, State.RELEASED); // the body streams; nothing is stored
       return;
     }
     Boolean completed;
@@ -214,12 +311,12 @@ final class Execution {
     } else {
       completed = completeWithRetries(notStored);
     }
-    lease.stop();
     if (completed == null || !completed) {
       abandon();
       throw new IOException(
           completed == null ? "the idempotency store is unreachable" : "the lease was lost");
     }
+    moveTo(State.SETTLING, State.STREAMING);
   }
 
   /** Transactional mode: the completion and the handler's writes in one commit. */
@@ -231,14 +328,13 @@ final class Execution {
       return transactionAborted(e);
     } catch (StoreUnavailableException e) {
       // Nothing was stored, unless the commit landed and only its reply was lost: then the
-      // release below finds the key completed and leaves it, and a retry replays.
+      // release finds the key completed and leaves it, and a retry replays.
       abandon();
       LOG.log(System.Logger.Level.ERROR, "the transaction of a request could not be committed: {0}",
           e.getMessage());
       return storeUnavailable("the response could not be stored; retry later");
     }
-    lease.stop();
-    transaction.close();
+    moveTo(State.SETTLING, State.DONE);
     if (!committed) {
       // The lease was taken over: this request's writes were rolled back, so the client must not
       // see its response. It gets what a retry would get now.
@@ -263,20 +359,23 @@ final class Execution {
   }
 
   /**
-   * The handler went on after an SQL error in its transaction: its failure, not the store's
-   * (which answered). Nothing was committed; the key is released, as for a handler that threw.
+   * The handler went on after an SQL error in its transaction, or its commit was refused for what
+   * the transaction did (a constraint checked at commit, a serialization failure): its failure,
+   * not the store's (which answered). Nothing was committed; the key is released, as for a handler
+   * that threw, and a retry runs the handler again.
    */
   private IdempotencyListener.Outcome transactionAborted(TransactionAbortedException e)
       throws IOException {
     abandon();
     LOG.log(System.Logger.Level.ERROR,
-        "a request went on after an SQL error in its transaction, which PostgreSQL then aborted:"
+        "a request's transaction was rolled back by an error of its own (a failed statement the"
+            + " handler went on after, or a constraint or serialization failure at commit):"
             + " nothing was committed and its key was released. A handler that catches an SQL"
             + " error must roll back to a savepoint set before the statement (README,"
             + " transactional mode). {0}", e.getMessage());
     capture.discardHandlersResponse();
     Problem.TRANSACTION_ABORTED.write(response,
-        "the request's database transaction was aborted by an error inside it; nothing was"
+        "the request's database transaction was rolled back by an error in it; nothing was"
             + " saved");
     return IdempotencyListener.Outcome.RELEASED;
   }
@@ -286,12 +385,8 @@ final class Execution {
    * away (the lease still renewed) for up to completion-timeout (SPEC §8).
    */
   private IdempotencyListener.Outcome complete(StoredResponse stored) throws IOException {
-    Boolean completed;
-    try {
-      completed = completeWithRetries(stored);
-    } finally {
-      lease.stop();
-    }
+    Boolean completed = completeWithRetries(stored);
+    moveTo(State.SETTLING, State.DONE);
     if (completed == null) {
       // The handler ran but its response could not be stored. The key stays in progress until
       // its lease runs out; answering 503 keeps the rule that a client never sees a response that
@@ -334,13 +429,9 @@ final class Execution {
     return IdempotencyListener.Outcome.STORE_FAILURE;
   }
 
-  private void releaseQuietly() {
-    releaseQuietly(context.store(), key, token);
-  }
-
   /**
-   * Releases a key held with {@code token}; when the store fails, the key's lease runs out by
-   * itself and the key is free again then.
+   * Releases a key held with {@code token} that no execution holds (a claim answered as a
+   * duplicate); when the store fails, the key's lease runs out by itself.
    */
   static void releaseQuietly(IdempotencyStore store, IdempotencyKey key, long token) {
     try {

@@ -52,6 +52,8 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
 
   private static final System.Logger LOG = System.getLogger(IdempotencyFilter.class.getName());
   private static final Duration IN_PROGRESS_RETRY_AFTER = Duration.ofSeconds(1);
+  /** The most of a too-large body read and dropped before the 413 is sent. */
+  static final long DRAINED_BYTES = 2L * 1024 * 1024;
   private static final Pattern MULTIPART_BOUNDARY =
       Pattern.compile(
           "(?i);\\s*boundary=(\"[^\"]*\"|[^;]*)");
@@ -247,11 +249,11 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     }
     long declared = request.getContentLengthLong();
     if (declared > config.maxRequestBytes()) {
-      return tooLarge(response);
+      return tooLarge(request, response);
     }
     CachedBodyRequest cached = CachedBodyRequest.read(request, config.maxRequestBytes());
     if (cached == null) {
-      return tooLarge(response);
+      return tooLarge(request, response);
     }
     String scope = scopeOf(request);
     if (scope == null) {
@@ -274,8 +276,6 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     }
 
     if (claim instanceof ClaimResult.Held held) {
-      cached.setAttribute(Steps.ATTRIBUTE, RequestSteps.holding(store, key, fingerprint,
-          held.token(), (outcome, stepStarted) -> report(outcome, request, path, stepStarted)));
       return new Execution(this, key, fingerprint, held.token(), cached, response).run(chain);
     }
     return answer(key, claim, response);
@@ -322,7 +322,27 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     return IdempotencyListener.Outcome.IN_PROGRESS;
   }
 
-  private IdempotencyListener.Outcome tooLarge(HttpServletResponse response) throws IOException {
+  /**
+   * 413. The rest of a body of up to {@value #DRAINED_BYTES} bytes is read and dropped first, so
+   * that a client still sending it reads the answer instead of a reset connection (as Tomcat
+   * swallows up to 2 MiB); a larger body is cut off.
+   */
+  private IdempotencyListener.Outcome tooLarge(
+      HttpServletRequest request, HttpServletResponse response) throws IOException {
+    long declared = request.getContentLengthLong();
+    if (declared <= DRAINED_BYTES) {
+      try {
+        java.io.InputStream in = request.getInputStream();
+        long left = DRAINED_BYTES;
+        byte[] scrap = new byte[8192];
+        int read;
+        while (left > 0 && (read = in.read(scrap, 0, (int) Math.min(scrap.length, left))) > 0) {
+          left -= read;
+        }
+      } catch (IOException | IllegalStateException e) {
+        // The client went away, or the body was read as parameters: nothing to drain.
+      }
+    }
     Problem.REQUEST_TOO_LARGE.write(
         response, "the request body is over " + config.maxRequestBytes() + " bytes");
     return IdempotencyListener.Outcome.BAD_REQUEST;

@@ -67,7 +67,11 @@ final class LeaseRenewals implements AutoCloseable {
     workers.shutdownNow();
   }
 
-  /** The renewal of one request's lease. */
+  /**
+   * The renewal of one request's lease. A renewal that finds the lease gone stops the schedule
+   * and calls {@code onLost}, whose execution decides what that means in its state (a request
+   * settling its key may have done so itself).
+   */
   final class Lease {
     private final IdempotencyKey key;
     private final long token;
@@ -75,27 +79,11 @@ final class LeaseRenewals implements AutoCloseable {
     private final AtomicBoolean renewing = new AtomicBoolean();
     private volatile ScheduledFuture<?> schedule;
     private volatile boolean stopped;
-    private volatile boolean settling;
-    private volatile boolean lost;
 
     private Lease(IdempotencyKey key, long token, Runnable onLost) {
       this.key = key;
       this.token = token;
       this.onLost = onLost;
-    }
-
-    /** True once a renewal found the lease taken over (or the key gone). */
-    boolean lost() {
-      return lost;
-    }
-
-    /**
-     * The request is completing its key: renewals go on (a completion may be retried for a
-     * while), but one that finds the lease gone reports nothing, since the completion itself may
-     * have settled the key; the completion's answer tells whether the lease was lost.
-     */
-    void settling() {
-      settling = true;
     }
 
     /** Stops renewing; a renewal already running finishes without reporting. */
@@ -118,14 +106,7 @@ final class LeaseRenewals implements AutoCloseable {
     private void renew() {
       try {
         if (!store.renew(key, token) && !stopped) {
-          if (settling) {
-            stop();
-            return;
-          }
-          lost = true;
           stop();
-          LOG.log(System.Logger.Level.WARNING,
-              "the lease on a key (token {0}) was lost while its request ran", token);
           onLost.run();
         }
       } catch (RuntimeException e) {

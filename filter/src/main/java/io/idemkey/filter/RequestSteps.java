@@ -2,7 +2,6 @@ package io.idemkey.filter;
 
 import io.idemkey.store.Fingerprint;
 import io.idemkey.store.IdempotencyKey;
-import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.StepStore;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -51,21 +50,15 @@ final class RequestSteps implements Steps {
   }
 
   /**
-   * The steps of a request that holds {@code key} with {@code token} ({@link Steps#of}). A store
-   * that keeps no step results gives steps that call every time.
+   * The steps of a request that holds {@code key} with {@code token} ({@link Steps#of}), kept in
+   * {@code store}; with none (a store that keeps no step results), steps call every time.
    */
   static RequestSteps holding(
-      IdempotencyStore keys,
+      StepStore store,
       IdempotencyKey key,
       Fingerprint fingerprint,
       long token,
       Reporter reporter) {
-    StepStore store;
-    try {
-      store = keys.steps();
-    } catch (UnsupportedOperationException e) {
-      store = null;
-    }
     return new RequestSteps(store, key, fingerprint, token, reporter);
   }
 

@@ -46,7 +46,7 @@ class RequestStepsTest {
   RequestSteps run(Fingerprint fingerprint) {
     ClaimResult claim = store.claim(key, fingerprint);
     assertThat(claim).isInstanceOf(ClaimResult.Held.class);
-    return RequestSteps.holding(store, key, fingerprint, ((ClaimResult.Held) claim).token(),
+    return RequestSteps.holding(store.steps(), key, fingerprint, ((ClaimResult.Held) claim).token(),
         (outcome, started) -> outcomes.add(outcome));
   }
 
@@ -145,15 +145,9 @@ class RequestStepsTest {
 
   @Test
   void storeWithoutSteps_callsEveryTimeWithTheSameDerivedKey() {
-    IdempotencyStore noSteps = new ForwardingStore(store) {
-      @Override
-      public io.idemkey.store.StepStore steps() {
-        throw new UnsupportedOperationException("no steps here");
-      }
-    };
     long token = ((ClaimResult.Held) store.claim(key, fingerprint("a"))).token();
     RequestSteps steps =
-        RequestSteps.holding(noSteps, key, fingerprint("a"), token, (o, s) -> outcomes.add(o));
+        RequestSteps.holding(null, key, fingerprint("a"), token, (o, s) -> outcomes.add(o));
 
     assertThat(steps.runText("charge", this::charge)).startsWith("ch_1_");
     assertThat(outcomes).isEmpty();

@@ -162,6 +162,11 @@ final class CachingStore implements IdempotencyStore {
   }
 
   @Override
+  public StepStore steps() {
+    return delegate.steps();
+  }
+
+  @Override
   public Registration watch(IdempotencyKey key, Runnable onSettled) {
     return delegate.watch(key, onSettled);
   }
@@ -233,6 +238,17 @@ final class CachingStore implements IdempotencyStore {
     @Override
     public boolean commit(StoredResponse response) {
       return settle(key, token, response, () -> transaction.commit(response));
+    }
+
+    @Override
+    public boolean release() {
+      held.invalidate(new HeldKey(key, token));
+      return transaction.release();
+    }
+
+    @Override
+    public StepStore steps() {
+      return transaction.steps();
     }
 
     @Override

@@ -9,8 +9,6 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Optional;
-import java.util.concurrent.Executor;
-import javax.sql.DataSource;
 
 /**
  * Step results in PostgreSQL, in the table beside the keys ({@code <table>_steps}, created by
@@ -24,38 +22,36 @@ import javax.sql.DataSource;
  * result expires a time to live after it was stored, and the purge deletes it then.
  *
  * <p>Time is the database's, moved forward by a test clock when one is given (as {@link
- * PostgresStore} does). Every statement is bounded by the statement timeout (SPEC §8).
+ * PostgresStore} does). Its calls run as the keys' do ({@link StoreConnections}): each on one
+ * connection of the requests' pool, every wait and statement bounded (SPEC §8, §15). A request's
+ * transaction reads through {@link #find(Connection, IdempotencyKey, Fingerprint, String)} on its
+ * own connection and saves through {@link #saveOnNode} (PostgresStore.Transaction#steps).
  *
  * <p>Thread-safe: it holds no mutable state.
  */
 final class PostgresStepStore implements StepStore {
 
-  private static final Executor DIRECT = Runnable::run;
-
-  private final DataSource dataSource;
+  private final StoreConnections connections;
   private final TableName table;
   private final Clock testClock;
   private final Instant testClockOrigin;
   private final long ttlMicros;
-  private final int statementTimeoutMillis;
   private final int purgeBatchSize;
   private final String findSql;
   private final String saveSql;
   private final String purgeSql;
 
   PostgresStepStore(
-      DataSource dataSource,
+      StoreConnections connections,
       TableName table,
       Clock testClock,
       Duration ttl,
-      Duration statementTimeout,
       int purgeBatchSize) {
-    this.dataSource = dataSource;
+    this.connections = connections;
     this.table = table;
     this.testClock = testClock;
     this.testClockOrigin = testClock == null ? null : testClock.instant();
     this.ttlMicros = micros(ttl);
-    this.statementTimeoutMillis = (int) Math.min(Integer.MAX_VALUE, statementTimeout.toMillis());
     this.purgeBatchSize = purgeBatchSize;
     String steps = table.qualifiedStepsTable();
     String now = "(statement_timestamp() + ?::bigint * interval '1 microsecond')";
@@ -85,24 +81,43 @@ final class PostgresStepStore implements StepStore {
 
   @Override
   public Optional<byte[]> find(IdempotencyKey key, Fingerprint fingerprint, String name) {
-    return run("find step", connection -> {
-      try (PreparedStatement statement = connection.prepareStatement(findSql)) {
-        statement.setString(1, PostgresStore.storedScope(key.scope()));
-        statement.setString(2, key.key());
-        statement.setBytes(3, fingerprint.sha256());
-        statement.setString(4, name);
-        statement.setLong(5, shiftMicros());
-        try (ResultSet row = statement.executeQuery()) {
-          return row.next() ? Optional.of(row.getBytes(1)) : Optional.<byte[]>empty();
-        }
+    return connections.run("find step", connection -> find(connection, key, fingerprint, name));
+  }
+
+  /** Finds a step's result on {@code connection}, in whatever transaction it has open. */
+  Optional<byte[]> find(
+      Connection connection, IdempotencyKey key, Fingerprint fingerprint, String name)
+      throws SQLException {
+    try (PreparedStatement statement = connection.prepareStatement(findSql)) {
+      statement.setString(1, PostgresStore.storedScope(key.scope()));
+      statement.setString(2, key.key());
+      statement.setBytes(3, fingerprint.sha256());
+      statement.setString(4, name);
+      statement.setLong(5, shiftMicros());
+      try (ResultSet row = statement.executeQuery()) {
+        return row.next() ? Optional.of(row.getBytes(1)) : Optional.<byte[]>empty();
       }
-    });
+    }
   }
 
   @Override
   public boolean save(
       IdempotencyKey key, long token, Fingerprint fingerprint, String name, byte[] result) {
-    return run("save step", connection -> {
+    return connections.run("save step", saving(key, token, fingerprint, name, result));
+  }
+
+  /**
+   * Saves as {@link #save} does, on a connection of the node's own: for a request whose open
+   * transaction holds its connection (its lock on the key's row admits this one's).
+   */
+  boolean saveOnNode(
+      IdempotencyKey key, long token, Fingerprint fingerprint, String name, byte[] result) {
+    return connections.runOnNode("save step", saving(key, token, fingerprint, name, result));
+  }
+
+  private StoreConnections.Work<Boolean> saving(
+      IdempotencyKey key, long token, Fingerprint fingerprint, String name, byte[] result) {
+    return connection -> {
       try (PreparedStatement statement = connection.prepareStatement(saveSql)) {
         statement.setString(1, name);
         statement.setBytes(2, result);
@@ -119,12 +134,12 @@ final class PostgresStepStore implements StepStore {
         }
         return rows == 1;
       }
-    });
+    };
   }
 
   @Override
   public int purgeExpired() {
-    return run("purge steps", connection -> {
+    return connections.run("purge steps", connection -> {
       int deleted = 0;
       try (PreparedStatement statement = connection.prepareStatement(purgeSql)) {
         statement.setString(1, "idemkey.purge-steps:" + table);
@@ -141,40 +156,6 @@ final class PostgresStepStore implements StepStore {
       }
       return deleted;
     });
-  }
-
-  private interface Work<T> {
-    T run(Connection connection) throws SQLException;
-  }
-
-  /** One operation on a pooled connection, committed, its statements bounded in time. */
-  private <T> T run(String operation, Work<T> work) {
-    try (Connection connection = dataSource.getConnection()) {
-      int previousTimeout = connection.getNetworkTimeout();
-      if (previousTimeout == 0 || previousTimeout > statementTimeoutMillis) {
-        connection.setNetworkTimeout(DIRECT, statementTimeoutMillis);
-      }
-      boolean autoCommit = connection.getAutoCommit();
-      try {
-        T result = work.run(connection);
-        if (!autoCommit) {
-          connection.commit();
-        }
-        return result;
-      } catch (SQLException | RuntimeException e) {
-        if (!autoCommit && !connection.isClosed()) {
-          connection.rollback();
-        }
-        throw e;
-      } finally {
-        if (!connection.isClosed() && connection.getNetworkTimeout() != previousTimeout) {
-          connection.setNetworkTimeout(DIRECT, previousTimeout);
-        }
-      }
-    } catch (SQLException e) {
-      throw new StoreUnavailableException(
-          operation + " on " + table + "_steps failed: " + e.getMessage(), e);
-    }
   }
 
   /** How far the test clock has moved since the store was made; 0 in production. */

@@ -32,12 +32,27 @@ import javax.sql.DataSource;
  * clocks disagree still agree on leases and expiry (SPEC §5). A test clock, when given, only moves
  * that time forward by as much as the clock has advanced since the store was made.
  *
- * <p>Connections are used as any pool hands them out: with {@code autoCommit=false} each operation
- * commits itself, a serialization failure (REPEATABLE READ or stricter) is a lost race that is run
- * again, and every statement is bounded by a network timeout, so that a database that hangs fails
- * a call within that time (SPEC §8). A lease's upkeep (renewals, releases) runs on a connection
- * kept for it alone, so that requests holding every pooled connection (transactional mode) can
- * neither starve a lease nor keep a key they gave up.
+ * <p>Connections ({@link StoreConnections}) are used as any pool hands them out: with {@code
+ * autoCommit=false} each operation commits itself, a serialization failure (REPEATABLE READ or
+ * stricter) is a lost race that is run again, and every wait and statement is bounded, so that a
+ * database that hangs fails a call within that time (SPEC §8). A call takes one connection and
+ * does everything on it: a completion or release that notifies other nodes notifies on the same
+ * connection, after its commit (SPEC §15).
+ *
+ * <p>Which connection each call runs on (SPEC §15): the claim and a completion outside a
+ * transaction on one of the requests' pool; renewals and releases outside a transaction on the
+ * node's own connections, which requests never take; a request's transaction ({@link
+ * #beginTransaction}) on one of the requests' pool taken when the handler first asks for it, and
+ * everything the request then needs (its step lookups, its completion, its release) on that one,
+ * but for a step's result, saved in a commit of its own on the node's connections.
+ *
+ * <p>Row locks: the open transaction of a request holds its key's row {@code FOR SHARE} from its
+ * first statement, so no take-over, renewal or release can change the row under it: nothing needs
+ * renewing while it is open, and a REPEATABLE READ or SERIALIZABLE transaction cannot fail on the
+ * row. A step's save locks the row {@code FOR SHARE} too, which the transaction's lock admits. A
+ * renewal, a take-over and the purge skip a locked row instead of waiting for it: a renewal that
+ * finds its row locked finds it held (its own transaction or save is settling it), a take-over
+ * finds it live. So no call ever waits for a lock its own request holds.
  *
  * <p>What one request carries cannot fail another's call: each call is its own statement, and a
  * scope that PostgreSQL could not store as text is stored as its digest ({@link #storedScope}).
@@ -57,18 +72,18 @@ final class PostgresStore implements IdempotencyStore {
   private static final String IN_PROGRESS = "IN_PROGRESS";
   private static final String COMPLETED = "COMPLETED";
   private static final int MAX_ATTEMPTS = 5;
+  /** SQLSTATE classes of a commit refused for what the request's transaction did: constraints
+   * checked at commit (23), serialization failures and deadlocks (40). */
+  private static final String[] HANDLERS_FAILURE_CLASSES = {"23", "40"};
   /** Scopes longer than this are stored as a digest: no client-chosen value can fail an insert. */
   static final int MAX_STORED_SCOPE_LENGTH = 200;
   /** The default bound on each statement when none is given. */
   static final Duration DEFAULT_STATEMENT_TIMEOUT = Duration.ofSeconds(5);
-  /** The shortest bound a claim gets when its wait for a connection used up its time. */
-  private static final int MIN_CLAIM_STATEMENT_MILLIS = 250;
-  private static final String SERIALIZATION_FAILURE = "40001";
-  private static final String DEADLOCK = "40P01";
   private static final String IN_FAILED_TRANSACTION = "25P02";
   private static final Executor DIRECT = Runnable::run;
 
-  private final BoundedConnections connections;
+  private final StoreConnections connections;
+  private final PostgresStepStore steps;
   private final TableName table;
   private final Clock testClock;
   private final Instant testClockOrigin;
@@ -83,7 +98,6 @@ final class PostgresStore implements IdempotencyStore {
   private final String settledChannel;
   private final boolean notifySettled;
   private final SettledKeys settledKeys;
-  private final ReservedConnection upkeep;
   private final String claimSql;
   private final String takeOverSql;
   private final String completeSql;
@@ -91,6 +105,7 @@ final class PostgresStore implements IdempotencyStore {
   private final String notifySql;
   private final String renewSql;
   private final String readTokenSql;
+  private final String lockSql;
   private final String purgeBatchSql;
 
   PostgresStore(
@@ -126,12 +141,13 @@ final class PostgresStore implements IdempotencyStore {
       boolean sequenceKeys,
       AutoCloseable ownedPool) {
     this.sequenceKeys = sequenceKeys;
-    this.connections = new BoundedConnections(dataSource, statementTimeout);
+    this.connections = new StoreConnections(table.toString(), dataSource, statementTimeout);
+    this.steps = new PostgresStepStore(connections, table, testClock, ttl, purgeBatchSize);
     this.deferClaimFlush = deferClaimFlush;
     this.settledChannel =
         "idemkey_" + HexFormat.of().formatHex(sha256(table.qualifiedTable()), 0, 8);
     this.notifySettled = notifySettled;
-    this.settledKeys = new SettledKeys(dataSource, settledChannel, statementTimeout);
+    this.settledKeys = new SettledKeys(connections.node(), settledChannel, statementTimeout);
     this.ownedPool = ownedPool;
     this.table = table;
     this.testClock = testClock;
@@ -144,7 +160,6 @@ final class PostgresStore implements IdempotencyStore {
     this.commitTimeoutMillis =
         (int) Math.min(Integer.MAX_VALUE, Math.max(statementTimeoutMillis, lease.toMillis()));
     this.purgeBatchSize = purgeBatchSize;
-    this.upkeep = new ReservedConnection(connections, statementTimeout);
     String t = table.qualifiedTable();
     String now = "(statement_timestamp() + ?::bigint * interval '1 microsecond')";
     String byToken = " WHERE scope = ? AND idem_key = ? AND token = ?";
@@ -153,12 +168,14 @@ final class PostgresStore implements IdempotencyStore {
     // (set_config, local): no round trip for a SET. The request's transaction commits later with
     // synchronous_commit on, and WAL is flushed in order, so whatever of the request becomes
     // durable, its claim does too.
-    String times =
+    String leaseTimes =
         "(SELECT s.now, s.now + ?::bigint * interval '1 microsecond' AS lease_end"
-            + " FROM (SELECT " + now + " AS now) s"
-            + (deferClaimFlush
-                ? " CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) f" : "")
-            + ") n";
+            + " FROM (SELECT " + now + " AS now) s) n";
+    String times =
+        deferClaimFlush
+            ? leaseTimes.replace(") s)",
+                ") s CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) f)")
+            : leaseTimes;
     // The claim: the key's row as the statement found it (found), and an insert that runs only
     // when there was none. A live duplicate reads one row and writes nothing: no lock, no
     // sequence value, no WAL. An expired row is taken over by a second, token-guarded statement
@@ -185,7 +202,8 @@ final class PostgresStore implements IdempotencyStore {
             + (sequenceKeys ? " EXISTS (SELECT 1 FROM spent) AS spent," : "")
             + " n.now, found.* FROM n LEFT JOIN found ON true";
     // Guarded by the token seen and by the expiry: a lease renewed or a key completed since the
-    // claim read it is never taken.
+    // claim read it is never taken. A row locked by its holder's open transaction is skipped, not
+    // waited for: it is live (see the class comment).
     this.takeOverSql =
         "UPDATE " + t + " AS k SET fingerprint = ?, state = '" + IN_PROGRESS + "',"
             + " token = nextval('" + table.qualifiedTokenSequence() + "'),"
@@ -193,7 +211,8 @@ final class PostgresStore implements IdempotencyStore {
             + " response_body = NULL, body_stored = NULL, created_at = n.now,"
             + " expires_at = n.lease_end"
             + " FROM " + times
-            + " WHERE k.scope = ? AND k.idem_key = ? AND k.token = ? AND k.expires_at <= n.now"
+            + " WHERE k.ctid = (SELECT ctid FROM " + t + byToken + " AND expires_at <= " + now
+            + "   FOR UPDATE SKIP LOCKED)"
             + " RETURNING k.token";
     // Whether the completion recorded the response (1 or 0).
     this.completeSql =
@@ -206,10 +225,22 @@ final class PostgresStore implements IdempotencyStore {
     // disk: PostgreSQL lets one notifying transaction commit at a time, so a notification inside
     // a durable commit would make every completion wait for the previous one's flush.
     this.notifySql = "SELECT pg_notify(?, ?), set_config('synchronous_commit', 'off', true)";
+    // Whether the key is still held: renewed, or in progress with this token but locked (its
+    // request's transaction or step save holds it, and is settling it): never waited for.
+    String held = byToken + " AND state = '" + IN_PROGRESS + "'";
     this.renewSql =
-        "UPDATE " + t + " SET lease_expires_at = " + now + " + ?::bigint * interval '1 microsecond',"
-            + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
-            + " AND state = '" + IN_PROGRESS + "'";
+        "WITH target AS (SELECT ctid FROM " + t + held + " FOR NO KEY UPDATE SKIP LOCKED),"
+            + " renewed AS (UPDATE " + t + " AS k SET lease_expires_at = n.lease_end,"
+            + "   expires_at = n.lease_end FROM " + leaseTimes
+            + "   WHERE k.ctid IN (SELECT ctid FROM target) RETURNING 1)"
+            + " SELECT EXISTS (SELECT 1 FROM renewed) OR EXISTS (SELECT 1 FROM " + t + held + ")";
+    // The first statement of a request's transaction: it holds the key's row while the
+    // transaction is open (see the class comment), and ends the session if the transaction is
+    // left idle for a lease (a node cut off from its clients), so that the row lock never
+    // outlives the lease that it stands for.
+    this.lockSql =
+        "SELECT set_config('idle_in_transaction_session_timeout', ?, true) FROM " + t + held
+            + " FOR SHARE";
     this.readTokenSql = "SELECT state FROM " + t + byToken;
     String purgeBatch =
         "DELETE FROM " + t + " WHERE ctid = ANY(ARRAY("
@@ -235,26 +266,34 @@ final class PostgresStore implements IdempotencyStore {
   }
 
   /**
-   * Tells the nodes that {@link #watch} that {@code key} was settled, when this store is to. A
+   * Tells the nodes that {@link #watch} that {@code key} was settled, when this store is to, on
+   * {@code connection}, whose change is committed: in a transaction of its own, committed here. A
    * notification that fails is only logged: the waiters look again when the lease would end.
    */
-  private void notifySettled(IdempotencyKey key) {
+  private void notifySettled(Connection connection, IdempotencyKey key) {
     if (!notifySettled) {
       return;
     }
     try {
-      run("notify", connection -> {
-        try (PreparedStatement statement = connection.prepareStatement(notifySql)) {
-          statement.setString(1, settledChannel);
-          statement.setString(2, settledPayload(key));
-          statement.executeQuery().close();
-          return null;
-        }
-      });
-    } catch (RuntimeException e) {
+      try (PreparedStatement statement = connection.prepareStatement(notifySql)) {
+        statement.setString(1, settledChannel);
+        statement.setString(2, settledPayload(key));
+        statement.executeQuery().close();
+      }
+      if (!connection.getAutoCommit()) {
+        connection.commit();
+      }
+    } catch (SQLException e) {
       LOG.log(System.Logger.Level.WARNING,
           "telling other nodes that a key settled failed; their waiters look again later: {0}",
           e.getMessage());
+    }
+  }
+
+  /** Commits what {@code connection} did, unless it commits each statement itself. */
+  private static void commit(Connection connection) throws SQLException {
+    if (!connection.getAutoCommit()) {
+      connection.commit();
     }
   }
 
@@ -270,7 +309,7 @@ final class PostgresStore implements IdempotencyStore {
   /**
    * Claims the key: one statement for a new key or a live one, two to take over an expired one.
    * The wait for a connection and the statements together take about the statement bound: they
-   * get what the wait left of it (at least {@value #MIN_CLAIM_STATEMENT_MILLIS} ms), so a request
+   * get what the wait left of it (at least a quarter of a second), so a request
    * facing a database that hangs is answered within about that bound however many requests queue
    * for connections (SPEC §8).
    *
@@ -280,7 +319,7 @@ final class PostgresStore implements IdempotencyStore {
   public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
     long number = sequenceKeys ? key.requireSequenceNumber() : -1;
     long deadline = System.nanoTime() + statementTimeoutMillis * 1_000_000L;
-    return run("claim", deadline, connection -> {
+    return connections.run("claim", deadline, connection -> {
       for (int attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
         ClaimResult result = claimOnce(connection, key, number, fingerprint);
         if (result != null) {
@@ -350,7 +389,8 @@ final class PostgresStore implements IdempotencyStore {
       statement.setBytes(1, fingerprint.sha256());
       int next = bindTimes(statement, 2);
       next = bindKey(statement, next, key);
-      statement.setLong(next, previousToken);
+      statement.setLong(next++, previousToken);
+      statement.setLong(next, shiftMicros());
       try (ResultSet row = statement.executeQuery()) {
         if (!row.next()) {
           return null;
@@ -375,12 +415,14 @@ final class PostgresStore implements IdempotencyStore {
   public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
     // Encoded here, on the caller's thread, before any connection is taken.
     byte[] headers = HeaderCodec.encode(response.headers());
-    boolean recorded =
-        run("complete", connection -> complete(connection, key, token, response, headers));
-    if (recorded) {
-      notifySettled(key);
-    }
-    return recorded;
+    return connections.run("complete", connection -> {
+      boolean recorded = complete(connection, key, token, response, headers);
+      if (recorded) {
+        commit(connection);
+        notifySettled(connection, key);
+      }
+      return recorded;
+    });
   }
 
   private boolean complete(
@@ -415,46 +457,47 @@ final class PostgresStore implements IdempotencyStore {
     }
   }
 
+  /** Releases the key on a connection of the node's own (the caller holds none of its own). */
   @Override
   public boolean release(IdempotencyKey key, long token) {
-    boolean released = upkeep("release", connection -> {
-      try (PreparedStatement statement = connection.prepareStatement(releaseSql)) {
-        statement.setLong(bindKey(statement, 1, key), token);
-        return changedOne("release", statement);
-      }
-    });
+    return connections.runOnNode("release", connection -> release(connection, key, token));
+  }
+
+  /** Releases the key on {@code connection} and commits; notifies if it was released. */
+  private boolean release(Connection connection, IdempotencyKey key, long token)
+      throws SQLException {
+    boolean released;
+    try (PreparedStatement statement = connection.prepareStatement(releaseSql)) {
+      statement.setLong(bindKey(statement, 1, key), token);
+      released = changedOne("release", statement);
+    }
     if (released) {
-      notifySettled(key);
+      commit(connection);
+      notifySettled(connection, key);
     }
     return released;
   }
 
+  /**
+   * Renews the lease on a connection of the node's own. True also when the row is locked by the
+   * request's own open transaction or step save: held, and settled by them (class comment).
+   */
   @Override
   public boolean renew(IdempotencyKey key, long token) {
-    return upkeep("renew", connection -> {
+    return connections.runOnNode("renew", connection -> {
       try (PreparedStatement statement = connection.prepareStatement(renewSql)) {
-        long shift = shiftMicros();
-        statement.setLong(1, shift);
-        statement.setLong(2, leaseMicros);
-        statement.setLong(3, shift);
-        statement.setLong(4, leaseMicros);
-        statement.setLong(bindKey(statement, 5, key), token);
-        return changedOne("renew", statement);
+        int next = bindKey(statement, 1, key);
+        statement.setLong(next++, token);
+        statement.setLong(next++, leaseMicros);
+        statement.setLong(next++, shiftMicros());
+        next = bindKey(statement, next, key);
+        statement.setLong(next, token);
+        try (ResultSet row = statement.executeQuery()) {
+          row.next();
+          return row.getBoolean(1);
+        }
       }
     });
-  }
-
-  /**
-   * Runs a lease's upkeep (a renewal, a release) on the connection kept for it, so that requests
-   * holding every pooled connection can neither let a lease run out nor keep a key they gave up
-   * (see the class comment).
-   */
-  private <T> T upkeep(String operation, Work<T> work) {
-    try {
-      return upkeep.use(connection -> run(connection, statementTimeoutMillis, work));
-    } catch (SQLException e) {
-      throw failed(operation, e);
-    }
   }
 
   /** Binds the key's scope and key; returns the next parameter's index. */
@@ -476,64 +519,112 @@ final class PostgresStore implements IdempotencyStore {
     return rows == 1;
   }
 
+  /** A transaction that takes its connection when it is first asked for one (SPEC §15). */
   @Override
   public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
-    Connection connection;
-    try {
-      connection = connections.get();
-    } catch (SQLException e) {
-      throw unavailable("begin", e);
-    }
-    try {
-      return new Transaction(connection, key, token);
-    } catch (SQLException e) {
-      closeQuietly(connection);
-      throw unavailable("begin", e);
-    }
+    return new Transaction(key, token);
   }
 
   /**
-   * The request's transaction: the application's writes, then the token-guarded completion, then
-   * one commit. Not thread-safe: it belongs to the request.
+   * The request's transaction: begun when the application first asks for its connection, on one
+   * of the requests' pool; the application's writes, then the token-guarded completion, then one
+   * commit. A request that never asked completes its key as {@link #complete} does. Not
+   * thread-safe: it belongs to the request.
    */
   private final class Transaction implements StoreTransaction {
-    private final Connection connection;
-    private final Connection forApplication;
     private final IdempotencyKey key;
     private final long token;
-    private final boolean autoCommitBefore;
+    /** Null until begun, and after close. */
+    private Connection connection;
+    private Connection forApplication;
+    private boolean autoCommitBefore;
+    /** The key was no longer held when the transaction began. */
+    private boolean lost;
     private boolean closed;
 
-    Transaction(Connection connection, IdempotencyKey key, long token) throws SQLException {
-      this.connection = connection;
+    Transaction(IdempotencyKey key, long token) {
       this.key = key;
       this.token = token;
-      this.autoCommitBefore = connection.getAutoCommit();
-      connection.setAutoCommit(false);
-      this.forApplication = RequestTransactions.borrowed(connection);
     }
 
+    /**
+     * Begins the transaction on first use: takes a connection (within the bound) and locks the
+     * key's row (class comment).
+     *
+     * @throws StoreUnavailableException if no connection could be had, or the key is no longer
+     *     held by this request's token
+     */
     @Override
     public Connection connection() {
+      if (forApplication != null) {
+        return forApplication;
+      }
+      if (closed || lost) {
+        throw new StoreUnavailableException("the request's transaction on " + table
+            + (lost ? " cannot begin: the request no longer holds its key" : " is closed"));
+      }
+      Connection taken = connections.forTransaction("begin");
+      boolean held;
+      try {
+        autoCommitBefore = taken.getAutoCommit();
+        taken.setAutoCommit(false);
+        held = lockKey(taken);
+        connections.answered();
+      } catch (SQLException e) {
+        connections.noteFailure(e);
+        reset(taken);
+        throw connections.unavailable("begin", e);
+      }
+      if (!held) {
+        lost = true;
+        reset(taken);
+        throw new StoreUnavailableException("the request's transaction on " + table
+            + " cannot begin: the request no longer holds its key (token " + token
+            + " was taken over)");
+      }
+      connection = taken;
+      forApplication = RequestTransactions.borrowed(taken);
       return forApplication;
+    }
+
+    private boolean lockKey(Connection taken) throws SQLException {
+      int previousTimeout = StoreConnections.boundNetworkTimeout(taken, statementTimeoutMillis);
+      try (PreparedStatement statement = taken.prepareStatement(lockSql)) {
+        statement.setString(1, leaseMicros / 1000 + "ms");
+        bindKey(statement, 2, key);
+        statement.setLong(4, token);
+        try (ResultSet row = statement.executeQuery()) {
+          return row.next();
+        }
+      } finally {
+        StoreConnections.restoreNetworkTimeout(taken, previousTimeout);
+      }
     }
 
     /**
      * Completes the key and commits. The completion is bounded as any statement; the commit only
      * by the lease (a slow disk or a synchronous standby must not turn a commit into a failure).
-     * When the commit fails all the same, whether it landed is settled by releasing the key on
-     * another connection: the release waits for the row while the commit may still be running,
-     * and succeeds only if it did not land. Released, the request fails as usual; otherwise the
-     * key is read again: completed by this token, the commit landed (true), else the key was
-     * taken over (false). A client is never told a failure that succeeded.
+     * A commit refused for what the transaction did (a constraint checked at commit, a
+     * serialization failure) is the request's own failure. When the commit fails otherwise,
+     * whether it landed is settled by releasing the key on another connection: the release waits
+     * for the row while the commit may still be running, and succeeds only if it did not land.
+     * Released, the request fails as usual; otherwise the key is read again: completed by this
+     * token, the commit landed (true), else the key was taken over (false). A client is never
+     * told a failure that succeeded.
      */
     @Override
     public boolean commit(StoredResponse response) {
+      if (lost) {
+        return false;
+      }
+      if (connection == null) {
+        return complete(key, token, response); // the application never asked for a connection
+      }
       byte[] headers = HeaderCodec.encode(response.headers());
       int previousTimeout = 0;
       boolean completed = false;
       try {
-        previousTimeout = boundNetworkTimeout(connection, statementTimeoutMillis);
+        previousTimeout = StoreConnections.boundNetworkTimeout(connection, statementTimeoutMillis);
         if (!complete(connection, key, token, response, headers)) {
           connection.rollback();
           return false;
@@ -543,28 +634,95 @@ final class PostgresStore implements IdempotencyStore {
         connection.commit();
       } catch (SQLException e) {
         rollback();
-        if (!completed && IN_FAILED_TRANSACTION.equals(e.getSQLState())) {
+        connections.noteFailure(e);
+        if (handlersFailure(e) || (!completed && IN_FAILED_TRANSACTION.equals(e.getSQLState()))) {
           throw new TransactionAbortedException("the request's transaction on " + table
-              + " was aborted by an earlier error in it: " + e.getMessage(), e);
+              + " was rolled back by an error of its own: " + e.getMessage(), e);
         }
-        if (!completed || release(key, token)) {
-          throw unavailable("commit", e);
+        if (!completed || PostgresStore.this.release(key, token)) {
+          throw connections.unavailable("commit", e);
         }
         LOG.log(System.Logger.Level.WARNING,
             "the commit of a request on {0} failed ({1}) but its key was not in progress any more;"
                 + " reading it again", table, e.getMessage());
-        if (!run("read after a failed commit", c -> completedBy(c, key, token))) {
+        if (!connections.run("read after a failed commit", c -> completedBy(c, key, token))) {
           return false;
         }
+        return true;
       } finally {
-        restoreNetworkTimeout(connection, previousTimeout);
+        StoreConnections.restoreNetworkTimeout(connection, previousTimeout);
       }
-      notifySettled(key);
+      notifySettled(connection, key);
       return true;
+    }
+
+    /**
+     * Rolls back and releases the key: on this transaction's connection when it has one (its
+     * lock is gone with the rollback), else on the node's.
+     */
+    @Override
+    public boolean release() {
+      if (connection != null) {
+        rollback();
+        try {
+          return StoreConnections.runAndCommit(
+              connection, statementTimeoutMillis, c -> PostgresStore.this.release(c, key, token));
+        } catch (SQLException e) {
+          connections.noteFailure(e);
+          LOG.log(System.Logger.Level.DEBUG,
+              "releasing a key on its transaction's connection failed; trying another", e);
+        }
+      }
+      return PostgresStore.this.release(key, token);
+    }
+
+    /**
+     * The step results as this request sees them: read in the transaction once it has begun,
+     * and saved in commits of their own, on the node's connections while the transaction is
+     * open (its connection cannot commit them), else on the requests' pool.
+     */
+    @Override
+    public StepStore steps() {
+      return new StepStore() {
+        @Override
+        public java.util.Optional<byte[]> find(
+            IdempotencyKey stepKey, Fingerprint fingerprint, String name) {
+          if (connection == null) {
+            return steps.find(stepKey, fingerprint, name);
+          }
+          try {
+            int previous = StoreConnections.boundNetworkTimeout(connection, statementTimeoutMillis);
+            try {
+              return steps.find(connection, stepKey, fingerprint, name);
+            } finally {
+              StoreConnections.restoreNetworkTimeout(connection, previous);
+            }
+          } catch (SQLException e) {
+            connections.noteFailure(e);
+            throw connections.failed("find step", e);
+          }
+        }
+
+        @Override
+        public boolean save(IdempotencyKey stepKey, long stepToken, Fingerprint fingerprint,
+            String name, byte[] result) {
+          return connection == null
+              ? steps.save(stepKey, stepToken, fingerprint, name, result)
+              : steps.saveOnNode(stepKey, stepToken, fingerprint, name, result);
+        }
+
+        @Override
+        public int purgeExpired() {
+          return steps.purgeExpired();
+        }
+      };
     }
 
     @Override
     public void rollback() {
+      if (connection == null) {
+        return;
+      }
       try {
         connection.rollback();
       } catch (SQLException e) {
@@ -579,20 +737,47 @@ final class PostgresStore implements IdempotencyStore {
         return;
       }
       closed = true;
+      if (connection != null) {
+        reset(connection);
+        connection = null;
+      }
+    }
+
+    /** Rolls back, restores auto-commit and returns the connection to its pool. */
+    private void reset(Connection taken) {
       try {
-        connection.rollback();
-        connection.setAutoCommit(autoCommitBefore);
+        taken.rollback();
+        taken.setAutoCommit(autoCommitBefore);
       } catch (SQLException e) {
         LOG.log(System.Logger.Level.DEBUG, "resetting a request's connection failed", e);
       }
-      closeQuietly(connection);
+      closeQuietly(taken);
     }
+  }
+
+  /** Whether a failed statement or commit was refused for what the transaction itself did. */
+  private static boolean handlersFailure(SQLException e) {
+    String state = e.getSQLState();
+    if (state == null) {
+      return false;
+    }
+    for (String prefix : HANDLERS_FAILURE_CLASSES) {
+      if (state.startsWith(prefix)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  @Override
+  public StepStore steps() {
+    return steps;
   }
 
   @Override
   public int purgeExpired() {
     String lockName = "idemkey.purge:" + table;
-    return run("purge", connection -> {
+    return connections.run("purge", connection -> {
       if (!advisoryLock(connection, "SELECT pg_try_advisory_lock(hashtext(?))", lockName)) {
         return 0;
       }
@@ -645,89 +830,13 @@ final class PostgresStore implements IdempotencyStore {
   @Override
   public void close() {
     settledKeys.close();
-    upkeep.close();
+    connections.close();
     if (ownedPool != null) {
       try {
         ownedPool.close();
       } catch (Exception e) {
         LOG.log(System.Logger.Level.WARNING, "closing the idemkey connection pool failed", e);
       }
-    }
-  }
-
-  /** One operation on a connection, as SPEC §8 and the class comment describe. */
-  interface Work<T> {
-    T run(Connection connection) throws SQLException;
-  }
-
-  private <T> T run(String operation, Work<T> work) {
-    return run(operation, 0, work);
-  }
-
-  /**
-   * Runs {@code work} on a pooled connection, again after a lost race.
-   *
-   * @param deadline a {@link System#nanoTime()} by which the call should be over, or 0 for the
-   *     statement bound alone
-   */
-  private <T> T run(String operation, long deadline, Work<T> work) {
-    for (int attempt = 1; ; attempt++) {
-      try (Connection connection = connections.get()) {
-        int bound = statementTimeoutMillis;
-        if (deadline != 0) {
-          long left = (deadline - System.nanoTime()) / 1_000_000L;
-          bound = (int) Math.max(MIN_CLAIM_STATEMENT_MILLIS, Math.min(bound, left));
-        }
-        return run(connection, bound, work);
-      } catch (SQLException e) {
-        boolean lostRace =
-            SERIALIZATION_FAILURE.equals(e.getSQLState()) || DEADLOCK.equals(e.getSQLState());
-        if (lostRace && attempt < MAX_ATTEMPTS) {
-          continue;
-        }
-        throw failed(operation, e);
-      }
-    }
-  }
-
-  /** Runs {@code work} on {@code connection} under {@code boundMillis}, then commits. */
-  private static <T> T run(Connection connection, int boundMillis, Work<T> work)
-      throws SQLException {
-    boolean autoCommit = connection.getAutoCommit();
-    int previousTimeout = boundNetworkTimeout(connection, boundMillis);
-    try {
-      T result = work.run(connection);
-      if (!autoCommit) {
-        connection.commit();
-      }
-      return result;
-    } catch (SQLException | RuntimeException e) {
-      if (!autoCommit && !connection.isClosed()) {
-        connection.rollback();
-      }
-      throw e;
-    } finally {
-      restoreNetworkTimeout(connection, previousTimeout);
-    }
-  }
-
-  /** Sets the bound unless the connection has a shorter one; returns the old value. */
-  private static int boundNetworkTimeout(Connection connection, int boundMillis)
-      throws SQLException {
-    int previous = connection.getNetworkTimeout();
-    if (previous == 0 || previous > boundMillis) {
-      connection.setNetworkTimeout(DIRECT, boundMillis);
-    }
-    return previous;
-  }
-
-  private static void restoreNetworkTimeout(Connection connection, int previous) {
-    try {
-      if (!connection.isClosed() && connection.getNetworkTimeout() != previous) {
-        connection.setNetworkTimeout(DIRECT, previous);
-      }
-    } catch (SQLException e) {
-      // A broken connection: the pool discards it.
     }
   }
 
@@ -775,25 +884,6 @@ final class PostgresStore implements IdempotencyStore {
       throw new IllegalStateException("SHA-256 is required of every Java runtime", e);
     }
   }
-
-  private StoreUnavailableException unavailable(String operation, SQLException e) {
-    return new StoreUnavailableException(
-        operation + " on " + table + " failed: " + e.getMessage(), e);
-  }
-  /**
-   * The exception for a call that failed: a data error (SQLSTATE class 22: what this one call
-   * carried) is this call's own failure, not the store being away, so it never answers other
-   * requests 503 nor lets a handler run unprotected with fail-open.
-   */
-  private RuntimeException failed(String operation, SQLException e) {
-    String state = e.getSQLState();
-    if (state != null && state.startsWith("22")) {
-      return new IdempotencyException(
-          operation + " on " + table + " refused this call's data: " + e.getMessage(), e);
-    }
-    return unavailable(operation, e);
-  }
-
 
   private static long micros(Duration duration) {
     return duration.getSeconds() * 1_000_000L + duration.getNano() / 1_000;

@@ -284,11 +284,9 @@ public final class StoreBuilder {
         new PostgresStore(
             source, tableName, clock, ttl, lease, statementTimeout(), purgeBatchSize,
             notifySettled, deferClaimFlush, sequenceKeys, ownPool);
-    StepStore steps =
-        new PostgresStepStore(source, tableName, clock, ttl, statementTimeout(), purgeBatchSize);
     return new SteppedStore(
         cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, ttl, lease, clock),
-        steps);
+        store.steps());
   }
 
   private HikariDataSource openPool() {

@@ -6,4 +6,8 @@ public final class StoreUnavailableException extends IdempotencyException {
   public StoreUnavailableException(String message, Throwable cause) {
     super(message, cause);
   }
+
+  public StoreUnavailableException(String message) {
+    super(message, null);
+  }
 }

@@ -142,10 +142,12 @@ class PostgresStoreIsolationTest {
       assertThat(small.renew(renewed, token)).isTrue(); // its connection is now its own
       List<StoreTransaction> transactions = new ArrayList<>();
       try {
-        for (int i = 0; i < 2; i++) { // three connections: two requests, one for renewals
+        for (int i = 0; i < 3; i++) { // every connection of the pool: three requests' transactions
           IdempotencyKey held = key();
           long heldToken = ((ClaimResult.Acquired) small.claim(held, fingerprint("a"))).token();
-          transactions.add(small.beginTransaction(held, heldToken));
+          StoreTransaction transaction = small.beginTransaction(held, heldToken);
+          transaction.connection(); // begun: its connection is taken
+          transactions.add(transaction);
         }
         long started = System.nanoTime();
         assertThatThrownBy(() -> small.claim(key(), fingerprint("a")))
