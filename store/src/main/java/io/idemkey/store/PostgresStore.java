@@ -8,6 +8,7 @@ import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.sql.Statement;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -46,13 +47,16 @@ import javax.sql.DataSource;
  * everything the request then needs (its step lookups, its completion, its release) on that one,
  * but for a step's result, saved in a commit of its own on the node's connections.
  *
- * <p>Row locks: the open transaction of a request holds its key's row {@code FOR SHARE} from its
- * first statement, so no take-over, renewal or release can change the row under it: nothing needs
- * renewing while it is open, and a REPEATABLE READ or SERIALIZABLE transaction cannot fail on the
- * row. A step's save locks the row {@code FOR SHARE} too, which the transaction's lock admits. A
- * renewal, a take-over and the purge skip a locked row instead of waiting for it: a renewal that
- * finds its row locked finds it held (its own transaction or save is settling it), a take-over
- * finds it live. So no call ever waits for a lock its own request holds.
+ * <p>Row locks: no call waits for a lock its own request holds. A renewal, a take-over and the
+ * purge skip a locked row instead of waiting for it: a renewal that finds its row locked finds it
+ * held (its request's completion, transaction or step save is settling it), a take-over finds it
+ * live. At READ COMMITTED (the default) a request's transaction touches its key's row only with
+ * its completion, so renewals go on while it is open; a lease lost meanwhile is found by the
+ * completion's token. At REPEATABLE READ or SERIALIZABLE a renewal after the transaction's
+ * snapshot would make the completion fail, so the transaction holds its key's row {@code FOR
+ * SHARE} from its first statement: nothing renews or takes the row while it is open (the lock
+ * ends with the transaction, or with the session of a node cut off, when PostgreSQL notices).
+ * A step's save locks the row {@code FOR SHARE} too, which that lock admits.
  *
  * <p>What one request carries cannot fail another's call: each call is its own statement, and a
  * scope that PostgreSQL could not store as text is stored as its digest ({@link #storedScope}).
@@ -72,9 +76,9 @@ final class PostgresStore implements IdempotencyStore {
   private static final String IN_PROGRESS = "IN_PROGRESS";
   private static final String COMPLETED = "COMPLETED";
   private static final int MAX_ATTEMPTS = 5;
-  /** SQLSTATE classes of a commit refused for what the request's transaction did: constraints
-   * checked at commit (23), serialization failures and deadlocks (40). */
-  private static final String[] HANDLERS_FAILURE_CLASSES = {"23", "40"};
+  /** SQLSTATE classes of failures that are the database's, not what a transaction did. */
+  private static final java.util.Set<String> STORE_FAILURE_CLASSES =
+      java.util.Set.of("08", "53", "57", "58", "XX");
   /** Scopes longer than this are stored as a digest: no client-chosen value can fail an insert. */
   static final int MAX_STORED_SCOPE_LENGTH = 200;
   /** The default bound on each statement when none is given. */
@@ -106,6 +110,11 @@ final class PostgresStore implements IdempotencyStore {
   private final String renewSql;
   private final String readTokenSql;
   private final String lockSql;
+  /**
+   * Whether request transactions lock their key's row: null until the first one has looked at
+   * its isolation level (a pool gives all its connections the same).
+   */
+  private volatile Boolean lockKeyRows;
   private final String purgeBatchSql;
 
   PostgresStore(
@@ -234,13 +243,9 @@ final class PostgresStore implements IdempotencyStore {
             + "   expires_at = n.lease_end FROM " + leaseTimes
             + "   WHERE k.ctid IN (SELECT ctid FROM target) RETURNING 1)"
             + " SELECT EXISTS (SELECT 1 FROM renewed) OR EXISTS (SELECT 1 FROM " + t + held + ")";
-    // The first statement of a request's transaction: it holds the key's row while the
-    // transaction is open (see the class comment), and ends the session if the transaction is
-    // left idle for a lease (a node cut off from its clients), so that the row lock never
-    // outlives the lease that it stands for.
-    this.lockSql =
-        "SELECT set_config('idle_in_transaction_session_timeout', ?, true) FROM " + t + held
-            + " FOR SHARE";
+    // The first statement of a request's transaction above READ COMMITTED: it holds the key's
+    // row while the transaction is open (see the class comment).
+    this.lockSql = "SELECT 1 FROM " + t + held + " FOR SHARE";
     this.readTokenSql = "SELECT state FROM " + t + byToken;
     String purgeBatch =
         "DELETE FROM " + t + " WHERE ctid = ANY(ARRAY("
@@ -548,8 +553,8 @@ final class PostgresStore implements IdempotencyStore {
     }
 
     /**
-     * Begins the transaction on first use: takes a connection (within the bound) and locks the
-     * key's row (class comment).
+     * Begins the transaction on first use: takes a connection (within the bound) and, above READ
+     * COMMITTED, locks the key's row (class comment).
      *
      * @throws StoreUnavailableException if no connection could be had, or the key is no longer
      *     held by this request's token
@@ -587,14 +592,27 @@ final class PostgresStore implements IdempotencyStore {
       return forApplication;
     }
 
+    /** Locks the key's row above READ COMMITTED (class comment); false if it is not held. */
     private boolean lockKey(Connection taken) throws SQLException {
       int previousTimeout = StoreConnections.boundNetworkTimeout(taken, statementTimeoutMillis);
-      try (PreparedStatement statement = taken.prepareStatement(lockSql)) {
-        statement.setString(1, leaseMicros / 1000 + "ms");
-        bindKey(statement, 2, key);
-        statement.setLong(4, token);
-        try (ResultSet row = statement.executeQuery()) {
-          return row.next();
+      try {
+        Boolean lock = lockKeyRows;
+        if (lock == null) {
+          try (Statement show = taken.createStatement();
+              ResultSet level = show.executeQuery("SHOW transaction_isolation")) {
+            level.next();
+            lock = !"read committed".equals(level.getString(1));
+          }
+          lockKeyRows = lock;
+        }
+        if (!lock) {
+          return true;
+        }
+        try (PreparedStatement statement = taken.prepareStatement(lockSql)) {
+          statement.setLong(bindKey(statement, 1, key), token);
+          try (ResultSet row = statement.executeQuery()) {
+            return row.next();
+          }
         }
       } finally {
         StoreConnections.restoreNetworkTimeout(taken, previousTimeout);
@@ -755,18 +773,17 @@ final class PostgresStore implements IdempotencyStore {
     }
   }
 
-  /** Whether a failed statement or commit was refused for what the transaction itself did. */
+  /**
+   * Whether a failed statement or commit was refused for what the transaction itself did, on a
+   * connection that answered: anything but a connection failure (08), a lack of resources (53),
+   * the server stopping (57), a system or internal error (58, XX), or no answer at all.
+   */
   private static boolean handlersFailure(SQLException e) {
     String state = e.getSQLState();
-    if (state == null) {
+    if (state == null || state.length() < 2) {
       return false;
     }
-    for (String prefix : HANDLERS_FAILURE_CLASSES) {
-      if (state.startsWith(prefix)) {
-        return true;
-      }
-    }
-    return false;
+    return !STORE_FAILURE_CLASSES.contains(state.substring(0, 2));
   }
 
   @Override

@@ -10,6 +10,7 @@ import com.zaxxer.hikari.HikariDataSource;
 import io.idemkey.migrations.TableName;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
+import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
@@ -184,8 +185,13 @@ class PostgresStoreIsolationTest {
     }
   }
 
+  /**
+   * Regression: a commit refused for what the transaction did (here a deferred trigger that
+   * fails) was answered as the store being away, 503 on every retry. It is the request's own
+   * failure: nothing is committed, and the key is released for a retry.
+   */
   @Test
-  void commit_failingAtCommit_failsAndReleasesTheKey() throws Exception {
+  void commit_failingAtCommit_isTheTransactionsOwnFailure() throws Exception {
     String failing = slowCommitTable("1 / 0");
     IdempotencyKey key = key();
     long token = ((ClaimResult.Acquired) store.claim(key, fingerprint("a"))).token();
@@ -193,10 +199,58 @@ class PostgresStoreIsolationTest {
       transaction.connection().createStatement().execute("INSERT INTO " + failing + " VALUES (1)");
 
       assertThatThrownBy(() -> transaction.commit(response("paid")))
-          .isInstanceOf(StoreUnavailableException.class);
+          .isInstanceOf(TransactionAbortedException.class);
+      assertThat(transaction.release()).isTrue(); // what the filter does then
     }
     assertThat(count("SELECT count(*) FROM " + failing)).isZero();
     assertThat(store.claim(key, fingerprint("a"))).isInstanceOf(ClaimResult.Acquired.class);
+  }
+
+  /** Regression: a deferred unique constraint failing at commit was a 503 for ever. */
+  @Test
+  void commit_deferredUniqueConstraintFails_isTheTransactionsOwnFailure() throws Exception {
+    String unique = "uniq_" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
+    try (Connection connection = TestDatabase.dataSource().getConnection();
+        Statement statement = connection.createStatement()) {
+      statement.execute("CREATE TABLE " + unique
+          + " (id int, CONSTRAINT " + unique + "_id UNIQUE (id) DEFERRABLE INITIALLY DEFERRED)");
+    }
+    IdempotencyKey key = key();
+    long token = ((ClaimResult.Acquired) store.claim(key, fingerprint("a"))).token();
+    try (StoreTransaction transaction = store.beginTransaction(key, token)) {
+      transaction.connection().createStatement()
+          .execute("INSERT INTO " + unique + " VALUES (1), (1)"); // checked at commit
+
+      assertThatThrownBy(() -> transaction.commit(response("paid")))
+          .isInstanceOf(TransactionAbortedException.class)
+          .hasMessageContaining("duplicate key");
+      transaction.release();
+    }
+    assertThat(count("SELECT count(*) FROM " + unique)).isZero();
+    assertThat(store.claim(key, fingerprint("a"))).isInstanceOf(ClaimResult.Acquired.class);
+  }
+
+  /**
+   * Regression: a renewal that met its own request's completion on the key's row waited for it,
+   * ran into the statement bound, and (then) cost the node its kept connection. It now skips a
+   * locked row and finds it held, at once: here the lock is held until after the renewal
+   * returns, so a renewal that waited would fail with the bound instead.
+   */
+  @Test
+  void renew_rowLockedByItsRequestsCompletion_answersHeldWithoutWaiting() throws Exception {
+    IdempotencyKey key = key();
+    long token = ((ClaimResult.Acquired) store.claim(key, fingerprint("a"))).token();
+    try (Connection completion = TestDatabase.dataSource().getConnection()) {
+      completion.setAutoCommit(false);
+      try (PreparedStatement lock = completion.prepareStatement(
+          "SELECT 1 FROM " + table.qualifiedTable() + " WHERE idem_key = ? FOR UPDATE")) {
+        lock.setString(1, key.key());
+        lock.executeQuery().close();
+      }
+      assertThat(store.renew(key, token)).isTrue();
+      completion.rollback();
+    }
+    assertThat(store.renew(key, token + 1)).as("another token").isFalse();
   }
 
   /**
