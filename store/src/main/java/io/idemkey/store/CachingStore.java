@@ -167,6 +167,11 @@ final class CachingStore implements IdempotencyStore {
   }
 
   @Override
+  public boolean knownDown() {
+    return delegate.knownDown();
+  }
+
+  @Override
   public Registration watch(IdempotencyKey key, Runnable onSettled) {
     return delegate.watch(key, onSettled);
   }

@@ -45,6 +45,11 @@ abstract class DelegatingStore implements IdempotencyStore {
   }
 
   @Override
+  public boolean knownDown() {
+    return delegate.knownDown();
+  }
+
+  @Override
   public Registration watch(IdempotencyKey key, Runnable onSettled) {
     return delegate.watch(key, onSettled);
   }

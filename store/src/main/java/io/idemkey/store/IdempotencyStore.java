@@ -83,6 +83,14 @@ public interface IdempotencyStore extends AutoCloseable {
     return () -> {};
   }
 
+  /**
+   * Whether the store found its database unreachable and has not reached it since: calls then
+   * fail at once, but for one probe at a time (SPEC §15). For health checks and metrics.
+   */
+  default boolean knownDown() {
+    return false;
+  }
+
   /** A subscription, ended by {@link #close()}. */
   interface Registration extends AutoCloseable {
     @Override

@@ -307,6 +307,11 @@ final class PostgresStore implements IdempotencyStore {
   }
 
   @Override
+  public boolean knownDown() {
+    return connections.down();
+  }
+
+  @Override
   public Registration watch(IdempotencyKey key, Runnable onSettled) {
     return settledKeys.watch(settledPayload(key), onSettled);
   }

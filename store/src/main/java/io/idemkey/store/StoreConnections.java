@@ -30,8 +30,10 @@ import javax.sql.DataSource;
  *
  * <p>Known down: a failure that says the database cannot be reached (SQLSTATE class 08 or 57P0x,
  * or a pool's timeout caused by one; never a pool merely busy) marks the database down, and one
- * line is logged. While it is down every call fails at once, except one probe at a time, which
- * runs as any call does; the first call that completes marks it up again, and one line is logged.
+ * line is logged. While it is down every call fails at once, except a probe: one call at a time,
+ * at most one per bound (so a request after the first failures is answered in microseconds, and
+ * one that comes later looks for the database itself), which runs as any call does. The first
+ * call that completes marks the database up again, and one line is logged.
  *
  * <p>Thread-safe: the down state is a volatile field, the probe an atomic flag taken by one caller
  * at a time; the pools are thread-safe.
@@ -60,6 +62,8 @@ final class StoreConnections implements AutoCloseable {
   private final HikariDataSource ownNodePool;
   private final int timeoutMillis;
   private final AtomicBoolean probing = new AtomicBoolean();
+  /** When the last probe began (or the database was found down), as a nanoTime. */
+  private volatile long probedAt;
   /** When the database was found unreachable; null while it answers. */
   private volatile Instant downSince;
 
@@ -213,7 +217,9 @@ final class StoreConnections implements AutoCloseable {
     if (since == null) {
       return false;
     }
-    if (probing.compareAndSet(false, true)) {
+    if (System.nanoTime() - probedAt >= timeoutMillis * 1_000_000L
+        && probing.compareAndSet(false, true)) {
+      probedAt = System.nanoTime();
       return true;
     }
     throw new StoreUnavailableException(operation + " on " + description
@@ -243,6 +249,7 @@ final class StoreConnections implements AutoCloseable {
   /** A call failed: if for want of the database, it is known down from now on. */
   void noteFailure(SQLException e) {
     if (unreachable(e) && downSince == null) {
+      probedAt = System.nanoTime();
       downSince = Instant.now();
       LOG.log(System.Logger.Level.WARNING,
           "the idempotency store''s database ({0}) cannot be reached: {1}; covered requests are"
