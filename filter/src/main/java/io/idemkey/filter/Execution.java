@@ -19,6 +19,8 @@ import jakarta.servlet.http.HttpServletRequestWrapper;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.time.Duration;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
@@ -33,7 +35,9 @@ import java.util.concurrent.atomic.AtomicReference;
  * on the node's own connections throughout):
  *
  * <ul>
- *   <li>{@code CLAIMED}: the key is held, the handler has not started. None.
+ *   <li>{@code CLAIMED}: the key is held, the handler has not started. None. In transactional
+ *       mode it waits here for its turn ({@link Context#turns()}), up to {@code
+ *       jdbc.connect-timeout}, and is answered 503 before its handler runs if none comes.
  *   <li>{@code RUNNING}: the handler runs, on its thread or in its async cycle. Without a
  *       transaction: none (a step takes one for its lookup, and again for its save). In
  *       transactional mode: none until the handler first asks for a connection, then that one,
@@ -51,8 +55,10 @@ import java.util.concurrent.atomic.AtomicReference;
  * <p>Invariants: every move goes through {@link #moveTo}, which makes it once, whatever thread
  * asks (the handler's, a write that overflows the cap, the container's async completion, timeout
  * or error), so two of them can never both settle or both release the key. Entering a final state
- * stops the lease and returns the transaction's connection; entering {@code RELEASED} or {@code
- * ABANDONED} releases the key first, which is the only place a key is released. A lease found
+ * stops the lease and returns the transaction's connection and the turn; entering {@code
+ * RELEASED} or {@code ABANDONED} releases the key first, which is the only place a key is
+ * released. With turns, at most as many requests are past {@code CLAIMED} as the pool has
+ * connections, and each holds at most one of them: none waits for a connection another holds. A lease found
  * lost is reported only while {@code RUNNING}: once settling, the completion's answer tells.
  *
  * <p>Thread-safety: the state is an atomic reference; the other fields are written before the
@@ -75,6 +81,12 @@ final class Execution {
 
     LeaseRenewals renewals();
 
+    /**
+     * In transactional mode, the turns to run a handler: as many as the requests' pool has
+     * connections (SPEC §15); null when unbounded.
+     */
+    Semaphore turns();
+
     /** Reports an outcome that happened outside the request's own call (a lost lease, async). */
     void report(IdempotencyListener.Outcome outcome, CachedBodyRequest request, long started);
 
@@ -94,6 +106,8 @@ final class Execution {
   private final AtomicReference<State> state = new AtomicReference<>(State.CLAIMED);
   private LeaseRenewals.Lease lease;
   private StoreTransaction transaction;
+  /** The turn this request holds, given back when it ends; null without one. */
+  private Semaphore turn;
 
   Execution(
       Context context,
@@ -121,6 +135,14 @@ final class Execution {
    */
   IdempotencyListener.Outcome run(FilterChain chain) throws IOException, ServletException {
     boolean transactional = context.config().transactional();
+    if (transactional && !awaitTurn()) {
+      abandon();
+      Problem.STORE_UNAVAILABLE.write(response, "all " + context.store().requestConnections()
+          + " database connections stayed in use for "
+          + context.config().jdbcConnectTimeout().toMillis() + " ms; retry later",
+          STORE_RETRY_AFTER);
+      return IdempotencyListener.Outcome.STORE_FAILURE;
+    }
     try {
       lease = context.renewals().start(key, token, this::leaseLost);
       if (transactional) {
@@ -159,6 +181,28 @@ final class Execution {
       return null;
     }
     return finish();
+  }
+
+  /**
+   * Waits for a turn to run, up to {@code jdbc.connect-timeout}, in the order requests came
+   * (SPEC §15). True with a turn, or when turns are unbounded.
+   */
+  private boolean awaitTurn() {
+    Semaphore turns = context.turns();
+    if (turns == null) {
+      return true;
+    }
+    try {
+      if (!turns.tryAcquire(context.config().jdbcConnectTimeout().toNanos(),
+          TimeUnit.NANOSECONDS)) {
+        return false;
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
+    }
+    turn = turns;
+    return true;
   }
 
   /** The step store this request's steps use: its transaction's view in transactional mode. */
@@ -208,8 +252,13 @@ final class Execution {
     if (to == State.RELEASED || to == State.ABANDONED) {
       releaseKey();
     }
-    if (to != State.STREAMING && transaction != null) {
-      transaction.close();
+    if (to != State.STREAMING) {
+      if (transaction != null) {
+        transaction.close();
+      }
+      if (turn != null) {
+        turn.release();
+      }
     }
     return true;
   }

@@ -34,6 +34,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Semaphore;
 import java.util.regex.Pattern;
 import javax.sql.DataSource;
 
@@ -66,6 +67,7 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
   private IdempotencyListener listener;
   private LeaseRenewals renewals;
   private Waiters waiters;
+  private Semaphore turns;
 
   /** A filter configured in {@link #init} from init-params and the other sources. */
   public IdempotencyFilter() {}
@@ -112,6 +114,8 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     this.listener = listener;
     this.renewals = new LeaseRenewals(store, config.lease());
     this.waiters = new Waiters(store, config.waitTimeout(), config.maxWaiters());
+    int connections = store.requestConnections();
+    this.turns = config.transactional() && connections > 0 ? new Semaphore(connections, true) : null;
     LOG.log(System.Logger.Level.INFO, config.toString());
   }
 
@@ -211,6 +215,11 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
   @Override
   public LeaseRenewals renewals() {
     return renewals;
+  }
+
+  @Override
+  public Semaphore turns() {
+    return turns;
   }
 
   private IdempotencyListener.Outcome handle(

@@ -172,6 +172,11 @@ final class CachingStore implements IdempotencyStore {
   }
 
   @Override
+  public int requestConnections() {
+    return delegate.requestConnections();
+  }
+
+  @Override
   public Registration watch(IdempotencyKey key, Runnable onSettled) {
     return delegate.watch(key, onSettled);
   }

@@ -50,6 +50,11 @@ abstract class DelegatingStore implements IdempotencyStore {
   }
 
   @Override
+  public int requestConnections() {
+    return delegate.requestConnections();
+  }
+
+  @Override
   public Registration watch(IdempotencyKey key, Runnable onSettled) {
     return delegate.watch(key, onSettled);
   }

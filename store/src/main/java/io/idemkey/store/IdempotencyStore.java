@@ -91,6 +91,15 @@ public interface IdempotencyStore extends AutoCloseable {
     return false;
   }
 
+  /**
+   * How many connections the pool that requests take theirs from holds, or 0 if the store
+   * cannot tell (a data source other than HikariCP's, the memory store). In transactional mode
+   * the filter lets that many requests run at once (SPEC §15).
+   */
+  default int requestConnections() {
+    return 0;
+  }
+
   /** A subscription, ended by {@link #close()}. */
   interface Registration extends AutoCloseable {
     @Override

@@ -312,6 +312,11 @@ final class PostgresStore implements IdempotencyStore {
   }
 
   @Override
+  public int requestConnections() {
+    return connections.requestConnections();
+  }
+
+  @Override
   public Registration watch(IdempotencyKey key, Runnable onSettled) {
     return settledKeys.watch(settledPayload(key), onSettled);
   }

@@ -28,9 +28,9 @@ import javax.sql.DataSource;
  * <p>Every wait for a connection is bounded by {@code timeout}, on a handed-in HikariCP pool too
  * (whose own wait is 30 s by default), and every statement by the same time.
  *
- * <p>Known down: a failure that says the database cannot be reached (SQLSTATE class 08 or 57P0x,
- * or a pool's timeout caused by one; never a pool merely busy) marks the database down, and one
- * line is logged. While it is down every call fails at once, except a probe: one call at a time,
+ * <p>Known down: a failure to get a connection that says the database cannot be reached
+ * (SQLSTATE class 08 or 57P0x, or a pool's timeout caused by one; never a pool merely busy), or a
+ * statement that ran out of its bound, marks the database down, and one line is logged. While it is down every call fails at once, except a probe: one call at a time,
  * at most one per bound (so a request after the first failures is answered in microseconds, and
  * one that comes later looks for the database itself), which runs as any call does. The first
  * call that completes marks the database up again, and one line is logged.
@@ -130,6 +130,11 @@ final class StoreConnections implements AutoCloseable {
     return timeoutMillis;
   }
 
+  /** The size of the requests' pool, or 0 when it is not a HikariCP pool. */
+  int requestConnections() {
+    return requestsHikari == null ? 0 : requestsHikari.getMaximumPoolSize();
+  }
+
   /** Whether the database is known to be unreachable now. */
   boolean down() {
     return downSince != null;
@@ -164,7 +169,16 @@ final class StoreConnections implements AutoCloseable {
   private <T> T run(String operation, DataSource source, long deadline, Work<T> work) {
     for (int attempt = 1; ; attempt++) {
       boolean probe = admit(operation);
-      try (Connection connection = get(source)) {
+      Connection taken;
+      try {
+        taken = get(source);
+      } catch (SQLException e) {
+        if (probe) {
+          probing.set(false);
+        }
+        throw failed(operation, e);
+      }
+      try (Connection connection = taken) {
         int bound = timeoutMillis;
         if (deadline != 0) {
           long left = (deadline - System.nanoTime()) / 1_000_000L;
@@ -199,7 +213,6 @@ final class StoreConnections implements AutoCloseable {
     try {
       return get(requests);
     } catch (SQLException e) {
-      noteFailure(e);
       throw failed(operation, e);
     } finally {
       if (probe) {
@@ -227,14 +240,22 @@ final class StoreConnections implements AutoCloseable {
         + "; one call at a time looks for it");
   }
 
+  /** A connection, within the bound; a failure that says the database is away marks it down. */
   private Connection get(DataSource source) throws SQLException {
     HikariDataSource hikari = source == requests ? requestsHikari : ownNodePool;
-    if (hikari != null && hikari.getHikariPoolMXBean() instanceof HikariPool pool) {
-      // Until its first connection a lazily started HikariDataSource has no pool yet: it is
-      // asked as it is once, and bounded from then on.
-      return pool.getConnection(timeoutMillis);
+    try {
+      if (hikari != null && hikari.getHikariPoolMXBean() instanceof HikariPool pool) {
+        // Until its first connection a lazily started HikariDataSource has no pool yet: it is
+        // asked as it is once, and bounded from then on.
+        return pool.getConnection(timeoutMillis);
+      }
+      return source.getConnection();
+    } catch (SQLException e) {
+      if (unreachable(e)) {
+        markDown(e);
+      }
+      throw e;
     }
-    return source.getConnection();
   }
 
   /** A call completed: the database answers. */
@@ -246,9 +267,22 @@ final class StoreConnections implements AutoCloseable {
     }
   }
 
-  /** A call failed: if for want of the database, it is known down from now on. */
+  /**
+   * A statement failed: if it ran out of its bound (the database hangs), the database is known
+   * down from now on. A connection that broke alone (its backend ended) says nothing of the
+   * others: the next connection asked for tells.
+   */
   void noteFailure(SQLException e) {
-    if (unreachable(e) && downSince == null) {
+    for (Throwable t = e; t != null && t.getCause() != t; t = t.getCause()) {
+      if (t instanceof java.net.SocketTimeoutException) {
+        markDown(e);
+        return;
+      }
+    }
+  }
+
+  private void markDown(SQLException e) {
+    if (downSince == null) {
       probedAt = System.nanoTime();
       downSince = Instant.now();
       LOG.log(System.Logger.Level.WARNING,

@@ -100,4 +100,45 @@ class StoreConnectionsTest {
     assertThat(StoreConnections.unreachable(new SQLException("shutting down", "57P01"))).isTrue();
     assertThat(StoreConnections.unreachable(new SQLException("duplicate key", "23505"))).isFalse();
   }
+
+  /**
+   * Regression (issue 22): the step store took its connections with the data source's own wait
+   * (a handed-in HikariCP pool's 30 s), where every key call fails within the bound.
+   */
+  @Test
+  void stepFind_poolExhausted_failsWithinTheBoundAsClaimsDo() throws Exception {
+    TableName table = TestDatabase.freshTable();
+    try (HikariDataSource pool = TestDatabase.newPool(2); // its own wait: 30 s (Hikari default)
+        IdempotencyStore store = StoreBuilder.postgres(pool).tableName(table).migrate(false)
+            .cacheMaxBytes(0).purgeInterval(Duration.ZERO).connectTimeout(Duration.ofSeconds(1))
+            .build()) {
+      IdempotencyKey key = key();
+      assertThat(store.claim(key, fingerprint("a"))).isInstanceOf(ClaimResult.Acquired.class);
+      List<Connection> held = new ArrayList<>();
+      try {
+        // Requests' transactions hold every connection of the pool.
+        held.add(pool.getConnection());
+        held.add(pool.getConnection());
+
+        long claimStarted = System.nanoTime();
+        assertThatThrownBy(() -> store.claim(
+            key(), fingerprint("a")))
+            .isInstanceOf(StoreUnavailableException.class);
+        Duration claimWait = Duration.ofNanos(System.nanoTime() - claimStarted);
+
+        long stepStarted = System.nanoTime();
+        assertThatThrownBy(() -> store.steps().find(key, fingerprint("a"), "charge"))
+            .isInstanceOf(StoreUnavailableException.class);
+        Duration stepWait = Duration.ofNanos(System.nanoTime() - stepStarted);
+
+        assertThat(claimWait).isLessThan(Duration.ofSeconds(15));
+        assertThat(stepWait).as("a step's wait, bounded as a claim's is (the pool's own is 30 s)")
+            .isLessThan(Duration.ofSeconds(15));
+      } finally {
+        for (Connection connection : held) {
+          connection.close();
+        }
+      }
+    }
+  }
 }
