@@ -55,7 +55,7 @@ public final class ChurnLoad {
       throw new IllegalArgumentException(
           "churn.duration, churn.sample and churn.connections must be positive");
     }
-    List<String> demoOptions = List.of("-Didempotency.jdbc.pool-size=20",
+    List<String> demoOptions = List.of(
         "-Didempotency.ttl=" + ttl.toMillis() + "ms",
         "-Didempotency.lease=" + lease.toMillis() + "ms",
         "-Didempotency.purge.interval=" + purgeInterval.toMillis() + "ms",
