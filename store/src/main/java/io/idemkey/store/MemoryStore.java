@@ -23,8 +23,9 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>With sequence keys (SPEC §13) it keeps, per scope, the floor: the highest key whose
  * completed entry the purge removed. A key at or below it without an entry, or whose completed
- * entry has expired, is {@link ClaimResult.KeyExpired}. A key evicted for size is not purged: it
- * leaves the floor where it was, and runs again like any evicted key.
+ * entry has expired, is {@link ClaimResult.KeyExpired}. A lapsed lease is kept a ttl after it ran
+ * out, so that its retry takes it over however high the floor has risen. A key evicted for size
+ * is not purged: it leaves the floor where it was, and runs again like any evicted key.
  *
  * <p>Thread-safe: every operation is one atomic {@link ConcurrentMap#compute} on the key. The purge
  * raises a floor inside the compute that removes the entry, so a claim of that key sees either
@@ -268,6 +269,9 @@ final class MemoryStore implements IdempotencyStore {
           entries.computeIfPresent(key, (k, entry) -> {
             if (entry.expiresAt().isAfter(now)) {
               return entry;
+            }
+            if (sequenceKeys && !entry.completed() && entry.expiresAt().plus(ttl).isAfter(now)) {
+              return entry; // a lapsed lease: kept a ttl, as PostgresStore keeps it (SPEC §13)
             }
             if (sequenceKeys && entry.completed()) {
               long number = IdempotencyKey.sequenceNumber(key.key());
