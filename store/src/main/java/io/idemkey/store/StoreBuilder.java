@@ -44,6 +44,8 @@ public final class StoreBuilder {
   /** Default number of keys deleted per purge batch. */
   public static final int DEFAULT_PURGE_BATCH_SIZE = 1000;
 
+  private static final String UNDEFINED_TABLE = "42P01";
+
   private enum Kind { MEMORY, POSTGRES_DATA_SOURCE, POSTGRES_URL }
 
   private final Kind kind;
@@ -225,7 +227,9 @@ public final class StoreBuilder {
    * digits that grow per scope. The store then keeps, per scope, a floor (the highest key whose
    * completed record the purge removed) and answers {@link ClaimResult.KeyExpired} to a key at
    * or below it that has no record, however late it comes; a claim of any other key throws
-   * {@link IllegalArgumentException}. Every store on one table must agree on it. Default false.
+   * {@link IllegalArgumentException}. Every store on one table must agree on it: the first
+   * PostgreSQL store on a table records it, and {@link #build()} refuses a store that differs.
+   * Default false.
    */
   public StoreBuilder sequenceKeys(boolean sequenceKeys) {
     this.sequenceKeys = sequenceKeys;
@@ -247,6 +251,8 @@ public final class StoreBuilder {
    *
    * @throws StoreUnavailableException if the database cannot be reached or migrated
    * @throws ForeignTableException if the table name is taken by a table that is not idemkey's
+   * @throws KeysModeMismatchException if the table is used with the other keys ({@link
+   *     #sequenceKeys}); the message says how to move it
    */
   public IdempotencyStore build() {
     IdempotencyStore store;
@@ -280,15 +286,49 @@ public final class StoreBuilder {
       throw new StoreUnavailableException(
           "could not migrate " + tableName + ": " + e.getMessage(), e);
     }
+    boolean agreed = agreeOnKeys(source, ownPool);
     IdempotencyStore store =
         new PostgresStore(
             source, tableName, clock, ttl, lease, statementTimeout(), purgeBatchSize,
             notifySettled, deferClaimFlush, sequenceKeys, ownPool);
     StepStore steps =
         new PostgresStepStore(source, tableName, clock, ttl, statementTimeout(), purgeBatchSize);
+    IdempotencyStore keys =
+        cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, ttl, lease, clock);
     return new SteppedStore(
-        cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, ttl, lease, clock),
+        new KeysModeCheck(keys, source, tableName, sequenceKeys, statementTimeout(), agreed),
         steps);
+  }
+
+  /**
+   * Checks that this store's keys are the table's, recording them if it is the table's first
+   * (SPEC §13). Without migrations, a database that cannot be reached defers the check to the
+   * first claim or purge ({@link KeysModeCheck}), as such a store starts while its database is
+   * down; a settings table that is missing (the V5 migration not applied) fails at once.
+   *
+   * @return whether the check was made
+   * @throws KeysModeMismatchException if the table's keys are the other ones
+   */
+  private boolean agreeOnKeys(DataSource source, HikariDataSource ownPool) {
+    try {
+      TableKeysMode.agree(source, tableName, sequenceKeys, statementTimeout());
+      return true;
+    } catch (StoreUnavailableException e) {
+      boolean missingTable = e.getCause() instanceof java.sql.SQLException sql
+          && UNDEFINED_TABLE.equals(sql.getSQLState());
+      if (!migrate && !missingTable) {
+        return false;
+      }
+      if (ownPool != null) {
+        ownPool.close();
+      }
+      throw e;
+    } catch (KeysModeMismatchException e) {
+      if (ownPool != null) {
+        ownPool.close();
+      }
+      throw e;
+    }
   }
 
   private HikariDataSource openPool() {
