@@ -32,11 +32,17 @@ final class KeysModeCheck extends DelegatingStore {
     this.agreed = agreed;
   }
 
-  private void agree() {
-    if (!agreed) {
-      TableKeysMode.agree(dataSource, table, sequenceKeys, timeout);
-      agreed = true;
+  private void agree(String operation) {
+    if (agreed) {
+      return;
     }
+    try {
+      TableKeysMode.agree(dataSource, table, sequenceKeys, timeout);
+    } catch (StoreUnavailableException e) {
+      throw new StoreUnavailableException(
+          operation + " on " + table + " failed: " + e.getMessage(), e);
+    }
+    agreed = true;
   }
 
   /**
@@ -44,7 +50,7 @@ final class KeysModeCheck extends DelegatingStore {
    */
   @Override
   public ClaimResult claim(IdempotencyKey key, Fingerprint fingerprint) {
-    agree();
+    agree("claim");
     return delegate.claim(key, fingerprint);
   }
 
@@ -53,7 +59,7 @@ final class KeysModeCheck extends DelegatingStore {
    */
   @Override
   public int purgeExpired() {
-    agree();
+    agree("purge");
     return delegate.purgeExpired();
   }
 }

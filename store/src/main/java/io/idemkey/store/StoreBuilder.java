@@ -44,8 +44,6 @@ public final class StoreBuilder {
   /** Default number of keys deleted per purge batch. */
   public static final int DEFAULT_PURGE_BATCH_SIZE = 1000;
 
-  private static final String UNDEFINED_TABLE = "42P01";
-
   private enum Kind { MEMORY, POSTGRES_DATA_SOURCE, POSTGRES_URL }
 
   private final Kind kind;
@@ -253,6 +251,8 @@ public final class StoreBuilder {
    * @throws ForeignTableException if the table name is taken by a table that is not idemkey's
    * @throws KeysModeMismatchException if the table is used with the other keys ({@link
    *     #sequenceKeys}); the message says how to move it
+   * @throws IdempotencyException if the table exists without the table where its keys are
+   *     recorded (migrations run by hand, without V5)
    */
   public IdempotencyStore build() {
     IdempotencyStore store;
@@ -304,7 +304,8 @@ public final class StoreBuilder {
    * Checks that this store's keys are the table's, recording them if it is the table's first
    * (SPEC §13). Without migrations, a database that cannot be reached defers the check to the
    * first claim or purge ({@link KeysModeCheck}), as such a store starts while its database is
-   * down; a settings table that is missing (the V5 migration not applied) fails at once.
+   * down, or its table does not exist yet. A keys table without its settings table (migrations
+   * run by hand, without V5) fails at once.
    *
    * @return whether the check was made
    * @throws KeysModeMismatchException if the table's keys are the other ones
@@ -314,16 +315,14 @@ public final class StoreBuilder {
       TableKeysMode.agree(source, tableName, sequenceKeys, statementTimeout());
       return true;
     } catch (StoreUnavailableException e) {
-      boolean missingTable = e.getCause() instanceof java.sql.SQLException sql
-          && UNDEFINED_TABLE.equals(sql.getSQLState());
-      if (!migrate && !missingTable) {
+      if (!migrate) {
         return false;
       }
       if (ownPool != null) {
         ownPool.close();
       }
       throw e;
-    } catch (KeysModeMismatchException e) {
+    } catch (KeysModeMismatchException | TableKeysMode.MissingSettingsException e) {
       if (ownPool != null) {
         ownPool.close();
       }

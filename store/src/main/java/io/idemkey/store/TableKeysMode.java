@@ -30,6 +30,7 @@ final class TableKeysMode {
   /** Rows of an upgraded table looked at for a key that is not a sequence number. */
   private static final int SAMPLE = 1000;
   private static final Executor DIRECT = Runnable::run;
+  private static final String UNDEFINED_TABLE = "42P01";
 
   private TableKeysMode() {}
 
@@ -39,8 +40,9 @@ final class TableKeysMode {
    *
    * @param timeout the bound on each statement
    * @throws KeysModeMismatchException if the table's keys are the other ones
-   * @throws StoreUnavailableException if the database cannot be reached or the settings table
-   *     is missing (the migrations have not run)
+   * @throws StoreUnavailableException if the database cannot be reached or the keys table does
+   *     not exist
+   * @throws MissingSettingsException if the keys table exists without its settings table
    */
   static void agree(
       DataSource dataSource, TableName table, boolean sequenceKeys, Duration timeout) {
@@ -51,6 +53,12 @@ final class TableKeysMode {
       int previousTimeout = connection.getNetworkTimeout();
       connection.setNetworkTimeout(DIRECT, (int) Math.min(Integer.MAX_VALUE, timeout.toMillis()));
       try {
+        if (!settingsTableExists(connection, table)) {
+          throw new MissingSettingsException("table " + table + " has no "
+              + table.schema() + "." + table.settingsTable() + ", where every node records its"
+              + " keys: its V5 migration has not run. Let idemkey migrate it, or create it as"
+              + " README \"The schema\" shows");
+        }
         recorded = recorded(connection, table);
         if (recorded == null) {
           held = held(connection, table);
@@ -70,8 +78,7 @@ final class TableKeysMode {
       }
     } catch (SQLException e) {
       throw new StoreUnavailableException("could not read or record the keys of " + table
-          + " in " + table.schema() + "." + table.settingsTable() + " (have its migrations"
-          + " run?): " + e.getMessage(), e);
+          + " in " + table.schema() + "." + table.settingsTable() + ": " + e.getMessage(), e);
     }
     if (!mine.equals(recorded)) {
       throw new KeysModeMismatchException(table, SEQUENCE.equals(recorded),
@@ -88,6 +95,38 @@ final class TableKeysMode {
         + mine + " keys: stop every node on it, wait until no request needs its keys any more"
         + " (the ttl), then empty it (TRUNCATE " + t + ", " + t + "_steps, " + t + "_floors, "
         + t + "_settings) and start the nodes with " + mine + " keys";
+  }
+
+  /**
+   * The keys table exists and its settings table does not: migrations run by hand that stopped
+   * before V5. Unlike a database that is away (or a table not created yet), this will not mend
+   * itself, so it fails the start.
+   */
+  static final class MissingSettingsException extends IdempotencyException {
+    MissingSettingsException(String message) {
+      super(message);
+    }
+  }
+
+  /**
+   * Whether the settings table exists; false only when the keys table does and it does not.
+   *
+   * @throws SQLException if the keys table does not exist either, or the database fails
+   */
+  private static boolean settingsTableExists(Connection connection, TableName table)
+      throws SQLException {
+    try (PreparedStatement statement = connection.prepareStatement(
+        "SELECT to_regclass(?) IS NOT NULL, to_regclass(?) IS NOT NULL")) {
+      statement.setString(1, table.qualifiedTable());
+      statement.setString(2, table.qualifiedSettingsTable());
+      try (ResultSet row = statement.executeQuery()) {
+        row.next();
+        if (!row.getBoolean(1)) {
+          throw new SQLException("table " + table + " does not exist", UNDEFINED_TABLE);
+        }
+        return row.getBoolean(2);
+      }
+    }
   }
 
   private static String recorded(Connection connection, TableName table) throws SQLException {

@@ -187,11 +187,12 @@ class KeysModeTest {
   }
 
   @Test
-  void build_withoutTheSettingsTable_failsSayingTheMigrationsHaveNotRun() throws Exception {
+  void build_keysTableWithoutItsSettingsTable_failsSayingV5HasNotRun() throws Exception {
     execute("DROP TABLE " + table.qualifiedSettingsTable());
 
     assertThatThrownBy(() -> node(false))
-        .isInstanceOf(StoreUnavailableException.class)
-        .hasMessageContaining("have its migrations run?");
+        .isInstanceOf(IdempotencyException.class)
+        .hasMessageStartingWith("table " + table + " has no " + table + "_settings")
+        .hasMessageContaining("its V5 migration has not run");
   }
 }
