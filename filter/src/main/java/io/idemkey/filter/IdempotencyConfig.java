@@ -3,6 +3,7 @@ package io.idemkey.filter;
 import io.idemkey.migrations.ForeignTableException;
 import io.idemkey.migrations.TableName;
 import io.idemkey.store.IdempotencyStore;
+import io.idemkey.store.KeysModeMismatchException;
 import io.idemkey.store.StoreBuilder;
 import java.io.IOException;
 import java.io.InputStream;
@@ -505,19 +506,25 @@ public final class IdempotencyConfig {
 
   /**
    * Builds the store from {@code builder}; when the table name is taken by a table that is not
-   * idemkey's, the error names the properties to change.
+   * idemkey's, or the table is used with other keys, the error names the properties to change.
    *
    * @throws InvalidConfigurationException naming {@code idempotency.schema} and {@code
-   *     idempotency.table} if the table exists and is not an idemkey table
+   *     idempotency.table} if the table exists and is not an idemkey table, or naming {@code
+   *     idempotency.keys} if the table is used with the other keys (SPEC §13)
    * @throws io.idemkey.store.StoreUnavailableException if the database cannot be reached or
    *     migrated
    */
-  IdempotencyStore buildStore(StoreBuilder builder) {
+  public IdempotencyStore buildStore(StoreBuilder builder) {
     try {
       return builder.build();
     } catch (ForeignTableException e) {
       throw new InvalidConfigurationException(Property.SCHEMA.key + "/" + Property.TABLE.key
           + " (" + e.tableName() + "): " + e.getMessage(), e);
+    } catch (KeysModeMismatchException e) {
+      String theirs = e.tableSequenceKeys() ? "sequence" : "opaque";
+      throw new InvalidConfigurationException(Property.KEYS.key + ": " + e.getMessage()
+          + ". Set " + Property.KEYS.key + "=" + theirs + " to join the table, or "
+          + Property.TABLE.key + " to another table", e);
     }
   }
 

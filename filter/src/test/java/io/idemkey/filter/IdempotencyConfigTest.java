@@ -442,6 +442,32 @@ class IdempotencyConfigTest {
   }
 
   /**
+   * Issue 23: a node of sequence keys started beside one of opaque keys on the same table, and
+   * late duplicates ran again. The second refuses to start, naming idempotency.keys.
+   */
+  @Test
+  void filterBuild_keysDifferFromTheTables_failsNamingIdempotencyKeys() {
+    io.idemkey.migrations.TableName table = TestDatabase.freshTable();
+    IdempotencyConfig opaque = IdempotencyConfig.builder()
+        .set("table", table.table()).set("purge.interval", "0s").build();
+    IdempotencyConfig sequence = IdempotencyConfig.builder()
+        .set("table", table.table()).set("purge.interval", "0s").set("keys", "sequence").build();
+    IdempotencyFilter first =
+        IdempotencyFilter.builder().config(opaque).dataSource(TestDatabase.dataSource()).build();
+    try {
+      assertThatThrownBy(() -> IdempotencyFilter.builder()
+              .config(sequence).dataSource(TestDatabase.dataSource()).build())
+          .isInstanceOf(InvalidConfigurationException.class)
+          .hasMessageStartingWith("idempotency.keys: this node's keys are sequence, but table "
+              + table + " is used with opaque keys")
+          .hasMessageEndingWith("Set idempotency.keys=opaque to join the table, or"
+              + " idempotency.table to another table");
+    } finally {
+      first.destroy();
+    }
+  }
+
+  /**
    * Regression: a handed-in DataSource's statements were bounded by the default 2 s whatever
    * jdbc.connect-timeout said. With 20 s, a completion that waits 3 s for a row lock succeeds.
    */

@@ -83,18 +83,19 @@ public final class Migrations {
    */
   private static void requireOursOrAbsent(DataSource dataSource, TableName tableName) {
     String history = tableName.historyTable();
-    // The relations that the migrations create besides the table (V1, V3, V4): a name already
-    // taken would fail them.
+    // The relations that the migrations create besides the table (V1, V3, V4, V5): a name
+    // already taken would fail them.
     String sequence = tableName.table() + "_token_seq";
     String index = tableName.table() + "_expires_at_idx";
     String steps = tableName.table() + "_steps";
     String stepsIndex = tableName.table() + "_steps_expires_at_idx";
     String floors = tableName.floorsTable();
+    String settings = tableName.settingsTable();
     try (Connection connection = dataSource.getConnection()) {
       Set<String> existing =
           names(connection, RELATIONS_SQL, tableName.schema(),
               connection.createArrayOf("text", new String[] {tableName.table(), history, sequence,
-                  index, steps, stepsIndex, floors}));
+                  index, steps, stepsIndex, floors, settings}));
       if (existing.contains(tableName.table())) {
         if (!existing.contains(history)) {
           throw foreign(tableName, "it has no idemkey migration history table "
@@ -105,7 +106,7 @@ public final class Migrations {
           throw foreign(tableName, "it lacks idemkey's columns " + String.join(", ", KEY_COLUMNS));
         }
       } else {
-        for (String name : List.of(sequence, index, steps, stepsIndex, floors)) {
+        for (String name : List.of(sequence, index, steps, stepsIndex, floors, settings)) {
           if (existing.contains(name)) {
             throw new ForeignTableException(tableName, "cannot create the idemkey table "
                 + tableName + ": " + tableName.schema() + "." + name

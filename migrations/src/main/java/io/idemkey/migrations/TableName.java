@@ -8,8 +8,8 @@ import java.util.regex.Pattern;
  * <p>Both names must be lower-case identifiers ({@code [a-z_][a-z0-9_]*}) so that they mean the
  * same thing quoted and unquoted; they are always quoted when written into SQL. The table name is
  * at most {@value #MAX_TABLE_LENGTH} characters because the names derived from it (history table,
- * token sequence, purge index, steps table and its index, floors table and its primary key; the
- * longest, the steps' index, at 21 more) must fit PostgreSQL's 63-byte limit. The schema may not
+ * token sequence, purge index, steps table and its index, floors table and its primary key,
+ * settings table and its primary key; the longest, the steps' index, at 21 more) must fit PostgreSQL's 63-byte limit. The schema may not
  * be one of PostgreSQL's own: {@code information_schema}, or any name starting with {@code pg_}
  * (reserved for the system: {@code pg_catalog}, {@code pg_toast}, ...).
  *
@@ -68,6 +68,19 @@ public record TableName(String schema, String table) {
   /** The unquoted name of the table of sequence-key floors, in the same schema. */
   public String floorsTable() {
     return table + "_floors";
+  }
+
+  /**
+   * The quoted, schema-qualified name of the one-row table of what every node on this table must
+   * agree on: its keys, opaque or sequence (SPEC §13).
+   */
+  public String qualifiedSettingsTable() {
+    return quote(schema) + "." + quote(settingsTable());
+  }
+
+  /** The unquoted name of the table of settings every node must agree on, in the same schema. */
+  public String settingsTable() {
+    return table + "_settings";
   }
 
   /** The unquoted name of this table's own Flyway history table, in the same schema. */

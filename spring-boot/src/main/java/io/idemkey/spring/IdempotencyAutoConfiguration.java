@@ -5,7 +5,6 @@ import io.idemkey.filter.IdempotencyFilter;
 import io.idemkey.filter.IdempotencyListener;
 import io.idemkey.filter.InvalidConfigurationException;
 import io.idemkey.filter.Steps;
-import io.idemkey.migrations.ForeignTableException;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.StoreBuilder;
 import jakarta.servlet.DispatcherType;
@@ -91,12 +90,9 @@ public class IdempotencyAutoConfiguration {
     DataSource pool = keyDataSource(environment, config, dataSource, transactional);
     StoreBuilder builder =
         pool == null ? config.storeBuilder() : config.applyTo(StoreBuilder.postgres(pool));
-    try {
-      return builder.build();
-    } catch (ForeignTableException e) {
-      throw new InvalidConfigurationException("idempotency.schema/idempotency.table ("
-          + e.tableName() + "): " + e.getMessage(), e);
-    }
+    // A table that is not idemkey's, or is used with other keys, is refused naming the
+    // properties to change, as the filter itself does.
+    return config.buildStore(builder);
   }
 
   /**

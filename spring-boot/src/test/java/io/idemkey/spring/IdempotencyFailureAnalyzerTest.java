@@ -4,7 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.idemkey.spring.sample.SampleApplication;
+import io.idemkey.migrations.TableName;
+import io.idemkey.store.StoreBuilder;
 import io.idemkey.store.TestDatabase;
+import java.time.Duration;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -78,5 +81,26 @@ class IdempotencyFailureAnalyzerTest {
         "APPLICATION FAILED TO START",
         "Property: idempotency.lease", "Value:    \"2s\"",
         "Property: idempotency.jdbc.connect-timeout");
+  }
+
+  /**
+   * Issue 23: a node whose idempotency.keys differ from its table's (recorded by the first node)
+   * stops with the report, which names idempotency.keys and says how to settle it.
+   */
+  @Test
+  void keysDifferFromTheTables_reportNamesIdempotencyKeys(CapturedOutput output) {
+    TableName table = TestDatabase.freshTable();
+    StoreBuilder.postgres(TestDatabase.dataSource()).tableName(table).migrate(false)
+        .purgeInterval(Duration.ZERO).build().close(); // an opaque node was there first
+
+    assertThatThrownBy(() -> start("--idempotency.table=" + table.table(),
+        "--idempotency.keys=sequence", "--idempotency.purge.interval=0s"));
+
+    assertThat(output.getOut() + output.getErr()).contains(
+        "APPLICATION FAILED TO START",
+        "The idemkey filter's configuration was refused:",
+        "idempotency.keys: this node's keys are sequence, but table " + table
+            + " is used with opaque keys",
+        "Set idempotency.keys=opaque to join the table, or idempotency.table to another table");
   }
 }

@@ -23,7 +23,12 @@ final class MemoryStepStore implements StepStore {
 
   private record Result(byte[] bytes, Instant expiresAt) {}
 
+  /** One request: its key and fingerprint. */
+  private record Request(IdempotencyKey key, Fingerprint fingerprint) {}
+
   private final ConcurrentMap<Step, Result> results = new ConcurrentHashMap<>();
+  /** When the last result of each request that stored one expires. */
+  private final ConcurrentMap<Request, Instant> keptUntil = new ConcurrentHashMap<>();
   private final MemoryStore keys;
   private final Clock clock;
   private final Duration ttl;
@@ -32,6 +37,16 @@ final class MemoryStepStore implements StepStore {
     this.keys = keys;
     this.clock = clock;
     this.ttl = ttl;
+    keys.resumableBy(this::holdsResultOf);
+  }
+
+  /**
+   * Whether the request ({@code key}, {@code fingerprint}) has a step result that has not
+   * expired: with sequence keys, its key is then not used up (SPEC §13).
+   */
+  boolean holdsResultOf(IdempotencyKey key, Fingerprint fingerprint) {
+    Instant until = keptUntil.get(new Request(key, fingerprint));
+    return until != null && until.isAfter(clock.instant());
   }
 
   @Override
@@ -46,8 +61,11 @@ final class MemoryStepStore implements StepStore {
   public boolean save(
       IdempotencyKey key, long token, Fingerprint fingerprint, String name, byte[] result) {
     Result stored = new Result(Arrays.copyOf(result, result.length), clock.instant().plus(ttl));
-    return keys.whileHeld(key, token, fingerprint,
-        () -> results.put(new Step(key, fingerprint, name), stored));
+    return keys.whileHeld(key, token, fingerprint, () -> {
+      results.put(new Step(key, fingerprint, name), stored);
+      keptUntil.merge(new Request(key, fingerprint), stored.expiresAt(),
+          (a, b) -> a.isAfter(b) ? a : b);
+    });
   }
 
   @Override
@@ -57,6 +75,11 @@ final class MemoryStepStore implements StepStore {
     results.forEach((step, result) -> {
       if (!result.expiresAt().isAfter(now) && results.remove(step, result)) {
         deleted[0]++;
+      }
+    });
+    keptUntil.forEach((request, until) -> {
+      if (!until.isAfter(now)) {
+        keptUntil.remove(request, until);
       }
     });
     return deleted[0];

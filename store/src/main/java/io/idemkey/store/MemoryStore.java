@@ -10,6 +10,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BiPredicate;
 
 /**
  * An in-process store for tests and single-node use ({@code idempotency.store=memory}). Keys do
@@ -23,8 +24,10 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>With sequence keys (SPEC §13) it keeps, per scope, the floor: the highest key whose
  * completed entry the purge removed. A key at or below it without an entry, or whose completed
- * entry has expired, is {@link ClaimResult.KeyExpired}. A key evicted for size is not purged: it
- * leaves the floor where it was, and runs again like any evicted key.
+ * entry has expired, is {@link ClaimResult.KeyExpired}, unless its request has a step result
+ * kept. A lapsed lease is kept a ttl after it ran out, so that its retry takes it over however
+ * high the floor has risen. A key evicted for size
+ * is not purged: it leaves the floor where it was, and runs again like any evicted key.
  *
  * <p>Thread-safe: every operation is one atomic {@link ConcurrentMap#compute} on the key. The purge
  * raises a floor inside the compute that removes the entry, so a claim of that key sees either
@@ -52,6 +55,8 @@ final class MemoryStore implements IdempotencyStore {
   private final boolean sequenceKeys;
   /** Sequence keys: each scope's floor. */
   private final ConcurrentMap<String, Long> floors = new ConcurrentHashMap<>();
+  /** Whether a request has a step result kept (set by its step store): not used up then. */
+  private volatile BiPredicate<IdempotencyKey, Fingerprint> resumable = (key, request) -> false;
 
   MemoryStore(Clock clock, Duration ttl, Duration lease, long maxBytes) {
     this(clock, ttl, lease, maxBytes, false);
@@ -105,7 +110,7 @@ final class MemoryStore implements IdempotencyStore {
     entries.compute(
         key,
         (k, existing) -> {
-          if (sequenceKeys && usedUp(key, number, existing, now)) {
+          if (sequenceKeys && usedUp(key, number, fingerprint, existing, now)) {
             result[0] = new ClaimResult.KeyExpired();
             return existing;
           }
@@ -133,15 +138,22 @@ final class MemoryStore implements IdempotencyStore {
   }
 
   /**
-   * Whether a sequence key is used up: no entry and at or below its scope's floor, or completed
-   * and expired (its purge will raise the floor to it). A lapsed lease is taken over as usual.
+   * Whether a sequence key is used up: no entry, no step result of this request and at or below
+   * its scope's floor, or completed and expired (its purge will raise the floor to it). A lapsed
+   * lease is taken over as usual; a key released after a step runs again (SPEC §13).
    */
-  private boolean usedUp(IdempotencyKey key, long number, Entry existing, Instant now) {
+  private boolean usedUp(
+      IdempotencyKey key, long number, Fingerprint fingerprint, Entry existing, Instant now) {
     if (existing == null) {
       Long floor = floors.get(key.scope());
-      return floor != null && number <= floor;
+      return floor != null && number <= floor && !resumable.test(key, fingerprint);
     }
     return existing.completed() && !existing.expiresAt().isAfter(now);
+  }
+
+  /** Tells the store which requests have step results kept ({@link MemoryStepStore}). */
+  void resumableBy(BiPredicate<IdempotencyKey, Fingerprint> resumable) {
+    this.resumable = resumable;
   }
 
   /** An in-progress entry lives as long as its lease: nothing else keeps it (SPEC §5). */
@@ -268,6 +280,9 @@ final class MemoryStore implements IdempotencyStore {
           entries.computeIfPresent(key, (k, entry) -> {
             if (entry.expiresAt().isAfter(now)) {
               return entry;
+            }
+            if (sequenceKeys && !entry.completed() && entry.expiresAt().plus(ttl).isAfter(now)) {
+              return entry; // a lapsed lease: kept a ttl, as PostgresStore keeps it (SPEC §13)
             }
             if (sequenceKeys && entry.completed()) {
               long number = IdempotencyKey.sequenceNumber(key.key());

@@ -62,10 +62,11 @@ import javax.sql.DataSource;
  * scope that PostgreSQL could not store as text is stored as its digest ({@link #storedScope}).
  *
  * <p>With sequence keys (SPEC §13) the claim also reads the scope's floor, in the same statement:
- * a key at or below it without a row, or whose completed row has expired, is {@link
- * ClaimResult.KeyExpired} and inserts nothing. The floor is raised by the purge, in the statement
- * that deletes the rows, to the highest completed sequence key it deleted per scope; so a claim's
- * snapshot holds either the row or the raised floor, never neither.
+ * a key at or below it without a row and without a step result of its request, or whose
+ * completed row has expired, is {@link ClaimResult.KeyExpired} and inserts nothing. The floor is
+ * raised by the purge, in the statement that deletes the rows, to the highest completed sequence
+ * key it deleted per scope; so a claim's snapshot holds either the row or the raised floor, never
+ * neither. An unsettled key is never refused (see purgeBatchSql).
  *
  * <p>Thread-safe: its only mutable state is the upkeep's connection, guarded by its own lock;
  * concurrency is the database's.
@@ -190,16 +191,21 @@ final class PostgresStore implements IdempotencyStore {
     // sequence value, no WAL. An expired row is taken over by a second, token-guarded statement
     // (takeOverSql). A race lost in between (a concurrent insert, take-over or release) answers
     // nothing from either statement, and the claim looks again (see claimOnce). With sequence
-    // keys, spent is the scope's floor when the key is at or below it (two more parameters), and
-    // then nothing is inserted.
+    // keys, spent is the scope's floor when the key is at or below it and this request has no
+    // step result stored (four more parameters: scope, number, key, fingerprint; the steps are
+    // looked up only when the floor is that high), and then nothing is inserted: see
+    // purgeBatchSql for why the steps count.
     this.claimSql =
         "WITH n AS (SELECT * FROM " + times + "),"
             + " found AS (SELECT state, token, fingerprint, expires_at, response_status,"
             + "   response_headers, response_body, body_stored FROM " + t
             + "   WHERE scope = ? AND idem_key = ?),"
             + (sequenceKeys
-                ? " spent AS (SELECT floor FROM " + table.qualifiedFloorsTable()
-                    + "   WHERE scope = ? AND floor >= ?::bigint),"
+                ? " spent AS (SELECT f.floor FROM " + table.qualifiedFloorsTable() + " f"
+                    + "   WHERE f.scope = ? AND f.floor >= ?::bigint"
+                    + "   AND NOT EXISTS (SELECT 1 FROM " + table.qualifiedStepsTable() + " s"
+                    + "     WHERE s.scope = f.scope AND s.idem_key = ? AND s.fingerprint = ?"
+                    + "     AND s.expires_at > (SELECT now FROM n))),"
                 : "")
             + " inserted AS (INSERT INTO " + t + " (scope, idem_key, fingerprint, state, token,"
             + "     lease_expires_at, created_at, expires_at)"
@@ -252,13 +258,31 @@ final class PostgresStore implements IdempotencyStore {
             + "SELECT ctid FROM " + t + " WHERE expires_at <= " + now
             + " LIMIT ? FOR UPDATE SKIP LOCKED))";
     // With sequence keys, the floors rise in the statement that deletes the rows (see the class
-    // comment), each to the highest completed key deleted in its scope. A lapsed lease does not
-    // raise it: its request never finished, and its retry is taken over as before the purge.
-    // Keys that are not sequence numbers (rows from before the switch) are left out; a 19-digit
-    // key is compared as text, in the C collation, so that none past a bigint is cast.
+    // comment), each to the highest completed key deleted in its scope. Keys that are not
+    // sequence numbers (rows from before the switch) are left out; a 19-digit key is compared as
+    // text, in the C collation, so that none past a bigint is cast.
+    //
+    // Invariant (SPEC §13): the floor never passes a key that is still unsettled, as claims read
+    // it. A claim refuses a key at or below the floor only when the key has no row and its
+    // request no step result (claimSql's spent), and an unsettled key keeps one or the other:
+    // - in flight: its row, whose lease has not run out, is never purged;
+    // - its lease lapsed (its node died): its in-progress row is kept, below, until a ttl after
+    //   the lease ran out, past every step result its runs stored (each lives a ttl from when it
+    //   was stored, while the key was held), and its retry takes it over;
+    // - released (a 5xx, an exception, a rollback) after a step: the release deleted its row, and
+    //   its step results, kept for their ttl, let the same request claim it again.
+    // So the floor rises in number past such a key but does not refuse it until nothing of it is
+    // left to resume; then it counts as used, as a completed key does. This costs the purge
+    // nothing per scope (no search for the lowest unsettled key) and the claim one primary-key
+    // probe of the steps, made only for a key at or below its floor.
     this.purgeBatchSql =
         sequenceKeys
-            ? "WITH purged AS (" + purgeBatch + " RETURNING scope, idem_key, state),"
+            ? "WITH purged AS (DELETE FROM " + t + " WHERE ctid = ANY(ARRAY("
+                + "SELECT k.ctid FROM " + t + " k CROSS JOIN (SELECT " + now + " AS now) n"
+                + " WHERE k.expires_at <= n.now AND (k.state = '" + COMPLETED + "'"
+                + "   OR k.expires_at <= n.now - " + ttlMicros + " * interval '1 microsecond')"
+                + " LIMIT ? FOR UPDATE OF k SKIP LOCKED))"
+                + " RETURNING scope, idem_key, state),"
                 + " raised AS (INSERT INTO " + table.qualifiedFloorsTable() + " AS f (scope, floor)"
                 + "   SELECT scope, max(idem_key::bigint) FROM purged"
                 + "   WHERE state = '" + COMPLETED + "' AND idem_key ~ '^(0|[1-9][0-9]{0,18})$'"
@@ -357,6 +381,8 @@ final class PostgresStore implements IdempotencyStore {
       if (sequenceKeys) {
         statement.setString(next++, storedScope(key.scope()));
         statement.setLong(next++, number);
+        statement.setString(next++, key.key());
+        statement.setBytes(next++, fingerprint.sha256());
       }
       next = bindKey(statement, next, key);
       statement.setBytes(next, fingerprint.sha256());

@@ -225,7 +225,9 @@ public final class StoreBuilder {
    * digits that grow per scope. The store then keeps, per scope, a floor (the highest key whose
    * completed record the purge removed) and answers {@link ClaimResult.KeyExpired} to a key at
    * or below it that has no record, however late it comes; a claim of any other key throws
-   * {@link IllegalArgumentException}. Every store on one table must agree on it. Default false.
+   * {@link IllegalArgumentException}. Every store on one table must agree on it: the first
+   * PostgreSQL store on a table records it, and {@link #build()} refuses a store that differs.
+   * Default false.
    */
   public StoreBuilder sequenceKeys(boolean sequenceKeys) {
     this.sequenceKeys = sequenceKeys;
@@ -247,6 +249,10 @@ public final class StoreBuilder {
    *
    * @throws StoreUnavailableException if the database cannot be reached or migrated
    * @throws ForeignTableException if the table name is taken by a table that is not idemkey's
+   * @throws KeysModeMismatchException if the table is used with the other keys ({@link
+   *     #sequenceKeys}); the message says how to move it
+   * @throws IdempotencyException if the table exists without the table where its keys are
+   *     recorded (migrations run by hand, without V5)
    */
   public IdempotencyStore build() {
     IdempotencyStore store;
@@ -280,13 +286,46 @@ public final class StoreBuilder {
       throw new StoreUnavailableException(
           "could not migrate " + tableName + ": " + e.getMessage(), e);
     }
+    boolean agreed = agreeOnKeys(source, ownPool);
     IdempotencyStore store =
         new PostgresStore(
             source, tableName, clock, ttl, lease, statementTimeout(), purgeBatchSize,
             notifySettled, deferClaimFlush, sequenceKeys, ownPool);
+    IdempotencyStore keys =
+        cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, ttl, lease, clock);
     return new SteppedStore(
-        cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, ttl, lease, clock),
+        new KeysModeCheck(keys, source, tableName, sequenceKeys, statementTimeout(), agreed),
         store.steps());
+  }
+
+  /**
+   * Checks that this store's keys are the table's, recording them if it is the table's first
+   * (SPEC §13). Without migrations, a database that cannot be reached defers the check to the
+   * first claim or purge ({@link KeysModeCheck}), as such a store starts while its database is
+   * down, or its table does not exist yet. A keys table without its settings table (migrations
+   * run by hand, without V5) fails at once.
+   *
+   * @return whether the check was made
+   * @throws KeysModeMismatchException if the table's keys are the other ones
+   */
+  private boolean agreeOnKeys(DataSource source, HikariDataSource ownPool) {
+    try {
+      TableKeysMode.agree(source, tableName, sequenceKeys, statementTimeout());
+      return true;
+    } catch (StoreUnavailableException e) {
+      if (!migrate) {
+        return false;
+      }
+      if (ownPool != null) {
+        ownPool.close();
+      }
+      throw e;
+    } catch (KeysModeMismatchException | TableKeysMode.MissingSettingsException e) {
+      if (ownPool != null) {
+        ownPool.close();
+      }
+      throw e;
+    }
   }
 
   private HikariDataSource openPool() {

@@ -46,8 +46,11 @@ class MigrationsTest {
     }
   }
 
-  /** The migrations a new table gets: V1 (keys), V3 (steps), V4 (sequence keys' floors). */
-  static final int MIGRATIONS = 3;
+  /**
+   * The migrations a new table gets: V1 (keys), V3 (steps), V4 (sequence keys' floors), V5 (the
+   * settings every node must agree on).
+   */
+  static final int MIGRATIONS = 4;
 
   static List<String> relations(String schema) throws SQLException {
     return query("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -62,7 +65,8 @@ class MigrationsTest {
 
     assertThat(query("SELECT table_name FROM information_schema.tables WHERE table_schema = '"
             + table.schema() + "' ORDER BY table_name"))
-        .containsExactly("keys", "keys_floors", "keys_schema_history", "keys_steps");
+        .containsExactly("keys", "keys_floors", "keys_schema_history", "keys_settings",
+            "keys_steps");
     assertThat(query("SELECT sequence_name FROM information_schema.sequences"
             + " WHERE sequence_schema = '" + table.schema() + "'"))
         .containsExactly("keys_token_seq");
@@ -115,11 +119,13 @@ class MigrationsTest {
             "idempotency_keys",
             "idempotency_keys_floors",
             "idempotency_keys_schema_history",
+            "idempotency_keys_settings",
             "idempotency_keys_steps",
             "orders",
             "other_keys",
             "other_keys_floors",
             "other_keys_schema_history",
+            "other_keys_settings",
             "other_keys_steps");
   }
 
@@ -210,7 +216,20 @@ class MigrationsTest {
     assertThat(relations("public"))
         .contains(name, name + "_floors", name + "_floors_pkey", name + "_token_seq",
             name + "_expires_at_idx", name + "_schema_history", name + "_steps",
-            name + "_steps_expires_at_idx");
+            name + "_steps_expires_at_idx", name + "_settings", name + "_settings_pkey");
+  }
+
+  @Test
+  void migrate_settingsTableNameTaken_failsAndCreatesNothing() throws Exception {
+    String schema = unique("s_");
+    execute("CREATE SCHEMA " + schema, "CREATE TABLE " + schema + ".keys_settings (id int)");
+
+    assertThatThrownBy(
+            () -> Migrations.migrate(TestDatabase.dataSource(), new TableName(schema, "keys")))
+        .isInstanceOf(ForeignTableException.class)
+        .hasMessageContaining(schema + ".keys_settings, which it needs, already exists");
+
+    assertThat(relations(schema)).containsExactly("keys_settings");
   }
 
   @Test

@@ -114,4 +114,30 @@ class MemoryStoreTest extends IdempotencyStoreContract {
     return new StoredResponse(
         201, List.of(new ResponseHeader("Location", "/payments/" + i)), new byte[1024], true);
   }
+
+  /** Issue 23, item 2, in the memory store: a key released after a step outlives the floor. */
+  @Test
+  void claim_sequenceKeyReleasedBy5xxWithStoredStepAfterHigherKeyPurged_runsAndReusesTheStep() {
+    try (IdempotencyStore memory = StoreBuilder.memory().clock(clock).sequenceKeys(true)
+        .purgeInterval(java.time.Duration.ZERO).build()) {
+      sent(memory, "client", 8);
+      clock.advance(java.time.Duration.ofHours(1));
+      IdempotencyKey seven = sequenceKey("client", 7);
+      long token = tokenOf(memory.claim(seven, fingerprint("a")));
+      byte[] charge = {1, 2, 3};
+      assertThat(memory.steps().save(seven, token, fingerprint("a"), "charge", charge)).isTrue();
+      assertThat(memory.release(seven, token)).isTrue();
+      clock.advance(TTL.minusHours(1));
+      assertThat(memory.purgeExpired()).isEqualTo(1);
+
+      assertThat(memory.claim(seven, fingerprint("b"))).isInstanceOf(ClaimResult.KeyExpired.class);
+      assertThat(memory.claim(seven, fingerprint("a"))).isInstanceOf(ClaimResult.Acquired.class);
+      assertThat(memory.steps().find(seven, fingerprint("a"), "charge")).hasValue(charge);
+
+      clock.advance(java.time.Duration.ofHours(2)); // its step result has expired, and its lease
+      memory.purgeExpired();
+      assertThat(memory.claim(sequenceKey("client", 6), fingerprint("a")))
+          .isInstanceOf(ClaimResult.KeyExpired.class);
+    }
+  }
 }
