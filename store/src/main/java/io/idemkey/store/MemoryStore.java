@@ -210,7 +210,11 @@ final class MemoryStore implements IdempotencyStore {
             return existing;
           }
           released[0] = true;
-          return null;
+          // With sequence keys the released key is kept as a lapsed lease, as PostgresStore
+          // keeps it: its retry runs, however late within a ttl (SPEC §13).
+          return sequenceKeys
+              ? new Entry(existing.fingerprint(), existing.token(), null, clock.instant())
+              : null;
         });
     if (released[0]) {
       settled(key);

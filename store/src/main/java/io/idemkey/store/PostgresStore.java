@@ -235,7 +235,15 @@ final class PostgresStore implements IdempotencyStore {
             + " response_status = ?, response_headers = ?, response_body = ?, body_stored = ?,"
             + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
             + " AND state = '" + IN_PROGRESS + "'";
-    this.releaseSql = "DELETE FROM " + t + byToken + " AND state = '" + IN_PROGRESS + "'";
+    // With sequence keys a released key is not deleted: its lease is ended, and the row kept as a
+    // lapsed one (see the purge), so that its retry runs however late within a ttl, even when the
+    // floor has risen past it (SPEC §13).
+    this.releaseSql =
+        sequenceKeys
+            ? "UPDATE " + t + " SET lease_expires_at = n.now, expires_at = n.now"
+                + " FROM (SELECT " + now + " AS now) n" + byToken + " AND state = '" + IN_PROGRESS
+                + "'"
+            : "DELETE FROM " + t + byToken + " AND state = '" + IN_PROGRESS + "'";
     // Sent after the change committed, in a transaction of its own that does not wait for the
     // disk: PostgreSQL lets one notifying transaction commit at a time, so a notification inside
     // a durable commit would make every completion wait for the previous one's flush.
@@ -269,8 +277,10 @@ final class PostgresStore implements IdempotencyStore {
     // - its lease lapsed (its node died): its in-progress row is kept, below, until a ttl after
     //   the lease ran out, past every step result its runs stored (each lives a ttl from when it
     //   was stored, while the key was held), and its retry takes it over;
-    // - released (a 5xx, an exception, a rollback) after a step: the release deleted its row, and
-    //   its step results, kept for their ttl, let the same request claim it again.
+    // - released (a 5xx, an exception, a rollback): the release kept its row as a lapsed lease
+    //   (releaseSql), kept as above: its retry runs and reuses its step results, and a call that
+    //   failed without a stored result (a processor that timed out) is made again with the same
+    //   derived key, which that service deduplicates.
     // So the floor rises in number past such a key but does not refuse it until nothing of it is
     // left to resume; then it counts as used, as a completed key does. This costs the purge
     // nothing per scope (no search for the lowest unsettled key) and the claim one primary-key
@@ -509,7 +519,11 @@ final class PostgresStore implements IdempotencyStore {
       throws SQLException {
     boolean released;
     try (PreparedStatement statement = connection.prepareStatement(releaseSql)) {
-      statement.setLong(bindKey(statement, 1, key), token);
+      int first = 1;
+      if (sequenceKeys) {
+        statement.setLong(first++, shiftMicros());
+      }
+      statement.setLong(bindKey(statement, first, key), token);
       released = changedOne("release", statement);
     }
     if (released) {
