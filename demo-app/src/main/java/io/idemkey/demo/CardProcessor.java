@@ -160,6 +160,12 @@ final class CardProcessor {
     @Override
     protected void doPost(HttpServletRequest request, HttpServletResponse response)
         throws IOException {
+      // Checked before the charge: a 400 commits with the processor's transaction.
+      long delayMs = PaymentsServlet.millis(request.getParameter("delayMs"));
+      if (delayMs < 0) {
+        PaymentsServlet.problem(response, 400, "delayMs must be a whole number of milliseconds");
+        return;
+      }
       String body = new String(request.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
       if (!(PaymentRequest.parse(body) instanceof PaymentRequest.Valid valid)) {
         PaymentsServlet.problem(response, 400, "not a charge");
@@ -180,10 +186,9 @@ final class CardProcessor {
         PaymentsServlet.problem(response, 503, "the processor's database is unavailable");
         return;
       }
-      String delay = request.getParameter("delayMs");
-      if (delay != null) {
+      if (delayMs > 0) {
         try {
-          Thread.sleep(Long.parseLong(delay));
+          Thread.sleep(delayMs);
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
         }

@@ -45,15 +45,12 @@ final class PaymentsServlet extends DemoServlet {
   protected void doPost(HttpServletRequest request, HttpServletResponse response)
       throws IOException {
     executions.incrementAndGet();
-    String delay = request.getParameter("delayMs");
-    long delayMs = 0;
-    if (delay != null) {
-      try {
-        delayMs = Long.parseLong(delay);
-      } catch (NumberFormatException e) {
-        problem(response, 400, "delayMs must be a whole number");
-        return;
-      }
+    long delayMs = millis(request.getParameter("delayMs"));
+    long processorDelayMs = millis(request.getParameter("processorDelayMs"));
+    if (delayMs < 0 || processorDelayMs < 0) {
+      problem(response, 400, (delayMs < 0 ? "delayMs" : "processorDelayMs")
+          + " must be a whole number of milliseconds");
+      return;
     }
     if (throwHook && "true".equals(request.getParameter("throw"))) {
       throw new IllegalStateException("the handler threw on request (throw=true)");
@@ -76,7 +73,7 @@ final class PaymentsServlet extends DemoServlet {
     String chargeId;
     try {
       chargeId = Steps.of(request).runText("charge", stepKey -> processor.charge(
-          request, payment, stepKey, request.getParameter("processorDelayMs")));
+          request, payment, stepKey, processorDelayMs));
     } catch (ProcessorClient.Unavailable | StoreUnavailableException e) {
       problem(response, 503, "the payment could not be charged now; retry later");
       return;
@@ -133,6 +130,26 @@ final class PaymentsServlet extends DemoServlet {
     } catch (SQLException e) {
       problem(response, 503, "the payments database is unavailable");
     }
+  }
+
+  /**
+   * A test hook's delay: 0 when {@code value} is absent, else the milliseconds it says in ASCII
+   * digits (at most 18: no overflow), or -1 when it says anything else. Long.parseLong would take
+   * a sign and any script's digits.
+   */
+  static long millis(String value) {
+    if (value == null) {
+      return 0;
+    }
+    if (value.isEmpty() || value.length() > 18) {
+      return -1;
+    }
+    for (int i = 0; i < value.length(); i++) {
+      if (value.charAt(i) < '0' || value.charAt(i) > '9') {
+        return -1;
+      }
+    }
+    return Long.parseLong(value);
   }
 
   static String toJson(long id, long amount, String currency, String status) {

@@ -48,17 +48,17 @@ final class ProcessorClient {
    * pause: with the same key, that is safe, and a processor whose connections just came back from
    * a database restart answers the next try.
    *
-   * @param delayMs the processor's test delay, or null
+   * @param delayMs the processor's test delay in milliseconds (0: none)
    * @throws Unavailable if the processor cannot be reached or does not answer 201
    */
   String charge(HttpServletRequest paymentRequest, PaymentRequest payment, String idempotencyKey,
-      String delayMs) throws Unavailable {
+      long delayMs) throws Unavailable {
     String base = configuredUrl != null
         ? configuredUrl
         : "http://127.0.0.1:" + paymentRequest.getLocalPort() + CardProcessor.PATH;
     HttpRequest request =
         HttpRequest.newBuilder(
-                URI.create(base + "/charges" + (delayMs == null ? "" : "?delayMs=" + delayMs)))
+                URI.create(base + "/charges" + (delayMs > 0 ? "?delayMs=" + delayMs : "")))
             .timeout(TIMEOUT)
             .header("Idempotency-Key", idempotencyKey)
             .header("Content-Type", "application/json")

@@ -144,6 +144,38 @@ class DemoAppTest {
     assertThat(payments()).isEqualTo(before);
   }
 
+  /** Regression (issue 23): an amount in Arabic-Indic digits was accepted as 1250 (201). */
+  @Test
+  void payment_amountInArabicIndicDigits_is400Problem_nothingCharged() throws Exception {
+    long before = payments();
+    HttpResponse<String> answer = post(nodeA, "/payments", key(),
+        "{\"amount\": \u0661\u0662\u0665\u0660, \"currency\": \"EUR\"}");
+    assertThat(answer.statusCode()).isEqualTo(400);
+    assertThat(answer.headers().firstValue("Content-Type")).hasValue("application/problem+json");
+    assertThat(payments()).isEqualTo(before);
+  }
+
+  /**
+   * Regression (issue 23): {@code processorDelayMs=1%201} was a generic 500 (the value went into
+   * the processor's URL unchecked); a malformed test delay is a 400 problem like a bad delayMs.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"1%201", "abc", "-5", "1.5", "%D9%A1", "1%26fail%3Dtrue", "",
+      "99999999999999999999"})
+  void payment_malformedProcessorDelayMs_is400ProblemLikeABadDelayMs(String delay)
+      throws Exception {
+    long before = payments();
+    HttpResponse<String> answer =
+        post(nodeA, "/payments?processorDelayMs=" + delay, key(), PAYMENT);
+    assertThat(answer.statusCode()).as(delay).isEqualTo(400);
+    assertThat(answer.headers().firstValue("Content-Type")).hasValue("application/problem+json");
+    assertThat(answer.body()).contains("processorDelayMs");
+    HttpResponse<String> badDelay = post(nodeA, "/payments?delayMs=" + delay, key(), PAYMENT);
+    assertThat(badDelay.statusCode()).as(delay).isEqualTo(400);
+    assertThat(badDelay.body()).contains("delayMs");
+    assertThat(payments()).isEqualTo(before);
+  }
+
   @Test
   void fail_is500_notStored_retryRunsAgain() throws Exception {
     long before = payments();
