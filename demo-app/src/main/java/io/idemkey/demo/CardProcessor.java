@@ -11,7 +11,6 @@ import jakarta.servlet.FilterChain;
 import jakarta.servlet.ServletException;
 import jakarta.servlet.ServletRequest;
 import jakarta.servlet.ServletResponse;
-import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
@@ -149,11 +148,16 @@ final class CardProcessor {
     }
   }
 
-  /** {@code POST /processor/charges} with the payment's JSON: 201 {@code {"id","amount","currency"}}. */
-  private static final class Charges extends HttpServlet {
+  /**
+   * {@code POST /processor/charges} with the payment's JSON: 201 {@code {"id","amount","currency"}}.
+   * Any other method is 405 problem+json with {@code Allow} ({@link DemoServlet}): {@code TRACE}
+   * echoes nothing, {@code PATCH} is not a 501.
+   */
+  private static final class Charges extends DemoServlet {
     private final DataSource dataSource;
 
     Charges(DataSource dataSource) {
+      super("POST");
       this.dataSource = dataSource;
     }
 
