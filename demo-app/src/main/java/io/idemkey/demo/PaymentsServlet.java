@@ -10,6 +10,7 @@ import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import javax.sql.DataSource;
 
@@ -22,6 +23,32 @@ import javax.sql.DataSource;
  * fail=true} answers 500 before charging. Thread-safe.
  */
 final class PaymentsServlet extends DemoServlet {
+
+  /**
+   * The 503 when the processor certainly did not charge the card in this request. An earlier
+   * request with the same key may have (one whose outcome was unknown): its retry finds that
+   * charge, so the advice holds either way.
+   */
+  static final String NOT_CHARGED =
+      "the payment could not be charged now (this request did not charge the card); retry later";
+  /**
+   * The 503 when the processor may have charged the card ({@link ProcessorClient.OutcomeUnknown}).
+   */
+  static final String OUTCOME_UNKNOWN =
+      "whether the card was charged is unknown (the card processor gave no clear answer in time);"
+          + " retry with the same Idempotency-Key: the payment is then made once and the card"
+          + " charged at most once";
+  /**
+   * {@link #OUTCOME_UNKNOWN} for a request that holds no key ({@code /bare/payments}, or the store
+   * away with {@code on-store-failure=fail-open}): its charge has a new key each time.
+   */
+  static final String OUTCOME_UNKNOWN_WITHOUT_KEY =
+      "whether the card was charged is unknown (the card processor gave no clear answer in time);"
+          + " this request holds no Idempotency-Key: a retry may charge it again";
+  /** The 503 when the card was charged and the charge could not be recorded. */
+  static final String CHARGED_NOT_RECORDED =
+      "the card was charged but the payment could not be recorded now; retry with the same"
+          + " Idempotency-Key: the payment is then made without charging the card again";
 
   private final DataSource dataSource;
   private final AtomicLong executions;
@@ -70,12 +97,25 @@ final class PaymentsServlet extends DemoServlet {
     // its own commit; a retry of this request (after a crash, a 5xx or a rollback) gets it back
     // without calling again. The step's derived key is the processor's Idempotency-Key, so a
     // crash after the processor answered and before the result was stored is covered too.
+    // Every 503 below releases the key (a 5xx is not stored): a retry with it runs again, and
+    // the processor, deduplicating by the step's derived key, charges the card at most once.
     String chargeId;
+    AtomicBoolean charged = new AtomicBoolean();
     try {
-      chargeId = Steps.of(request).runText("charge", stepKey -> processor.charge(
-          request, payment, stepKey, processorDelayMs));
-    } catch (ProcessorClient.Unavailable | StoreUnavailableException e) {
-      problem(response, 503, "the payment could not be charged now; retry later");
+      chargeId = Steps.of(request).runText("charge", stepKey -> {
+        String id = processor.charge(request, payment, stepKey, processorDelayMs);
+        charged.set(true);
+        return id;
+      });
+    } catch (ProcessorClient.ChargeFailed e) {
+      problem(response, 503, !(e instanceof ProcessorClient.OutcomeUnknown) ? NOT_CHARGED
+          : request.getAttribute(Steps.ATTRIBUTE) != null ? OUTCOME_UNKNOWN
+          : OUTCOME_UNKNOWN_WITHOUT_KEY);
+      return;
+    } catch (StoreUnavailableException e) {
+      // Before the call this request charged nothing; after it, the charge happened but its
+      // result may not be stored.
+      problem(response, 503, charged.get() ? CHARGED_NOT_RECORDED : NOT_CHARGED);
       return;
     }
     if (delayMs > 0) {

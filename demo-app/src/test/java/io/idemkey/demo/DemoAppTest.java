@@ -64,7 +64,13 @@ class DemoAppTest {
   }
 
   long payments() throws Exception {
-    Matcher count = Pattern.compile("\"payments\":(\\d+)").matcher(get(nodeA, "/stats").body());
+    return counted("payments");
+  }
+
+  /** A count of {@code GET /stats}: {@code payments}, {@code charges}... */
+  long counted(String name) throws Exception {
+    Matcher count =
+        Pattern.compile("\"" + name + "\":(\\d+)").matcher(get(nodeA, "/stats").body());
     assertThat(count.find()).isTrue();
     return Long.parseLong(count.group(1));
   }
@@ -174,6 +180,34 @@ class DemoAppTest {
     assertThat(badDelay.statusCode()).as(delay).isEqualTo(400);
     assertThat(badDelay.body()).contains("delayMs");
     assertThat(payments()).isEqualTo(before);
+  }
+
+  /**
+   * Regression (issue 23): after a processor call that timed out, the 503 said "the payment could
+   * not be charged now", and the charge landed 3 s later. It says that the outcome is unknown and
+   * to retry with the same key; that retry, on another node, makes one payment and one charge.
+   */
+  @Test
+  void payment_processorCallTimedOut_is503OutcomeUnknown_retryWithTheSameKeyPaysOnce()
+      throws Exception {
+    long payments = payments();
+    long charges = counted("charges");
+    String key = key();
+    // The processor answers 3 s after the payment gave up on it (ProcessorClient.TIMEOUT).
+    String slow = "/payments?processorDelayMs=" + (ProcessorClient.TIMEOUT.toMillis() + 3000);
+
+    HttpResponse<String> first = post(nodeA, slow, key, PAYMENT);
+
+    assertThat(first.statusCode()).isEqualTo(503);
+    assertThat(first.headers().firstValue("Content-Type")).hasValue("application/problem+json");
+    assertThat(first.body()).contains("unknown", "retry with the same Idempotency-Key")
+        .doesNotContain("could not be charged", "not charged", "did not charge");
+
+    HttpResponse<String> retry = post(nodeB, slow, key, PAYMENT);
+
+    assertThat(retry.statusCode()).as(retry.body()).isEqualTo(201);
+    assertThat(payments()).isEqualTo(payments + 1);
+    assertThat(counted("charges")).isEqualTo(charges + 1);
   }
 
   @Test
