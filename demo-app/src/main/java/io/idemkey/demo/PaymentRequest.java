@@ -60,7 +60,7 @@ record PaymentRequest(long amount, String currency) {
       this.text = text;
     }
 
-    /** JSON's whitespace only (RFC 8259 §2): not the Unicode spaces Character.isWhitespace takes. */
+    /** Skips JSON whitespace (RFC 8259 §2), not the Unicode spaces Character.isWhitespace takes. */
     private void skipSpace() {
       while (at < text.length()) {
         char c = text.charAt(at);

@@ -73,7 +73,8 @@ final class ProcessorClient {
    * Whether the card was charged is unknown: a try reached the processor and its answer did not
    * come in time, or its connection broke after the request went out, or the processor answered
    * 409 (a charge with the same key is in progress there), or a success without a charge id, or
-   * something between answered 502 or 504. A retry with the same key charges at most once: the processor deduplicates by it.
+   * something between answered 502 or 504. A retry with the same key charges at most once: the
+   * processor deduplicates by it.
    */
   static final class OutcomeUnknown extends ChargeFailed {
     OutcomeUnknown(String message, Throwable cause) {
