@@ -6,13 +6,11 @@ import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
-import javax.sql.DataSource;
 
 /**
  * The payments API: {@code POST /payments} charges the card processor in a step, then inserts a
@@ -50,7 +48,7 @@ final class PaymentsServlet extends DemoServlet {
       "the card was charged but the payment could not be recorded now; retry with the same"
           + " Idempotency-Key: the payment is then made without charging the card again";
 
-  private final DataSource dataSource;
+  private final DatabaseCalls database;
   private final AtomicLong executions;
   private final ProcessorClient processor;
   private final boolean throwHook;
@@ -59,10 +57,10 @@ final class PaymentsServlet extends DemoServlet {
    * @param throwHook whether the test hook {@code throw=true} makes the handler throw (on {@code
    *     /bare/payments} only, where no idempotency key is spent on it)
    */
-  PaymentsServlet(DataSource dataSource, AtomicLong executions, ProcessorClient processor,
+  PaymentsServlet(DatabaseCalls database, AtomicLong executions, ProcessorClient processor,
       boolean throwHook) {
     super("GET", "POST");
-    this.dataSource = dataSource;
+    this.database = database;
     this.executions = executions;
     this.processor = processor;
     this.throwHook = throwHook;
@@ -125,23 +123,27 @@ final class PaymentsServlet extends DemoServlet {
         Thread.currentThread().interrupt();
       }
     }
-    try (Connection connection = dataSource.getConnection();
-        PreparedStatement insert =
-            connection.prepareStatement(
-                "INSERT INTO payments (amount, currency, status) VALUES (?, ?, 'accepted')"
-                    + " RETURNING id")) {
-      insert.setLong(1, payment.amount());
-      insert.setString(2, payment.currency());
-      try (ResultSet row = insert.executeQuery()) {
-        row.next();
-        long id = row.getLong(1);
-        response.setStatus(201);
-        response.setHeader("Location", "/payments/" + id);
-        json(response, toJson(id, payment.amount(), payment.currency(), "accepted"));
-      }
+    long id;
+    try {
+      id = database.run(connection -> {
+        try (PreparedStatement insert = connection.prepareStatement(
+            "INSERT INTO payments (amount, currency, status) VALUES (?, ?, 'accepted')"
+                + " RETURNING id")) {
+          insert.setLong(1, payment.amount());
+          insert.setString(2, payment.currency());
+          try (ResultSet row = insert.executeQuery()) {
+            row.next();
+            return row.getLong(1);
+          }
+        }
+      });
     } catch (SQLException e) {
       problem(response, 503, "the payments database is unavailable");
+      return;
     }
+    response.setStatus(201);
+    response.setHeader("Location", "/payments/" + id);
+    json(response, toJson(id, payment.amount(), payment.currency(), "accepted"));
   }
 
   @Override
@@ -155,20 +157,26 @@ final class PaymentsServlet extends DemoServlet {
       problem(response, 404, "there is no payment at this path");
       return;
     }
-    try (Connection connection = dataSource.getConnection();
-        PreparedStatement select =
-            connection.prepareStatement(
-                "SELECT amount, currency, status FROM payments WHERE id = ?")) {
-      select.setLong(1, id);
-      try (ResultSet row = select.executeQuery()) {
-        if (!row.next()) {
-          problem(response, 404, "no payment " + id);
-          return;
+    String found;
+    try {
+      found = database.run(connection -> {
+        try (PreparedStatement select = connection.prepareStatement(
+            "SELECT amount, currency, status FROM payments WHERE id = ?")) {
+          select.setLong(1, id);
+          try (ResultSet row = select.executeQuery()) {
+            return row.next()
+                ? toJson(id, row.getLong(1), row.getString(2), row.getString(3)) : null;
+          }
         }
-        json(response, toJson(id, row.getLong(1), row.getString(2), row.getString(3)));
-      }
+      });
     } catch (SQLException e) {
       problem(response, 503, "the payments database is unavailable");
+      return;
+    }
+    if (found == null) {
+      problem(response, 404, "no payment " + id);
+    } else {
+      json(response, found);
     }
   }
 
