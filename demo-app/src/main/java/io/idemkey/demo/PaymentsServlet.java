@@ -43,10 +43,17 @@ final class PaymentsServlet extends DemoServlet {
   static final String OUTCOME_UNKNOWN_WITHOUT_KEY =
       "whether the card was charged is unknown (the card processor gave no clear answer in time);"
           + " this request holds no Idempotency-Key: a retry may charge it again";
-  /** The 503 when the card was charged and the charge could not be recorded. */
+  /**
+   * The 503 when the card was charged and the payment could not be recorded: the charge's result
+   * could not be stored, or the payment not inserted.
+   */
   static final String CHARGED_NOT_RECORDED =
       "the card was charged but the payment could not be recorded now; retry with the same"
           + " Idempotency-Key: the payment is then made without charging the card again";
+  /** {@link #CHARGED_NOT_RECORDED} for a request that holds no key. */
+  static final String CHARGED_NOT_RECORDED_WITHOUT_KEY =
+      "the card was charged but the payment could not be recorded now; this request holds no"
+          + " Idempotency-Key: a retry charges it again";
 
   private final DatabaseCalls database;
   private final AtomicLong executions;
@@ -138,7 +145,9 @@ final class PaymentsServlet extends DemoServlet {
         }
       });
     } catch (SQLException e) {
-      problem(response, 503, "the payments database is unavailable");
+      // The charge is made (and, with a key, its result stored: a retry does not charge again).
+      problem(response, 503, request.getAttribute(Steps.ATTRIBUTE) != null
+          ? CHARGED_NOT_RECORDED : CHARGED_NOT_RECORDED_WITHOUT_KEY);
       return;
     }
     response.setStatus(201);

@@ -8,13 +8,16 @@ import io.idemkey.filter.Steps;
 import io.idemkey.store.StoreUnavailableException;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
+import java.lang.reflect.Proxy;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.sql.SQLException;
 import java.time.Duration;
 import java.util.EnumSet;
 import java.util.concurrent.atomic.AtomicLong;
+import javax.sql.DataSource;
 import org.eclipse.jetty.ee10.servlet.FilterHolder;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
@@ -26,7 +29,7 @@ import org.junit.jupiter.api.Test;
 /**
  * Issue 23: the 503 of a payment whose charge failed tells the truth: not charged, charged but
  * not recorded, or unknown. The handler alone on Jetty, with a {@link FakeProcessor} and steps
- * that stand for the filter's (no database: every answer here comes before the insert).
+ * that stand for the filter's, and no database (or one that cannot be reached).
  */
 class PaymentsServletTest {
 
@@ -78,9 +81,14 @@ class PaymentsServletTest {
 
   /**
    * POSTs a payment to the handler charging at {@code processor}, with {@code steps} (null: a
-   * request that holds no key, as on /bare/payments); returns the answer.
+   * request that holds no key, as on /bare/payments), and no database; returns the answer.
    */
   HttpResponse<String> pay(Steps steps) throws Exception {
+    return pay(steps, null);
+  }
+
+  /** As {@link #pay(Steps)}, inserting the payment with {@code database}. */
+  HttpResponse<String> pay(Steps steps, DatabaseCalls database) throws Exception {
     ServletContextHandler context = new ServletContextHandler();
     context.setContextPath("/");
     if (steps != null) {
@@ -90,7 +98,7 @@ class PaymentsServletTest {
       };
       context.addFilter(new FilterHolder(attribute), "/*", EnumSet.of(DispatcherType.REQUEST));
     }
-    context.addServlet(new ServletHolder(new PaymentsServlet(null, new AtomicLong(),
+    context.addServlet(new ServletHolder(new PaymentsServlet(database, new AtomicLong(),
         new ProcessorClient(processor.url(), PROCESSOR_TIMEOUT), false)), "/payments/*");
     server = new Server();
     ServerConnector connector = new ServerConnector(server);
@@ -154,5 +162,37 @@ class PaymentsServletTest {
 
     assert503Saying(pay(steps(StoreAway.AFTER_THE_CALL)), PaymentsServlet.CHARGED_NOT_RECORDED);
     assertThat(processor.calls()).isEqualTo(1);
+  }
+
+  /** A database that cannot be reached: every connection fails. */
+  static DatabaseCalls unreachableDatabase() {
+    DataSource unreachable = (DataSource) Proxy.newProxyInstance(
+        DataSource.class.getClassLoader(), new Class<?>[] {DataSource.class},
+        (proxy, method, arguments) -> {
+          if (method.getName().equals("getConnection")) {
+            throw new SQLException("test: the database cannot be reached", "08001");
+          }
+          throw new UnsupportedOperationException(method.getName());
+        });
+    return new DatabaseCalls(unreachable, Duration.ofSeconds(1));
+  }
+
+  /** Regression: "the payments database is unavailable" said nothing of the charge, made. */
+  @Test
+  void post_insertFailsAfterTheCharge_is503ChargedNotRecorded() throws Exception {
+    processor = FakeProcessor.answering(Duration.ZERO, call -> 201);
+
+    assert503Saying(pay(steps(StoreAway.NEVER), unreachableDatabase()),
+        PaymentsServlet.CHARGED_NOT_RECORDED);
+    assertThat(processor.calls()).isEqualTo(1);
+  }
+
+  @Test
+  void post_insertFailsAfterTheChargeWithoutAKey_is503ChargedARetryChargesAgain()
+      throws Exception {
+    processor = FakeProcessor.answering(Duration.ZERO, call -> 201);
+
+    assert503Saying(pay(null, unreachableDatabase()),
+        PaymentsServlet.CHARGED_NOT_RECORDED_WITHOUT_KEY);
   }
 }
