@@ -11,19 +11,17 @@ import jakarta.servlet.FilterChain;
 import jakarta.servlet.ServletException;
 import jakarta.servlet.ServletRequest;
 import jakarta.servlet.ServletResponse;
-import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Duration;
 import java.util.EnumSet;
 import java.util.List;
-import javax.sql.DataSource;
 import org.eclipse.jetty.ee10.servlet.FilterHolder;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
@@ -87,15 +85,18 @@ final class CardProcessor {
 
   private static void serve(ServletContextHandler context, HikariDataSource dataSource,
       IdempotencyConfig payments) throws SQLException {
-    try (Connection connection = dataSource.getConnection();
-        Statement statement = connection.createStatement()) {
-      statement.execute(
-          "CREATE TABLE IF NOT EXISTS charges (id bigserial PRIMARY KEY, amount bigint NOT NULL,"
-              + " currency text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())");
-      statement.execute(
-          "CREATE TABLE IF NOT EXISTS processor_calls (id bigserial PRIMARY KEY,"
-              + " at timestamptz NOT NULL DEFAULT now())");
-    }
+    // Every database call of the processor is bounded as the demo's (SPEC §11).
+    Duration bound = payments.jdbcConnectTimeout();
+    new DatabaseCalls(dataSource, bound).run(connection -> {
+      try (Statement statement = connection.createStatement()) {
+        statement.execute(
+            "CREATE TABLE IF NOT EXISTS charges (id bigserial PRIMARY KEY, amount bigint NOT NULL,"
+                + " currency text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())");
+        return statement.execute(
+            "CREATE TABLE IF NOT EXISTS processor_calls (id bigserial PRIMARY KEY,"
+                + " at timestamptz NOT NULL DEFAULT now())");
+      }
+    });
     IdempotencyConfig config =
         IdempotencyConfig.builder()
             .table("processor_keys")
@@ -109,10 +110,12 @@ final class CardProcessor {
     IdempotencyFilter filter =
         IdempotencyFilter.builder().config(config).dataSource(dataSource).build();
     EnumSet<DispatcherType> requests = EnumSet.of(DispatcherType.REQUEST);
-    context.addFilter(new FilterHolder(new CallCounter(dataSource)), PATH + "/*", requests);
+    context.addFilter(new FilterHolder(new CallCounter(dataSource, bound)), PATH + "/*",
+        requests);
     context.addFilter(new FilterHolder(filter), PATH + "/*", requests);
     context.addServlet(
-        new ServletHolder(new Charges(RequestTransactions.dataSource(dataSource))),
+        new ServletHolder(
+            new Charges(new DatabaseCalls(RequestTransactions.dataSource(dataSource), bound))),
         PATH + "/charges");
   }
 
@@ -122,9 +125,11 @@ final class CardProcessor {
    */
   private static final class CallCounter implements Filter {
     private final HikariDataSource dataSource;
+    private final DatabaseCalls database;
 
-    CallCounter(HikariDataSource dataSource) {
+    CallCounter(HikariDataSource dataSource, Duration bound) {
       this.dataSource = dataSource;
+      this.database = new DatabaseCalls(dataSource, bound);
     }
 
     @Override
@@ -136,9 +141,12 @@ final class CardProcessor {
     public void doFilter(ServletRequest request, ServletResponse response, FilterChain chain)
         throws IOException, ServletException {
       if ("POST".equals(((HttpServletRequest) request).getMethod())) {
-        try (Connection connection = dataSource.getConnection();
-            Statement insert = connection.createStatement()) {
-          insert.executeUpdate("INSERT INTO processor_calls DEFAULT VALUES");
+        try {
+          database.run(connection -> {
+            try (Statement insert = connection.createStatement()) {
+              return insert.executeUpdate("INSERT INTO processor_calls DEFAULT VALUES");
+            }
+          });
         } catch (SQLException e) {
           PaymentsServlet.problem((HttpServletResponse) response, 503,
               "the processor's database is unavailable");
@@ -149,17 +157,28 @@ final class CardProcessor {
     }
   }
 
-  /** {@code POST /processor/charges} with the payment's JSON: 201 {@code {"id","amount","currency"}}. */
-  private static final class Charges extends HttpServlet {
-    private final DataSource dataSource;
+  /**
+   * {@code POST /processor/charges} with the payment's JSON: 201 {@code
+   * {"id","amount","currency"}}. Any other method is 405 problem+json with {@code Allow} ({@link
+   * DemoServlet}): {@code TRACE} echoes nothing, {@code PATCH} is not a 501.
+   */
+  private static final class Charges extends DemoServlet {
+    private final DatabaseCalls database;
 
-    Charges(DataSource dataSource) {
-      this.dataSource = dataSource;
+    Charges(DatabaseCalls database) {
+      super("POST");
+      this.database = database;
     }
 
     @Override
     protected void doPost(HttpServletRequest request, HttpServletResponse response)
         throws IOException {
+      // Checked before the charge: a 400 commits with the processor's transaction.
+      long delayMs = PaymentsServlet.millis(request.getParameter("delayMs"));
+      if (delayMs < 0) {
+        PaymentsServlet.problem(response, 400, "delayMs must be a whole number of milliseconds");
+        return;
+      }
       String body = new String(request.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
       if (!(PaymentRequest.parse(body) instanceof PaymentRequest.Valid valid)) {
         PaymentsServlet.problem(response, 400, "not a charge");
@@ -167,23 +186,25 @@ final class CardProcessor {
       }
       PaymentRequest charge = valid.request();
       long id;
-      try (Connection connection = dataSource.getConnection();
-          PreparedStatement insert = connection.prepareStatement(
+      try {
+        id = database.run(connection -> {
+          try (PreparedStatement insert = connection.prepareStatement(
               "INSERT INTO charges (amount, currency) VALUES (?, ?) RETURNING id")) {
-        insert.setLong(1, charge.amount());
-        insert.setString(2, charge.currency());
-        try (ResultSet row = insert.executeQuery()) {
-          row.next();
-          id = row.getLong(1);
-        }
+            insert.setLong(1, charge.amount());
+            insert.setString(2, charge.currency());
+            try (ResultSet row = insert.executeQuery()) {
+              row.next();
+              return row.getLong(1);
+            }
+          }
+        });
       } catch (SQLException e) {
         PaymentsServlet.problem(response, 503, "the processor's database is unavailable");
         return;
       }
-      String delay = request.getParameter("delayMs");
-      if (delay != null) {
+      if (delayMs > 0) {
         try {
-          Thread.sleep(Long.parseLong(delay));
+          Thread.sleep(delayMs);
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
         }

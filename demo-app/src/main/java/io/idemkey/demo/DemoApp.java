@@ -200,12 +200,13 @@ public final class DemoApp implements AutoCloseable {
     pool.addDataSourceProperty("loginTimeout", seconds);
     pool.setInitializationFailTimeout(-1);
     pool.addDataSourceProperty("ApplicationName", APPLICATION_NAME);
-    // A database that hangs fails the handler's statements too, not only the filter's.
+    // A backstop for statements nobody bounds: the demo's own calls are bounded by the connect
+    // timeout (DatabaseCalls), the filter's by its store.
     pool.addDataSourceProperty("socketTimeout", "10");
     HikariDataSource dataSource = new HikariDataSource(pool);
     IdempotencyFilter filter = null;
     try {
-      createPaymentsTable(dataSource);
+      createPaymentsTable(new DatabaseCalls(dataSource, config.jdbcConnectTimeout()));
       filter = IdempotencyFilter.builder().config(config).dataSource(dataSource).build();
       Server server = server(settings, config, dataSource, filter,
           new Health(jdbcUrl, user, password, config.tableName(), config.jdbcConnectTimeout()));
@@ -225,10 +226,13 @@ public final class DemoApp implements AutoCloseable {
       IdempotencyFilter filter, Health health) throws SQLException {
     AtomicLong executions = new AtomicLong();
     ProcessorClient processor = new ProcessorClient();
+    // Every database call of the demo is bounded by the filter's connect timeout (SPEC §11).
+    Duration bound = config.jdbcConnectTimeout();
+    DatabaseCalls database = new DatabaseCalls(dataSource, bound);
     // Behind the filter, the handler's connection is the request's transaction.
-    PaymentsServlet payments =
-        new PaymentsServlet(RequestTransactions.dataSource(dataSource), executions, processor,
-            false);
+    PaymentsServlet payments = new PaymentsServlet(
+        new DatabaseCalls(RequestTransactions.dataSource(dataSource), bound), executions,
+        processor, false);
     ServletContextHandler context = new ServletContextHandler();
     context.setContextPath("/");
     // Outermost: whatever the chain throws is answered as problem+json, never an error page.
@@ -240,11 +244,11 @@ public final class DemoApp implements AutoCloseable {
         EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC));
     context.addServlet(new ServletHolder(payments), "/payments/*");
     context.addServlet(
-        new ServletHolder(new PaymentsServlet(dataSource, executions, processor, true)),
+        new ServletHolder(new PaymentsServlet(database, executions, processor, true)),
         "/bare/payments");
     CardProcessor.install(context, dataSource, config);
     context.addServlet(new ServletHolder(new BareStatic()), "/bare/static");
-    context.addServlet(new ServletHolder(new Stats(dataSource, executions)), "/stats");
+    context.addServlet(new ServletHolder(new Stats(database, executions)), "/stats");
     context.addServlet(
         new ServletHolder(health),
         "/health");
@@ -274,11 +278,11 @@ public final class DemoApp implements AutoCloseable {
    * jdbc.connect-timeout} bounds each try, not the start-up, when the database is slow to answer
    * (still starting, or a loaded machine).
    */
-  private static void createPaymentsTable(HikariDataSource dataSource) throws SQLException {
+  private static void createPaymentsTable(DatabaseCalls database) throws SQLException {
     long deadline = System.nanoTime() + STARTUP_DATABASE_WAIT.toNanos();
     while (true) {
       try {
-        tryCreatePaymentsTable(dataSource);
+        tryCreatePaymentsTable(database);
         return;
       } catch (SQLException e) {
         if (System.nanoTime() > deadline) {
@@ -295,14 +299,15 @@ public final class DemoApp implements AutoCloseable {
     }
   }
 
-  private static void tryCreatePaymentsTable(HikariDataSource dataSource) throws SQLException {
-    try (Connection connection = dataSource.getConnection();
-        Statement statement = connection.createStatement()) {
-      statement.execute(
-          "CREATE TABLE IF NOT EXISTS payments (id bigserial PRIMARY KEY, amount bigint NOT NULL,"
-              + " currency text NOT NULL, status text NOT NULL,"
-              + " created_at timestamptz NOT NULL DEFAULT now())");
-    }
+  private static void tryCreatePaymentsTable(DatabaseCalls database) throws SQLException {
+    database.run(connection -> {
+      try (Statement statement = connection.createStatement()) {
+        return statement.execute(
+            "CREATE TABLE IF NOT EXISTS payments (id bigserial PRIMARY KEY, amount bigint NOT NULL,"
+                + " currency text NOT NULL, status text NOT NULL,"
+                + " created_at timestamptz NOT NULL DEFAULT now())");
+      }
+    });
   }
 
   public int port() {
@@ -412,33 +417,39 @@ public final class DemoApp implements AutoCloseable {
    * process since it started; the answer says which is which.
    */
   private static final class Stats extends DemoServlet {
-    private final HikariDataSource dataSource;
+    private final DatabaseCalls database;
     private final AtomicLong executions;
 
-    Stats(HikariDataSource dataSource, AtomicLong executions) {
+    Stats(DatabaseCalls database, AtomicLong executions) {
       super("GET");
-      this.dataSource = dataSource;
+      this.database = database;
       this.executions = executions;
     }
 
     @Override
     protected void doGet(HttpServletRequest request, HttpServletResponse response)
         throws IOException {
-      try (Connection connection = dataSource.getConnection();
-          Statement statement = connection.createStatement();
-          ResultSet count = statement.executeQuery("SELECT (SELECT count(*) FROM payments),"
-              + " (SELECT count(*) FROM charges), (SELECT count(*) FROM processor_calls)")) {
-        count.next();
-        PaymentsServlet.json(response,
-            "{\"payments\":" + count.getLong(1) + ",\"executions\":" + executions.get()
-                + ",\"charges\":" + count.getLong(2) + ",\"processorCalls\":" + count.getLong(3)
-                + ",\"counted\":{\"payments\":\"rows in the database, every node's\","
-                + "\"executions\":\"handler runs in this process since it started\","
-                + "\"charges\":\"rows in the database, every node's\","
-                + "\"processorCalls\":\"rows in the database, every node's\"}}");
+      long[] counts;
+      try {
+        counts = database.run(connection -> {
+          try (Statement statement = connection.createStatement();
+              ResultSet count = statement.executeQuery("SELECT (SELECT count(*) FROM payments),"
+                  + " (SELECT count(*) FROM charges), (SELECT count(*) FROM processor_calls)")) {
+            count.next();
+            return new long[] {count.getLong(1), count.getLong(2), count.getLong(3)};
+          }
+        });
       } catch (SQLException e) {
         PaymentsServlet.problem(response, 503, "the payments database is unavailable");
+        return;
       }
+      PaymentsServlet.json(response,
+          "{\"payments\":" + counts[0] + ",\"executions\":" + executions.get()
+              + ",\"charges\":" + counts[1] + ",\"processorCalls\":" + counts[2]
+              + ",\"counted\":{\"payments\":\"rows in the database, every node's\","
+              + "\"executions\":\"handler runs in this process since it started\","
+              + "\"charges\":\"rows in the database, every node's\","
+              + "\"processorCalls\":\"rows in the database, every node's\"}}");
     }
   }
 

@@ -60,8 +60,13 @@ record PaymentRequest(long amount, String currency) {
       this.text = text;
     }
 
+    /** Skips JSON whitespace (RFC 8259 §2), not the Unicode spaces Character.isWhitespace takes. */
     private void skipSpace() {
-      while (at < text.length() && Character.isWhitespace(text.charAt(at))) {
+      while (at < text.length()) {
+        char c = text.charAt(at);
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+          return;
+        }
         at++;
       }
     }
@@ -95,19 +100,27 @@ record PaymentRequest(long amount, String currency) {
       return value.toString();
     }
 
+    /**
+     * A JSON integer (RFC 8259 §6): an optional minus, then ASCII digits without a leading zero.
+     * Other scripts' digits are not JSON, though Character.isDigit and Long.parseLong take them.
+     */
     long integer() {
       skipSpace();
       int start = at;
       if (at < text.length() && text.charAt(at) == '-') {
         at++;
       }
-      while (at < text.length() && Character.isDigit(text.charAt(at))) {
+      int digits = at;
+      while (at < text.length() && text.charAt(at) >= '0' && text.charAt(at) <= '9') {
         at++;
+      }
+      if (at == digits || (text.charAt(digits) == '0' && at - digits > 1)) {
+        throw new IllegalArgumentException("expected a whole number at " + start);
       }
       try {
         return Long.parseLong(text.substring(start, at));
       } catch (NumberFormatException e) {
-        throw new IllegalArgumentException("expected a whole number at " + start);
+        throw new IllegalArgumentException("the number at " + start + " is too large");
       }
     }
 

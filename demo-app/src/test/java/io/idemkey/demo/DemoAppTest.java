@@ -64,7 +64,13 @@ class DemoAppTest {
   }
 
   long payments() throws Exception {
-    Matcher count = Pattern.compile("\"payments\":(\\d+)").matcher(get(nodeA, "/stats").body());
+    return counted("payments");
+  }
+
+  /** A count of {@code GET /stats}: {@code payments}, {@code charges}... */
+  long counted(String name) throws Exception {
+    Matcher count =
+        Pattern.compile("\"" + name + "\":(\\d+)").matcher(get(nodeA, "/stats").body());
     assertThat(count.find()).isTrue();
     return Long.parseLong(count.group(1));
   }
@@ -142,6 +148,66 @@ class DemoAppTest {
       assertThat(again.body()).isEqualTo(first.body());
     }
     assertThat(payments()).isEqualTo(before);
+  }
+
+  /** Regression (issue 23): an amount in Arabic-Indic digits was accepted as 1250 (201). */
+  @Test
+  void payment_amountInArabicIndicDigits_is400Problem_nothingCharged() throws Exception {
+    long before = payments();
+    HttpResponse<String> answer = post(nodeA, "/payments", key(),
+        "{\"amount\": \u0661\u0662\u0665\u0660, \"currency\": \"EUR\"}");
+    assertThat(answer.statusCode()).isEqualTo(400);
+    assertThat(answer.headers().firstValue("Content-Type")).hasValue("application/problem+json");
+    assertThat(payments()).isEqualTo(before);
+  }
+
+  /**
+   * Regression (issue 23): {@code processorDelayMs=1%201} was a generic 500 (the value went into
+   * the processor's URL unchecked); a malformed test delay is a 400 problem like a bad delayMs.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"1%201", "abc", "-5", "1.5", "%D9%A1", "1%26fail%3Dtrue", "",
+      "99999999999999999999"})
+  void payment_malformedProcessorDelayMs_is400ProblemLikeABadDelayMs(String delay)
+      throws Exception {
+    long before = payments();
+    HttpResponse<String> answer =
+        post(nodeA, "/payments?processorDelayMs=" + delay, key(), PAYMENT);
+    assertThat(answer.statusCode()).as(delay).isEqualTo(400);
+    assertThat(answer.headers().firstValue("Content-Type")).hasValue("application/problem+json");
+    assertThat(answer.body()).contains("processorDelayMs");
+    HttpResponse<String> badDelay = post(nodeA, "/payments?delayMs=" + delay, key(), PAYMENT);
+    assertThat(badDelay.statusCode()).as(delay).isEqualTo(400);
+    assertThat(badDelay.body()).contains("delayMs");
+    assertThat(payments()).isEqualTo(before);
+  }
+
+  /**
+   * Regression (issue 23): after a processor call that timed out, the 503 said "the payment could
+   * not be charged now", and the charge landed 3 s later. It says that the outcome is unknown and
+   * to retry with the same key; that retry, on another node, makes one payment and one charge.
+   */
+  @Test
+  void payment_processorCallTimedOut_is503OutcomeUnknown_retryWithTheSameKeyPaysOnce()
+      throws Exception {
+    long payments = payments();
+    long charges = counted("charges");
+    String key = key();
+    // The processor answers 3 s after the payment gave up on it (ProcessorClient.TIMEOUT).
+    String slow = "/payments?processorDelayMs=" + (ProcessorClient.TIMEOUT.toMillis() + 3000);
+
+    HttpResponse<String> first = post(nodeA, slow, key, PAYMENT);
+
+    assertThat(first.statusCode()).isEqualTo(503);
+    assertThat(first.headers().firstValue("Content-Type")).hasValue("application/problem+json");
+    assertThat(first.body()).contains("unknown", "retry with the same Idempotency-Key")
+        .doesNotContain("could not be charged", "not charged", "did not charge");
+
+    HttpResponse<String> retry = post(nodeB, slow, key, PAYMENT);
+
+    assertThat(retry.statusCode()).as(retry.body()).isEqualTo(201);
+    assertThat(payments()).isEqualTo(payments + 1);
+    assertThat(counted("charges")).isEqualTo(charges + 1);
   }
 
   @Test

@@ -108,6 +108,61 @@ class DemoNodeLifecycleTest {
     }
   }
 
+  /**
+   * Regression (issue 23): with PostgreSQL frozen, GET /stats and GET /payments/{id} took 10 s
+   * (the pool's socket timeout), against about the connect timeout for a covered POST and
+   * /health. Every database call of the demo is bounded by the connect timeout: the reads answer
+   * 503 within a few of it, and so does a payment on /bare/payments, whose processor's calls are
+   * bounded too; once the database answers again, so do they.
+   */
+  @Test
+  void frozenDatabase_readsAndABarePayment_answer503WithinAboutTheConnectTimeout_thenRecover()
+      throws Exception {
+    // Hikari checks a connection idle for more than half a second before lending it; one used
+    // since is lent as it is, as every connection of a busy pool is. Here every one is.
+    cluster = new DemoNodes(dir, "-Didempotency.jdbc.connect-timeout=1s",
+        "-Dcom.zaxxer.hikari.aliveBypassWindowMs=600000");
+    int port = DemoNodes.freePort();
+    cluster.start(port);
+    HttpResponse<String> created = post(port, "").get(60, TimeUnit.SECONDS);
+    assertThat(created.statusCode()).isEqualTo(201);
+    String payment = created.headers().firstValue("Location").orElseThrow();
+    assertThat(get(port, "/stats").statusCode()).isEqualTo(200);
+    assertThat(get(port, payment).statusCode()).isEqualTo(200);
+
+    try (AutoCloseable frozen = cluster.freezeDatabase()) {
+      for (String path : List.of("/stats", payment, "/stats", payment)) {
+        long started = System.nanoTime();
+        HttpResponse<String> answer = get(port, path);
+        Duration took = Duration.ofNanos(System.nanoTime() - started);
+        assertThat(answer.statusCode()).as(path).isEqualTo(503);
+        assertThat(answer.headers().firstValue("Content-Type"))
+            .hasValue("application/problem+json");
+        // 1 s bound; 10 s before (the pool's socketTimeout). Generous for a loaded machine.
+        assertThat(took).as(path).isLessThan(Duration.ofSeconds(6));
+      }
+      long started = System.nanoTime();
+      HttpResponse<String> bare = client.send(
+          HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/bare/payments"))
+              .timeout(Duration.ofSeconds(120))
+              .header("Content-Type", "application/json")
+              .POST(HttpRequest.BodyPublishers.ofString(PAYMENT))
+              .build(),
+          HttpResponse.BodyHandlers.ofString());
+      Duration took = Duration.ofNanos(System.nanoTime() - started);
+      assertThat(bare.statusCode()).isEqualTo(503);
+      // Three tries of the charge, each bounded by 1 s; over 30 s before.
+      assertThat(took).isLessThan(Duration.ofSeconds(15));
+    }
+
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (get(port, "/stats").statusCode() != 200 && System.nanoTime() < deadline) {
+      Thread.sleep(200);
+    }
+    assertThat(get(port, "/stats").statusCode()).isEqualTo(200);
+    assertThat(get(port, payment).body()).isEqualTo(created.body());
+  }
+
   HttpResponse<String> get(int port, String path) throws Exception {
     return client.send(
         HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))

@@ -97,6 +97,42 @@ final class DemoNodes implements AutoCloseable {
     postgres.close();
   }
 
+  /**
+   * Freezes this object's PostgreSQL, as a database that hangs: SIGSTOP to its postmaster (found
+   * by its port, which no other live server holds: pg_ctl detaches it), first, so that it forks no
+   * backend after its children are listed, then to its children. Connections are still accepted
+   * by the kernel; nothing answers. Returns what thaws it: SIGCONT to every process stopped.
+   */
+  synchronized AutoCloseable freezeDatabase() throws IOException, InterruptedException {
+    if (postgres == null) {
+      throw new IllegalStateException("the database is not this object's");
+    }
+    ProcessHandle postmaster = ProcessHandle.allProcesses()
+        .filter(p -> p.info().commandLine().orElse("").contains("-p " + postgresPort + " "))
+        .findFirst()
+        .orElseThrow(() -> new IllegalStateException("no postmaster on port " + postgresPort));
+    List<Long> stopped = new ArrayList<>(List.of(postmaster.pid()));
+    signal("STOP", stopped);
+    List<Long> children = postmaster.descendants().map(ProcessHandle::pid).toList();
+    signal("STOP", children);
+    stopped.addAll(children);
+    return () -> signal("CONT", stopped);
+  }
+
+  /** Sends {@code signal} to processes of this object's PostgreSQL. */
+  private static void signal(String signal, List<Long> pids)
+      throws IOException, InterruptedException {
+    if (pids.isEmpty()) {
+      return;
+    }
+    List<String> command = new ArrayList<>(List.of("kill", "-" + signal));
+    pids.forEach(pid -> command.add(Long.toString(pid)));
+    int status = new ProcessBuilder(command).inheritIO().start().waitFor();
+    if (status != 0) {
+      throw new IOException(command + " ended with " + status);
+    }
+  }
+
   String jdbcUrl() {
     return jdbcUrl;
   }

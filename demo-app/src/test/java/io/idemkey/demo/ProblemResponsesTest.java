@@ -11,10 +11,19 @@ import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.UUID;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Issue 9: errors the demo's handlers throw and errors Jetty produces itself are answered as
@@ -132,6 +141,111 @@ class ProblemResponsesTest {
     assertProblem(exchange("DELETE /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 405);
   }
 
+  /** Every path the demo serves, with the methods it serves there (its {@code Allow}). */
+  static final Map<String, String> ALLOW_BY_PATH = allowByPath();
+
+  private static Map<String, String> allowByPath() {
+    Map<String, String> served = new LinkedHashMap<>();
+    served.put("/payments", "GET, POST, HEAD, OPTIONS");
+    served.put("/payments/1", "GET, POST, HEAD, OPTIONS");
+    served.put("/payments/x/y", "GET, POST, HEAD, OPTIONS");
+    served.put("/bare/payments", "GET, POST, HEAD, OPTIONS");
+    served.put("/bare/static", "POST, OPTIONS");
+    served.put("/stats", "GET, HEAD, OPTIONS");
+    served.put("/health", "GET, HEAD, OPTIONS");
+    served.put("/processor/charges", "POST, OPTIONS");
+    return served;
+  }
+
+  static Stream<String> servedPaths() {
+    return ALLOW_BY_PATH.keySet().stream();
+  }
+
+  /** Paths the demo does not serve: any method, TRACE included, is 404 there. */
+  static Stream<String> unservedPaths() {
+    return Stream.of("/", "/nowhere", "/processor", "/processor/", "/processor/refunds",
+        "/processor/charges/1", "/bare", "/bare/other", "/stats/x", "/health/x");
+  }
+
+  /** {@code method path} with credentials and a key, the connection closed after the answer. */
+  static String request(String method, String path) {
+    String body = "{\"amount\": 1250, \"currency\": \"EUR\"}";
+    return method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        + "Authorization: Bearer secret-token\r\nCookie: session=cookie-secret\r\n"
+        + "Idempotency-Key: " + UUID.randomUUID() + "\r\nContent-Type: application/json\r\n"
+        + "Content-Length: " + body.length() + "\r\n\r\n" + body;
+  }
+
+  static String allowOf(String answer) {
+    Matcher allow = Pattern.compile("(?im)^Allow: *([^\r\n]*)").matcher(answer);
+    return allow.find() ? allow.group(1) : null;
+  }
+
+  /**
+   * Regression (issue 23): TRACE /processor/charges answered 200 message/http echoing
+   * Authorization and Cookie.
+   */
+  @ParameterizedTest
+  @MethodSource("servedPaths")
+  void trace_onEveryPathTheDemoServes_is405ProblemWithAllow_echoesNothing(String path)
+      throws Exception {
+    String answer = exchange(request("TRACE", path));
+    assertProblem(answer, 405);
+    assertThat(allowOf(answer)).as(path).isEqualTo(ALLOW_BY_PATH.get(path));
+    assertThat(answer).doesNotContain("secret-token", "cookie-secret", "message/http");
+  }
+
+  @ParameterizedTest
+  @MethodSource("unservedPaths")
+  void trace_onAPathTheDemoDoesNotServe_is404Problem_echoesNothing(String path) throws Exception {
+    String answer = exchange(request("TRACE", path));
+    assertProblem(answer, 404);
+    assertThat(answer).doesNotContain("secret-token", "cookie-secret", "message/http");
+  }
+
+  /** Regression (issue 23): OPTIONS /processor/charges advertised TRACE (and GET, HEAD, PUT...). */
+  @ParameterizedTest
+  @MethodSource("servedPaths")
+  void options_onEveryPathTheDemoServes_advertisesWhatItServes_neverTrace(String path)
+      throws Exception {
+    String answer = exchange(request("OPTIONS", path));
+    assertThat(answer).as(path).matches("(?s)HTTP/1\\.1 20[04] .*");
+    assertThat(allowOf(answer)).as(path).isEqualTo(ALLOW_BY_PATH.get(path)).doesNotContain("TRACE");
+  }
+
+  /**
+   * Regression (issue 23): on /processor/charges PATCH with a key got 501 text/plain, and PUT,
+   * DELETE and GET 405 without Allow. Every method a path does not serve, a made-up one included,
+   * is 405 problem+json with Allow there; HEAD too, without its body.
+   */
+  @ParameterizedTest
+  @MethodSource("servedPaths")
+  void methodNotServed_onEveryPathTheDemoServes_is405ProblemWithAllow(String path)
+      throws Exception {
+    String allow = ALLOW_BY_PATH.get(path);
+    List<String> methods = new ArrayList<>(List.of(
+        "GET", "POST", "PUT", "DELETE", "PATCH", "PROPFIND", "FOO", "HEAD"));
+    methods.removeAll(List.of(allow.split(", ")));
+    assertThat(methods).contains("PUT", "DELETE", "PATCH", "FOO");
+    for (String method : methods) {
+      String answer = exchange(request(method, path));
+      if (method.equals("HEAD")) {
+        assertThat(answer).as(path).startsWith("HTTP/1.1 405 ");
+      } else {
+        assertProblem(answer, 405);
+      }
+      assertThat(allowOf(answer)).as(method + " " + path).isEqualTo(allow);
+      assertThat(answer).doesNotContain("secret-token", "cookie-secret");
+    }
+  }
+
+  /** Regression (issue 23): the processor took any delayMs and failed after charging (500). */
+  @Test
+  void processorCharge_malformedDelayMs_is400Problem() throws Exception {
+    String answer = exchange(request("POST", "/processor/charges?delayMs=1%201"));
+    assertProblem(answer, 400);
+  }
+
   @Test
   void patchWithKey_is405Problem_storedAndReplayed() throws Exception {
     String key = UUID.randomUUID().toString();
@@ -142,6 +256,8 @@ class ProblemResponsesTest {
     String again = exchange(patch);
     assertProblem(again, 405);
     assertThat(again).containsIgnoringCase("Idempotent-Replayed: true");
+    assertThat(allowOf(first)).isEqualTo("GET, POST, HEAD, OPTIONS");
+    assertThat(allowOf(again)).isEqualTo(allowOf(first));
   }
 
   @Test
