@@ -378,10 +378,26 @@ class PostgresStoreHardeningTest {
         signal(pids, "CONT");
         threads.shutdownNow();
       }
-      // And the store recovers by itself once the database answers again.
-      assertThat(store.claim(key(), fingerprint("x"))).isInstanceOf(ClaimResult.Acquired.class);
+      // And the store recovers by itself once the database answers again (known down until a
+      // probe, at most one per bound, finds it back).
+      assertThat(claimOnceBack(store, key())).isInstanceOf(ClaimResult.Acquired.class);
     } finally {
       postgres.close();
+    }
+  }
+
+  /** Claims {@code key}, again while the store answers it is unavailable, for up to 30 s. */
+  static ClaimResult claimOnceBack(IdempotencyStore store, IdempotencyKey key) throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (true) {
+      try {
+        return store.claim(key, fingerprint("x"));
+      } catch (StoreUnavailableException e) {
+        if (System.nanoTime() > deadline) {
+          throw e;
+        }
+        Thread.sleep(50);
+      }
     }
   }
 
