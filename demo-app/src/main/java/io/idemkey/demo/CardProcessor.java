@@ -64,9 +64,8 @@ final class CardProcessor {
   }
 
   /**
-   * The processor's own pool on the same database (a separate service has its own connections):
-   * a payment holds a connection of the demo's pool while it calls the processor, which must not
-   * wait for one of the same pool.
+   * The processor's own pool on the same database: a separate service has its own connections,
+   * and its load (it holds each charge's transaction while its test delay runs) is its own.
    */
   private static HikariDataSource pool(HikariDataSource paymentsPool) {
     HikariConfig pool = new HikariConfig();

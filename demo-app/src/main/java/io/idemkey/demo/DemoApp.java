@@ -181,9 +181,10 @@ public final class DemoApp implements AutoCloseable {
   private static DemoApp start(
       DemoSettings settings, IdempotencyConfig config, String jdbcUrl, String user,
       String password, EmbeddedDatabase embedded) throws Exception {
-    // The demo's one pool, for the filter and the handlers: jdbc.pool-size connections. In
-    // transactional mode each running POST /payments holds one until it commits, besides the
-    // claims and lease renewals.
+    // The demo's one pool, for the filter and the handlers: jdbc.pool-size connections. A POST
+    // /payments holds one from its insert to its commit (none while the processor answers), and
+    // as many run at once as the pool has connections; the store keeps up to 3 of its own beside
+    // it for lease upkeep (docs/connections.md).
     HikariConfig pool = new HikariConfig();
     pool.setPoolName("demo");
     pool.setJdbcUrl(jdbcUrl);

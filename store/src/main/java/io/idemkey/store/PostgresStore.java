@@ -68,8 +68,9 @@ import javax.sql.DataSource;
  * key it deleted per scope; so a claim's snapshot holds either the row or the raised floor, never
  * neither. An unsettled key is never refused (see purgeBatchSql).
  *
- * <p>Thread-safe: its only mutable state is the upkeep's connection, guarded by its own lock;
- * concurrency is the database's.
+ * <p>Thread-safe: its only mutable state is whether transactions lock their key's row (a
+ * volatile flag, set once); a {@link Transaction} belongs to one request; concurrency is the
+ * database's.
  */
 final class PostgresStore implements IdempotencyStore {
 
