@@ -89,6 +89,9 @@ final class DemoNodes implements AutoCloseable {
             .setServerConfig("fsync", "on")
             .setServerConfig("synchronous_commit", "on")
             .setServerConfig("full_page_writes", "on")
+            // Each node opens up to pool-size + 3 connections for payments and as many for its
+            // processor; killed nodes' sessions linger until PostgreSQL notices.
+            .setServerConfig("max_connections", "300")
             .start();
   }
 
