@@ -46,7 +46,8 @@ import java.util.concurrent.atomic.AtomicReference;
  *       transaction's for its commit.
  *   <li>{@code STREAMING}: settled before the end of a body over {@code max-response-bytes}; the
  *       body streams to the client. The transaction's, committed, until {@code DONE}.
- *   <li>{@code DONE}: answered with the stored response, or as a retry would be. None.
+ *   <li>{@code DONE}: answered: with the stored response, as a retry would be, or with a
+ *       response that streamed or was refused once its key was settled. None.
  *   <li>{@code RELEASED}: the key released, the handler's response (a release status) answered.
  *   <li>{@code ABANDONED}: the key released; nothing of this run reaches the client (a handler
  *       that threw, an async cycle that timed out, a store that failed the settling).
@@ -106,8 +107,8 @@ final class Execution {
   private final AtomicReference<State> state = new AtomicReference<>(State.CLAIMED);
   private LeaseRenewals.Lease lease;
   private StoreTransaction transaction;
-  /** The turn this request holds, given back when it ends; null without one. */
-  private Semaphore turn;
+  /** The turn this request holds, given back once when it ends; null without one. */
+  private final AtomicReference<Semaphore> turn = new AtomicReference<>();
 
   Execution(
       Context context,
@@ -201,7 +202,7 @@ final class Execution {
       Thread.currentThread().interrupt();
       return false;
     }
-    turn = turns;
+    turn.set(turns);
     return true;
   }
 
@@ -237,7 +238,9 @@ final class Execution {
   /**
    * Moves the execution from {@code from} to {@code to}, once: false if it is not in {@code from}
    * (another thread moved it first). Entering a final state stops the lease, releases the key
-   * when the state says so, and returns the transaction's connection (class comment).
+   * when the state says so, and returns the transaction's connection and the turn; each of those
+   * happens once, however many final states follow (a streamed or refused response then moves
+   * on to {@code DONE} once it is sent).
    */
   private boolean moveTo(State from, State to) {
     if (!state.compareAndSet(from, to)) {
@@ -254,10 +257,11 @@ final class Execution {
     }
     if (to != State.STREAMING) {
       if (transaction != null) {
-        transaction.close();
+        transaction.close(); // closes once; confined to the handler's thread (no async)
       }
-      if (turn != null) {
-        turn.release();
+      Semaphore held = turn.getAndSet(null);
+      if (held != null) {
+        held.release();
       }
     }
     return true;
@@ -309,15 +313,32 @@ final class Execution {
    */
   private IdempotencyListener.Outcome finish() throws IOException {
     try {
-      if (capture.isStreaming()) {
-        // Over max-response-bytes: settled in settleBeforeStreaming, the body is on its way.
-        capture.sendToClient();
-        return moveTo(State.STREAMING, State.DONE)
-            ? IdempotencyListener.Outcome.EXECUTED : IdempotencyListener.Outcome.RELEASED;
-      }
-      if (capture.isAbandoned()) {
-        // The body outgrew max-response-bytes and the key could not be settled: nothing was sent.
-        return storeUnavailable("the response could not be stored; retry later");
+      switch (state.get()) {
+        case STREAMING:
+          // Over max-response-bytes: completed in settleBeforeStreaming, the body on its way.
+          if (moveTo(State.STREAMING, State.DONE)) {
+            capture.sendToClient();
+            return IdempotencyListener.Outcome.EXECUTED;
+          }
+          return null;
+        case RELEASED:
+          // Over max-response-bytes with a release status: released, the body on its way.
+          if (capture.isStreaming() && moveTo(State.RELEASED, State.DONE)) {
+            capture.sendToClient();
+            return IdempotencyListener.Outcome.RELEASED;
+          }
+          return null;
+        case ABANDONED:
+          // The body outgrew max-response-bytes and the key could not be settled: nothing was
+          // sent, and the client is told so, once.
+          if (capture.isAbandoned() && moveTo(State.ABANDONED, State.DONE)) {
+            return storeUnavailable("the response could not be stored; retry later");
+          }
+          return null;
+        case RUNNING:
+          break;
+        default:
+          return null; // settled or being settled by another thread
       }
       if (!moveTo(State.RUNNING, State.SETTLING)) {
         return null;
