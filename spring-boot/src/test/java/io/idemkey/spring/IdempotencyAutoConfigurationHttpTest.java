@@ -166,6 +166,27 @@ class IdempotencyAutoConfigurationHttpTest {
     assertThat(total()).isEqualTo(total + 1);
   }
 
+  /**
+   * A handler that throws releases the key (the retry runs again) and is counted once, as
+   * released, as a handler that answers 500 is (issue 25: it was counted under no outcome).
+   */
+  @Test
+  void metrics_handlerThrows_countedOnceAsReleased() throws Exception {
+    double released = count("released");
+    double total = settledTotal();
+    int before = controller.executions();
+
+    for (int i = 0; i < 3; i++) {
+      HttpResponse<byte[]> failed =
+          http.post("/orders?fail=throw", order(reference), "Idempotency-Key", key);
+      assertThat(failed.statusCode()).isEqualTo(500);
+    }
+
+    assertThat(controller.executions()).as("released: every try ran").isEqualTo(before + 3);
+    assertThat(awaitCount("released", released + 3)).isEqualTo(released + 3);
+    assertThat(settledTotal()).isEqualTo(total + 3);
+  }
+
   @Test
   void metrics_invalidKey_countedOnceAsBadRequest() throws Exception {
     double badRequest = count("bad_request");
