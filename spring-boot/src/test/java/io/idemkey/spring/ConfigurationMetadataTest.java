@@ -16,7 +16,7 @@ import tools.jackson.databind.ObjectMapper;
 
 /**
  * The configuration metadata IDEs read documents every property the filter knows, and the
- * README's configuration table names each one.
+ * configuration page (docs/configuration.md) names each one.
  */
 class ConfigurationMetadataTest {
 
@@ -45,8 +45,9 @@ class ConfigurationMetadataTest {
   }
 
   @Test
-  void readme_configurationTable_namesEveryProperty() throws IOException {
-    String readme = Files.readString(Path.of("..", "README.md"), StandardCharsets.UTF_8);
+  void docs_configurationTable_namesEveryProperty() throws IOException {
+    String readme =
+        Files.readString(Path.of("..", "docs", "configuration.md"), StandardCharsets.UTF_8);
     String table = readme.substring(readme.indexOf("<!-- section:config -->"),
         readme.indexOf("<!-- /section:config -->"));
 
