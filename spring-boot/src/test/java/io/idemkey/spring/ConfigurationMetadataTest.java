@@ -55,4 +55,31 @@ class ConfigurationMetadataTest {
       assertThat(table).as(name).contains("`" + name.substring("idempotency.".length()) + "`");
     }
   }
+
+  @Test
+  @SuppressWarnings("unchecked")
+  void docs_springBootTable_namesExactlyTheBootOnlyProperties() throws IOException {
+    Map<String, Object> metadata;
+    try (InputStream in = getClass().getResourceAsStream(
+        "/META-INF/spring-configuration-metadata.json")) {
+      metadata = new ObjectMapper().readValue(in, Map.class);
+    }
+    List<String> bootOnly = new ArrayList<>();
+    for (Map<String, Object> property : (List<Map<String, Object>>) metadata.get("properties")) {
+      bootOnly.add((String) property.get("name"));
+    }
+    bootOnly.removeAll(IdempotencyConfig.propertyNames());
+    String docs =
+        Files.readString(Path.of("..", "docs", "configuration.md"), StandardCharsets.UTF_8);
+    String table = docs.substring(docs.indexOf("<!-- section:spring-boot-config -->"),
+        docs.indexOf("<!-- /section:spring-boot-config -->"));
+
+    List<String> documented = new ArrayList<>();
+    for (String line : table.split("\n")) {
+      if (line.startsWith("| `")) {
+        documented.add(line.substring(3, line.indexOf('`', 3)));
+      }
+    }
+    assertThat(documented).containsExactlyInAnyOrderElementsOf(bootOnly);
+  }
 }
