@@ -28,7 +28,8 @@ import org.HdrHistogram.Histogram;
  *
  * <p>System properties: {@code waiters.count} (1000), {@code waiters.firstMillis} (12000: how
  * long the first request runs), {@code load.demoJar} (demo-app/target/demo-app.jar), {@code
- * waiters.command} (the command to print in waiters.md; {@code benchmarks/run} passes its own).
+ * waiters.command} (the command to print in waiters.md; {@code benchmarks/run} passes its own),
+ * {@code waiters.results} (the directory of waiters.md; default benchmarks/results).
  *
  * <p>It stops only the demo process it started and its own PostgreSQL, also when the JVM is
  * asked to stop (SIGTERM); traffic goes to 127.0.0.1 only; every wait is bounded.
@@ -120,7 +121,7 @@ public final class WaitersLoad {
             statements == null ? Double.NaN : statements / windowSeconds, windowSeconds,
             replayed, waiters);
         System.out.print(report);
-        Path results = Path.of("benchmarks", "results");
+        Path results = Path.of(System.getProperty("waiters.results", "benchmarks/results"));
         Files.createDirectories(results);
         Files.writeString(results.resolve("waiters.md"),
             "# Waiters (on-in-flight=wait)\n\nCommand: `" + command + "` (" + Runtime.getRuntime()

@@ -7,8 +7,9 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * The demo's own settings (SPEC §11), apart from the filter's {@code idempotency.*} properties:
- * each from an environment variable, else a system property, else its default. Immutable.
+ * The demo's own settings, apart from the filter's {@code idempotency.*} properties: each from an
+ * environment variable, else a system property, else its default ({@link #setting}; {@link
+ * #USAGE} and docs/demo.md list every one, which {@code DemoSettingsTest} checks). Immutable.
  *
  * @param port {@code PORT} / {@code port}: the HTTP port (0: any free port); default 8080
  * @param jdbcUrl {@code IDEMPOTENCY_JDBC_URL} / {@code idempotency.jdbc.url}; null: an embedded
@@ -45,9 +46,9 @@ record DemoSettings(
   static final String USAGE = """
       Usage: java -jar demo-app/target/demo-app.jar [--clean] [--help]
 
-      The idemkey demo: a payments API with the Idempotency-Key filter in front (README, "The
-      demo in two minutes"). Without IDEMPOTENCY_JDBC_URL it starts an embedded PostgreSQL,
-      which stops with this process.
+      The idemkey demo: a payments API with the Idempotency-Key filter in front (docs/demo.md).
+      Without IDEMPOTENCY_JDBC_URL it starts an embedded PostgreSQL, which stops with this
+      process.
 
         --clean   delete the embedded database's files first, then start afresh
         --help    print this and exit
@@ -68,8 +69,11 @@ record DemoSettings(
         DEMO_IDLE_TIMEOUT           demo.idle-timeout
                                     a connection that sends nothing this long is closed (a
                                     stalled upload gets 408); default 30s
+        PROCESSOR_URL               demo.processor-url
+                                    the card processor to charge, e.g. another node's
+                                    http://host:port/processor; default: this node's own
       The filter's own settings: -Didempotency.<property>=value or IDEMPOTENCY_<PROPERTY>
-      (README, "Configuration"), e.g. -Didempotency.lease=10s.
+      (docs/configuration.md), e.g. -Didempotency.lease=10s.
       """;
 
   /** The settings of a node on {@code jdbcUrl} (or embedded, when null), all else by default. */

@@ -13,6 +13,7 @@ import java.util.List;
 import javax.sql.DataSource;
 import org.postgresql.ds.PGSimpleDataSource;
 import org.springframework.beans.factory.ObjectProvider;
+import org.springframework.boot.SpringBootVersion;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
 import org.springframework.boot.autoconfigure.condition.AnyNestedCondition;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnBean;
@@ -23,7 +24,7 @@ import org.springframework.boot.autoconfigure.condition.ConditionalOnProperty;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnSingleCandidate;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnWebApplication;
 import org.springframework.boot.autoconfigure.condition.NoneNestedConditions;
-import org.springframework.boot.health.contributor.HealthIndicator;
+import org.springframework.boot.sql.init.dependency.DependsOnDatabaseInitialization;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Conditional;
@@ -36,7 +37,9 @@ import org.springframework.web.context.request.RequestContextHolder;
 import org.springframework.web.context.request.ServletRequestAttributes;
 
 /**
- * Auto-configuration of the idempotency filter for Spring Boot 4.0 servlet applications.
+ * Auto-configuration of the idempotency filter for Spring Boot servlet applications, on Boot 3.5
+ * and 4.0 (what differs between the two lines is named by class name behind class conditions;
+ * an older line is refused at start-up by {@link SpringBootLine}).
  *
  * <p>With a DataSource in the context (or {@code idempotency.jdbc.url} set, or {@code
  * idempotency.store=memory}), it builds the store (running the migrations unless {@code
@@ -51,8 +54,12 @@ import org.springframework.web.context.request.ServletRequestAttributes;
  * IdempotencyMetrics#STEPS_NAME}; with Spring Boot's health module, a health indicator {@code
  * idempotency}.
  */
-@AutoConfiguration(
-    afterName = "org.springframework.boot.jdbc.autoconfigure.DataSourceAutoConfiguration")
+@AutoConfiguration(afterName = {
+    // Boot 4 (spring-boot-jdbc) and Boot 3.5 (spring-boot-autoconfigure) name it differently. Were
+    // this ordered before the DataSource's, the DataSource condition below would find none and
+    // the filter would silently stay away.
+    "org.springframework.boot.jdbc.autoconfigure.DataSourceAutoConfiguration",
+    "org.springframework.boot.autoconfigure.jdbc.DataSourceAutoConfiguration"})
 @ConditionalOnWebApplication(type = ConditionalOnWebApplication.Type.SERVLET)
 @ConditionalOnClass(IdempotencyFilter.class)
 @ConditionalOnBooleanProperty(name = IdempotencyProperties.ENABLED, matchIfMissing = true)
@@ -64,6 +71,7 @@ public class IdempotencyAutoConfiguration {
   @Bean
   @ConditionalOnMissingBean
   IdempotencyConfig idempotencyConfig(Environment environment) {
+    SpringBootLine.requireSupported(SpringBootVersion.getVersion());
     return IdempotencyProperties.read(environment).toConfig();
   }
 
@@ -79,8 +87,14 @@ public class IdempotencyAutoConfiguration {
     return new RequestTransactionDataSource();
   }
 
-  /** The store: on the application's DataSource (its pool, never the wrapper), or its own. */
+  /**
+   * The store: on the application's DataSource (its pool, never the wrapper), or its own. Built
+   * after the application's database initialization (its Flyway or Liquibase migrations, its
+   * schema.sql), so that idemkey's tables never make the application's migration tool find a
+   * schema it did not expect.
+   */
   @Bean(destroyMethod = "close")
+  @DependsOnDatabaseInitialization
   @ConditionalOnMissingBean(IdempotencyStore.class)
   IdempotencyStore idempotencyStore(
       IdempotencyConfig config,
@@ -194,7 +208,39 @@ public class IdempotencyAutoConfiguration {
     }
   }
 
-  /** Actuator: the health indicator "idempotency" for the store's database. */
+  /**
+   * The database the health indicator checks: the keys' DataSource, or one of its own on {@code
+   * idempotency.jdbc.url} (never the store's pool: a check must not queue behind requests); null
+   * for the memory store.
+   */
+  static DataSource healthDataSource(
+      IdempotencyConfig config,
+      Environment environment,
+      ObjectProvider<DataSource> dataSource,
+      ObjectProvider<RequestTransactionDataSource> transactional) {
+    DataSource database = keyDataSource(environment, config, dataSource, transactional);
+    if (database != null) {
+      return database;
+    }
+    String url = environment.getProperty(IdempotencyProperties.JDBC_URL);
+    if (url == null) {
+      return null;
+    }
+    PGSimpleDataSource own = new PGSimpleDataSource();
+    own.setURL(url);
+    own.setUser(environment.getProperty(IdempotencyProperties.JDBC_USERNAME));
+    own.setPassword(environment.getProperty(IdempotencyProperties.JDBC_PASSWORD));
+    int seconds = (int) Math.max(1, config.jdbcConnectTimeout().toSeconds());
+    own.setConnectTimeout(seconds);
+    own.setLoginTimeout(seconds);
+    own.setSocketTimeout(seconds);
+    return own;
+  }
+
+  /** How long a health answer is kept. */
+  static final Duration HEALTH_CACHE_FOR = Duration.ofSeconds(5);
+
+  /** Actuator on Boot 4 (spring-boot-health): the health indicator "idempotency". */
   @Configuration(proxyBeanMethods = false)
   @ConditionalOnClass(name = "org.springframework.boot.health.contributor.HealthIndicator")
   @ConditionalOnBooleanProperty(name = "management.health.idempotency.enabled",
@@ -202,34 +248,45 @@ public class IdempotencyAutoConfiguration {
   @ConditionalOnMissingBean(IdempotencyStore.class)
   static class HealthConfiguration {
 
-    static final Duration CACHE_FOR = Duration.ofSeconds(5);
-
     @Bean
     @ConditionalOnMissingBean(name = "idempotencyHealthIndicator")
-    HealthIndicator idempotencyHealthIndicator(
+    org.springframework.boot.health.contributor.HealthIndicator idempotencyHealthIndicator(
         IdempotencyConfig config,
         Environment environment,
         ObjectProvider<DataSource> dataSource,
         ObjectProvider<RequestTransactionDataSource> transactional) {
-      DataSource database = keyDataSource(environment, config, dataSource, transactional);
+      DataSource database = healthDataSource(config, environment, dataSource, transactional);
       if (database == null) {
-        String url = environment.getProperty(IdempotencyProperties.JDBC_URL);
-        if (url == null) {
-          return () -> org.springframework.boot.health.contributor.Health.up()
-              .withDetail("store", "memory").build();
-        }
-        PGSimpleDataSource own = new PGSimpleDataSource();
-        own.setURL(url);
-        own.setUser(environment.getProperty(IdempotencyProperties.JDBC_USERNAME));
-        own.setPassword(environment.getProperty(IdempotencyProperties.JDBC_PASSWORD));
-        int seconds = (int) Math.max(1, config.jdbcConnectTimeout().toSeconds());
-        own.setConnectTimeout(seconds);
-        own.setLoginTimeout(seconds);
-        own.setSocketTimeout(seconds);
-        database = own;
+        return () -> org.springframework.boot.health.contributor.Health.up()
+            .withDetail("store", "memory").build();
       }
-      return new IdempotencyHealthIndicator(
-          database, config.tableName(), CACHE_FOR, config.jdbcConnectTimeout(), System::nanoTime);
+      return new IdempotencyHealthIndicator(database, config.tableName(), HEALTH_CACHE_FOR,
+          config.jdbcConnectTimeout(), System::nanoTime);
+    }
+  }
+
+  /** Actuator on Boot 3.5 (spring-boot-actuator): the same health indicator "idempotency". */
+  @Configuration(proxyBeanMethods = false)
+  @ConditionalOnClass(name = "org.springframework.boot.actuate.health.HealthIndicator")
+  @ConditionalOnBooleanProperty(name = "management.health.idempotency.enabled",
+      matchIfMissing = true)
+  @ConditionalOnMissingBean(IdempotencyStore.class)
+  static class Boot3HealthConfiguration {
+
+    @Bean
+    @ConditionalOnMissingBean(name = "idempotencyHealthIndicator")
+    org.springframework.boot.actuate.health.HealthIndicator idempotencyHealthIndicator(
+        IdempotencyConfig config,
+        Environment environment,
+        ObjectProvider<DataSource> dataSource,
+        ObjectProvider<RequestTransactionDataSource> transactional) {
+      DataSource database = healthDataSource(config, environment, dataSource, transactional);
+      if (database == null) {
+        return () -> org.springframework.boot.actuate.health.Health.up()
+            .withDetail("store", "memory").build();
+      }
+      return new Boot3IdempotencyHealthIndicator(database, config.tableName(), HEALTH_CACHE_FOR,
+          config.jdbcConnectTimeout(), System::nanoTime);
     }
   }
 

@@ -16,7 +16,7 @@ import tools.jackson.databind.ObjectMapper;
 
 /**
  * The configuration metadata IDEs read documents every property the filter knows, and the
- * README's configuration table names each one.
+ * configuration page (docs/configuration.md) names each one.
  */
 class ConfigurationMetadataTest {
 
@@ -45,13 +45,41 @@ class ConfigurationMetadataTest {
   }
 
   @Test
-  void readme_configurationTable_namesEveryProperty() throws IOException {
-    String readme = Files.readString(Path.of("..", "README.md"), StandardCharsets.UTF_8);
+  void docs_configurationTable_namesEveryProperty() throws IOException {
+    String readme =
+        Files.readString(Path.of("..", "docs", "configuration.md"), StandardCharsets.UTF_8);
     String table = readme.substring(readme.indexOf("<!-- section:config -->"),
         readme.indexOf("<!-- /section:config -->"));
 
     for (String name : IdempotencyConfig.propertyNames()) {
       assertThat(table).as(name).contains("`" + name.substring("idempotency.".length()) + "`");
     }
+  }
+
+  @Test
+  @SuppressWarnings("unchecked")
+  void docs_springBootTable_namesExactlyTheBootOnlyProperties() throws IOException {
+    Map<String, Object> metadata;
+    try (InputStream in = getClass().getResourceAsStream(
+        "/META-INF/spring-configuration-metadata.json")) {
+      metadata = new ObjectMapper().readValue(in, Map.class);
+    }
+    List<String> bootOnly = new ArrayList<>();
+    for (Map<String, Object> property : (List<Map<String, Object>>) metadata.get("properties")) {
+      bootOnly.add((String) property.get("name"));
+    }
+    bootOnly.removeAll(IdempotencyConfig.propertyNames());
+    String docs =
+        Files.readString(Path.of("..", "docs", "configuration.md"), StandardCharsets.UTF_8);
+    String table = docs.substring(docs.indexOf("<!-- section:spring-boot-config -->"),
+        docs.indexOf("<!-- /section:spring-boot-config -->"));
+
+    List<String> documented = new ArrayList<>();
+    for (String line : table.split("\n")) {
+      if (line.startsWith("| `")) {
+        documented.add(line.substring(3, line.indexOf('`', 3)));
+      }
+    }
+    assertThat(documented).containsExactlyInAnyOrderElementsOf(bootOnly);
   }
 }

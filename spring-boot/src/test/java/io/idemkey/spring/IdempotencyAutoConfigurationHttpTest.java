@@ -156,6 +156,67 @@ class IdempotencyAutoConfigurationHttpTest {
   }
 
   @Test
+  void metrics_handlerAnswers500_countedOnceAsReleased() throws Exception {
+    double released = count("released");
+    double total = settledTotal();
+
+    http.post("/orders?fail=after-write", order(reference), "Idempotency-Key", key);
+
+    assertThat(awaitCount("released", released + 1)).isEqualTo(released + 1);
+    assertThat(total()).isEqualTo(total + 1);
+  }
+
+  /**
+   * A handler that throws releases the key (the retry runs again) and is counted once, as
+   * released, as a handler that answers 500 is (issue 25: it was counted under no outcome).
+   */
+  @Test
+  void metrics_handlerThrows_countedOnceAsReleased() throws Exception {
+    double released = count("released");
+    double total = settledTotal();
+    int before = controller.executions();
+
+    for (int i = 0; i < 3; i++) {
+      HttpResponse<byte[]> failed =
+          http.post("/orders?fail=throw", order(reference), "Idempotency-Key", key);
+      assertThat(failed.statusCode()).isEqualTo(500);
+    }
+
+    assertThat(controller.executions()).as("released: every try ran").isEqualTo(before + 3);
+    assertThat(awaitCount("released", released + 3)).isEqualTo(released + 3);
+    assertThat(settledTotal()).isEqualTo(total + 3);
+  }
+
+  @Test
+  void metrics_invalidKey_countedOnceAsBadRequest() throws Exception {
+    double badRequest = count("bad_request");
+    double total = settledTotal();
+
+    HttpResponse<byte[]> invalid =
+        http.post("/orders", order(reference), "Idempotency-Key", "k".repeat(256));
+
+    assertThat(invalid.statusCode()).isEqualTo(400);
+    assertThat(awaitCount("bad_request", badRequest + 1)).isEqualTo(badRequest + 1);
+    assertThat(total()).isEqualTo(total + 1);
+  }
+
+  @Test
+  void metrics_duplicateWhileTheFirstRuns_countedAsInProgress() throws Exception {
+    double inProgress = count("in_progress");
+    CompletableFuture<HttpResponse<byte[]>> first = CompletableFuture.supplyAsync(
+        () -> http.post("/orders?delayMs=1500", order(reference), "Idempotency-Key", key));
+    Awaitility.await().atMost(Duration.ofSeconds(10))
+        .until(() -> Rows.orders(reference) == 1);
+
+    HttpResponse<byte[]> duplicate =
+        http.post("/orders?delayMs=1500", order(reference), "Idempotency-Key", key);
+
+    assertThat(duplicate.statusCode()).isEqualTo(409);
+    assertThat(awaitCount("in_progress", inProgress + 1)).isEqualTo(inProgress + 1);
+    first.join();
+  }
+
+  @Test
   void health_databaseUp_idempotencyComponentIsUp() {
     HttpResponse<byte[]> health = http.get("/actuator/health");
 
@@ -179,6 +240,29 @@ class IdempotencyAutoConfigurationHttpTest {
     assertThat(registration.determineDispatcherTypes())
         .containsExactlyInAnyOrder(DispatcherType.REQUEST, DispatcherType.ASYNC);
     assertThat(registration.isAsyncSupported()).isTrue();
+  }
+
+  /** Every request counted, whatever its outcome (steps have a meter of their own). */
+  private double total() {
+    return meters.get("idempotency.requests").timers().stream()
+        .mapToDouble(timer -> timer.count()).sum();
+  }
+
+  /**
+   * The total once no count has moved for 200 ms: an earlier test's last outcome may still be on
+   * its way (it is reported after the response is sent).
+   */
+  private double settledTotal() throws InterruptedException {
+    double total = total();
+    for (int i = 0; i < 50; i++) {
+      Thread.sleep(200);
+      double now = total();
+      if (now == total) {
+        return total;
+      }
+      total = now;
+    }
+    return total;
   }
 
   private double count(String outcome) {

@@ -17,7 +17,9 @@ import org.springframework.web.bind.annotation.RestController;
  * a Location. For tests: {@code via=jdbc} uses the JDBC transaction manager instead of JPA's;
  * {@code fail=after-write} answers 500 after the service returned (its transaction committed, as
  * far as Spring knows); {@code fail=in-service} makes the service throw after its writes (Spring
- * rolls back) and answers 400; {@code delayMs} sleeps before answering. {@code POST /echo}
+ * rolls back) and answers 400; {@code fail=throw} throws from the handler after the service
+ * returned (no handler of the application's answers it: Spring Boot's error page does, a 500);
+ * {@code delayMs} sleeps before answering. {@code POST /echo}
  * answers its body.
  */
 @RestController
@@ -55,6 +57,9 @@ public class OrderController {
     body.put("reference", order.reference());
     body.put("item", order.item());
     body.put("quantity", order.quantity());
+    if (fail.equals("throw")) {
+      throw new IllegalStateException("the handler failed");
+    }
     if (fail.equals("after-write")) {
       return ResponseEntity.status(HttpStatus.INTERNAL_SERVER_ERROR).body(body);
     }
