@@ -55,10 +55,14 @@ class DemoNodeLifecycleTest {
   }
 
   int demoConnections() throws Exception {
+    return connections(DemoApp.APPLICATION_NAME);
+  }
+
+  int connections(String applicationName) throws Exception {
     try (Connection connection = cluster.connect();
         PreparedStatement count = connection.prepareStatement(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = ?")) {
-      count.setString(1, DemoApp.APPLICATION_NAME);
+      count.setString(1, applicationName);
       try (ResultSet row = count.executeQuery()) {
         row.next();
         return row.getInt(1);
@@ -79,9 +83,12 @@ class DemoNodeLifecycleTest {
       answers.add(post(port, "?delayMs=300"));
     }
     int most = 0;
+    int mostOfTheNodesOwn = 0;
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
     while (answers.stream().anyMatch(a -> !a.isDone()) && System.nanoTime() < deadline) {
       most = Math.max(most, demoConnections());
+      mostOfTheNodesOwn =
+          Math.max(mostOfTheNodesOwn, connections(DemoApp.APPLICATION_NAME + "-node"));
       Thread.sleep(50);
     }
     for (CompletableFuture<HttpResponse<String>> answer : answers) {
@@ -90,6 +97,8 @@ class DemoNodeLifecycleTest {
     most = Math.max(most, demoConnections());
 
     assertThat(most).as("connections of the demo's pool").isBetween(1, 2);
+    assertThat(mostOfTheNodesOwn).as("the store's own connections beside it")
+        .isLessThanOrEqualTo(3);
   }
 
   @Test

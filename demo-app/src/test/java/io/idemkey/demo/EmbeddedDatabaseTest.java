@@ -218,7 +218,7 @@ class EmbeddedDatabaseTest {
     if ("root".equals(System.getProperty("user.name"))) {
       pgCtl.addAll(List.of("unshare", "-U")); // PostgreSQL refuses root, as zonky knows too
     }
-    pgCtl.addAll(List.of(pgCtl().toString(), "-D", postgresDir().toString(),
+    pgCtl.addAll(List.of(pgCtl(postgresDir()).toString(), "-D", postgresDir().toString(),
         "-o", "-p " + DemoNodes.freePort(), "-w", "-l", dir.resolve("left.log").toString(),
         "start"));
     Process started = new ProcessBuilder(pgCtl)
@@ -261,10 +261,28 @@ class EmbeddedDatabaseTest {
   }
 
   /** pg_ctl of the PostgreSQL binaries zonky unpacked under the temporary directory. */
-  static Path pgCtl() throws IOException {
+  /**
+   * The pg_ctl of the PostgreSQL that made {@code dataDirectory}: zonky unpacks each version it
+   * is asked for beside the others (the suite runs more than one major version).
+   */
+  static Path pgCtl(Path dataDirectory) throws IOException {
+    String major = Files.readString(dataDirectory.resolve("PG_VERSION")).trim();
     Path unpacked = Path.of(System.getProperty("java.io.tmpdir"), "embedded-pg");
     try (Stream<Path> files = Files.walk(unpacked, 3)) {
-      return files.filter(p -> p.endsWith(Path.of("bin", "pg_ctl"))).findFirst().orElseThrow();
+      return files.filter(p -> p.endsWith(Path.of("bin", "pg_ctl")))
+          .filter(p -> versionOf(p).startsWith(major + "."))
+          .findFirst().orElseThrow();
+    }
+  }
+
+  private static String versionOf(Path pgCtl) {
+    try {
+      Process version = new ProcessBuilder(pgCtl.toString(), "--version").start();
+      String out = new String(version.getInputStream().readAllBytes()).trim();
+      version.waitFor();
+      return out.substring(out.lastIndexOf(' ') + 1); // "pg_ctl (PostgreSQL) 17.6"
+    } catch (IOException | InterruptedException e) {
+      return "";
     }
   }
 }

@@ -109,6 +109,14 @@ final class StoreConnections implements AutoCloseable {
   private static HikariConfig nodePoolConfig(HikariDataSource requests, int timeoutMillis) {
     HikariConfig config = new HikariConfig();
     requests.copyStateTo(config);
+    // Its sessions show apart in pg_stat_activity when the requests' pool names its own.
+    java.util.Properties properties = new java.util.Properties();
+    properties.putAll(requests.getDataSourceProperties());
+    String applicationName = properties.getProperty("ApplicationName");
+    if (applicationName != null) {
+      properties.setProperty("ApplicationName", applicationName + "-node");
+    }
+    config.setDataSourceProperties(properties);
     config.setPoolName(
         (requests.getPoolName() == null ? "pool" : requests.getPoolName()) + "-idemkey-node");
     config.setMaximumPoolSize(NODE_POOL_SIZE);
