@@ -497,7 +497,9 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
       chain.doFilter(request, response);
       return IdempotencyListener.Outcome.FAIL_OPEN;
     }
-    LOG.log(System.Logger.Level.WARNING, "idempotency store unavailable: {0}", e.getMessage());
+    // Once the store knows its database is away it has said so, once: not a line per request.
+    LOG.log(store.knownDown() ? System.Logger.Level.DEBUG : System.Logger.Level.WARNING,
+        "idempotency store unavailable: {0}", e.getMessage());
     Problem.STORE_UNAVAILABLE.write(
         response, "the idempotency store cannot be reached; retry later",
         Execution.STORE_RETRY_AFTER);

@@ -8,6 +8,7 @@ import java.lang.reflect.Proxy;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.SQLFeatureNotSupportedException;
+import java.sql.SQLTransientConnectionException;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.logging.Logger;
@@ -56,7 +57,13 @@ public final class RequestTransactions {
     return CURRENT::remove;
   }
 
-  /** The connection of the request transaction bound to this thread, if any. */
+  /**
+   * The connection of the request transaction bound to this thread, if any; the first call
+   * begins the transaction.
+   *
+   * @throws StoreUnavailableException if its transaction could not begin (no connection within
+   *     the store's bound, or the request no longer holds its key)
+   */
   public static Optional<Connection> currentConnection() {
     StoreTransaction transaction = CURRENT.get();
     return transaction == null ? Optional.empty() : Optional.of(transaction.connection());
@@ -134,15 +141,27 @@ public final class RequestTransactions {
     @Override
     public Connection getConnection() throws SQLException {
       StoreTransaction transaction = CURRENT.get();
-      return transaction != null ? transaction.connection() : target.getConnection();
+      return transaction != null ? connectionOf(transaction) : target.getConnection();
     }
 
     @Override
     public Connection getConnection(String username, String password) throws SQLException {
       StoreTransaction transaction = CURRENT.get();
       return transaction != null
-          ? transaction.connection()
+          ? connectionOf(transaction)
           : target.getConnection(username, password);
+    }
+
+    /**
+     * The request's connection, its transaction begun on first use; as a data source says it, an
+     * {@code SQLException} (SQLSTATE 08001) when none could be had.
+     */
+    private static Connection connectionOf(StoreTransaction transaction) throws SQLException {
+      try {
+        return transaction.connection();
+      } catch (StoreUnavailableException e) {
+        throw new SQLTransientConnectionException(e.getMessage(), "08001", e);
+      }
     }
 
     @Override
