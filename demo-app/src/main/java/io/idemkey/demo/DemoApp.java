@@ -210,7 +210,8 @@ public final class DemoApp implements AutoCloseable {
       createPaymentsTable(new DatabaseCalls(dataSource, config.jdbcConnectTimeout()));
       filter = IdempotencyFilter.builder().config(config).dataSource(dataSource).build();
       Server server = server(settings, config, dataSource, filter,
-          new Health(jdbcUrl, user, password, config.tableName(), config.jdbcConnectTimeout()));
+          new Health(jdbcUrl, user, password, config.tableName(), config.jdbcConnectTimeout(),
+              filter.store()::wakesWaiters));
       server.start();
       return new DemoApp(server, dataSource, filter, embedded);
     } catch (Exception | Error e) {
@@ -478,8 +479,13 @@ public final class DemoApp implements AutoCloseable {
     private long checkedAt;
     private boolean checked;
 
-    Health(String jdbcUrl, String user, String password, TableName table, Duration timeout) {
+    /** Whether this node hears settled keys (false behind PgBouncer without a listen URL). */
+    private final java.util.function.BooleanSupplier wakesWaiters;
+
+    Health(String jdbcUrl, String user, String password, TableName table, Duration timeout,
+        java.util.function.BooleanSupplier wakesWaiters) {
       super("GET");
+      this.wakesWaiters = wakesWaiters;
       this.jdbcUrl = jdbcUrl;
       this.table = table;
       this.timeout = timeout;
@@ -507,7 +513,10 @@ public final class DemoApp implements AutoCloseable {
       String why = failure();
       if (why == null) {
         PaymentsServlet.json(response, "{\"status\":\"ok\",\"keys\":\"" + table
-            + "\",\"replication\":\"" + replication.name().toLowerCase(Locale.ROOT) + "\"}");
+            + "\",\"replication\":\"" + replication.name().toLowerCase(Locale.ROOT)
+            + "\",\"waiters\":\"" + (wakesWaiters.getAsBoolean() ? "woken"
+                : "not woken: the keys' connections go through a transaction pooler; set"
+                    + " idempotency.jdbc.listen-url") + "\"}");
       } else {
         PaymentsServlet.problem(response, 503, "the keys' database is not usable: " + why);
       }

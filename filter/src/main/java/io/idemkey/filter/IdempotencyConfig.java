@@ -5,6 +5,7 @@ import io.idemkey.migrations.TableName;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.KeysModeMismatchException;
 import io.idemkey.store.StoreBuilder;
+import io.idemkey.store.TransactionPoolerException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -165,6 +166,7 @@ public final class IdempotencyConfig {
     JDBC_URL("jdbc.url", (b, v) -> b.jdbcUrl(v.trim())),
     JDBC_USERNAME("jdbc.username", (b, v) -> b.jdbcUsername(v)),
     JDBC_PASSWORD("jdbc.password", (b, v) -> b.jdbcPassword(v)),
+    JDBC_LISTEN_URL("jdbc.listen-url", (b, v) -> b.jdbcListenUrl(v.trim())),
     JDBC_POOL_SIZE("jdbc.pool-size", (b, v) -> b.jdbcPoolSize(ConfigValues.integer(v))),
     JDBC_CONNECT_TIMEOUT(
         "jdbc.connect-timeout", (b, v) -> b.jdbcConnectTimeout(ConfigValues.duration(v))),
@@ -243,6 +245,7 @@ public final class IdempotencyConfig {
   private final String jdbcUrl;
   private final String jdbcUsername;
   private final String jdbcPassword;
+  private final String jdbcListenUrl;
   private final int jdbcPoolSize;
   private final Duration jdbcConnectTimeout;
   private final TableName tableName;
@@ -278,6 +281,7 @@ public final class IdempotencyConfig {
     this.jdbcUrl = b.jdbcUrl;
     this.jdbcUsername = b.jdbcUsername;
     this.jdbcPassword = b.jdbcPassword;
+    this.jdbcListenUrl = b.jdbcListenUrl;
     this.jdbcPoolSize = b.jdbcPoolSize;
     this.jdbcConnectTimeout = b.jdbcConnectTimeout;
     this.tableName = b.tableName();
@@ -520,6 +524,8 @@ public final class IdempotencyConfig {
     } catch (ForeignTableException e) {
       throw new InvalidConfigurationException(Property.SCHEMA.key + "/" + Property.TABLE.key
           + " (" + e.tableName() + "): " + e.getMessage(), e);
+    } catch (TransactionPoolerException e) {
+      throw new InvalidConfigurationException(Property.JDBC_URL.key + ": " + e.getMessage(), e);
     } catch (KeysModeMismatchException e) {
       String theirs = e.tableSequenceKeys() ? "sequence" : "opaque";
       throw new InvalidConfigurationException(Property.KEYS.key + ": " + e.getMessage()
@@ -546,6 +552,7 @@ public final class IdempotencyConfig {
         // Always: a duplicate may wait on another node whatever this node's on-in-flight.
         .notifySettled(true)
         .deferClaimFlush(transactional)
+        .listenUrl(jdbcListenUrl, jdbcUsername, jdbcPassword)
         .sequenceKeys(keys == Keys.SEQUENCE);
   }
 
@@ -572,6 +579,7 @@ public final class IdempotencyConfig {
         + ", jdbc.url=" + (jdbcUrl == null ? "" : jdbcUrl)
         + ", jdbc.username=" + (jdbcUsername == null ? "" : jdbcUsername)
         + ", jdbc.password=" + (jdbcPassword == null ? "" : "****")
+        + ", jdbc.listen-url=" + (jdbcListenUrl == null ? "" : jdbcListenUrl)
         + ", jdbc.pool-size=" + jdbcPoolSize + ", jdbc.connect-timeout=" + jdbcConnectTimeout
         + ", schema=" + tableName.schema() + ", table=" + tableName.table()
         + ", migrate=" + migrate + ", cache.max-bytes=" + cacheMaxBytes
@@ -606,6 +614,7 @@ public final class IdempotencyConfig {
     private String jdbcUrl;
     private String jdbcUsername;
     private String jdbcPassword;
+    private String jdbcListenUrl;
     private int jdbcPoolSize = StoreBuilder.DEFAULT_POOL_SIZE;
     private Duration jdbcConnectTimeout = StoreBuilder.DEFAULT_CONNECT_TIMEOUT;
     private String schema = TableName.DEFAULT.schema();
@@ -886,6 +895,19 @@ public final class IdempotencyConfig {
 
     public Builder jdbcUsername(String jdbcUsername) {
       this.jdbcUsername = jdbcUsername;
+      return this;
+    }
+
+    /**
+     * A direct URL to PostgreSQL for the node's one listening connection, when the others go
+     * through a transaction pooler (PgBouncer with pool_mode=transaction).
+     */
+    public Builder jdbcListenUrl(String jdbcListenUrl) {
+      if (jdbcListenUrl != null && !jdbcListenUrl.startsWith("jdbc:postgresql:")) {
+        throw new IllegalArgumentException(
+            "'" + jdbcListenUrl + "' is not a jdbc:postgresql: URL");
+      }
+      this.jdbcListenUrl = jdbcListenUrl;
       return this;
     }
 

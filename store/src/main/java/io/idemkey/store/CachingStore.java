@@ -172,6 +172,11 @@ final class CachingStore implements IdempotencyStore {
   }
 
   @Override
+  public boolean wakesWaiters() {
+    return delegate.wakesWaiters();
+  }
+
+  @Override
   public int requestConnections() {
     return delegate.requestConnections();
   }

@@ -50,6 +50,11 @@ abstract class DelegatingStore implements IdempotencyStore {
   }
 
   @Override
+  public boolean wakesWaiters() {
+    return delegate.wakesWaiters();
+  }
+
+  @Override
   public int requestConnections() {
     return delegate.requestConnections();
   }

@@ -92,6 +92,16 @@ public interface IdempotencyStore extends AutoCloseable {
   }
 
   /**
+   * Whether this node hears when a key settles on any node, so that a waiting request is woken
+   * then: false behind a transaction pooler without a listening connection of its own ({@link
+   * StoreBuilder#listenUrl}), when waiters look again only when the holder's lease would end.
+   * For health checks.
+   */
+  default boolean wakesWaiters() {
+    return true;
+  }
+
+  /**
    * How many connections the pool that requests take theirs from holds, or 0 if the store
    * cannot tell (a data source other than HikariCP's, the memory store). In transactional mode
    * the filter lets that many requests run at once (SPEC §15).

@@ -104,6 +104,7 @@ final class PostgresStore implements IdempotencyStore {
   private final String settledChannel;
   private final boolean notifySettled;
   private final SettledKeys settledKeys;
+  private final boolean wakesWaiters;
   private final String claimSql;
   private final String takeOverSql;
   private final String completeSql;
@@ -151,6 +152,32 @@ final class PostgresStore implements IdempotencyStore {
       boolean deferClaimFlush,
       boolean sequenceKeys,
       AutoCloseable ownedPool) {
+    this(dataSource, table, testClock, ttl, lease, statementTimeout, purgeBatchSize, notifySettled,
+        deferClaimFlush, sequenceKeys, null, true, ownedPool);
+  }
+
+  /**
+   * @param listenSource where the listener of settled keys takes its one connection: null for
+   *     the node's own connections; a direct connection to PostgreSQL when the others go through a
+   *     transaction pooler ({@link StoreBuilder#listenUrl})
+   * @param wakesWaiters false when this node cannot hear settled keys (behind a transaction
+   *     pooler without {@code listenSource}): for health checks
+   */
+  PostgresStore(
+      DataSource dataSource,
+      TableName table,
+      Clock testClock,
+      Duration ttl,
+      Duration lease,
+      Duration statementTimeout,
+      int purgeBatchSize,
+      boolean notifySettled,
+      boolean deferClaimFlush,
+      boolean sequenceKeys,
+      DataSource listenSource,
+      boolean wakesWaiters,
+      AutoCloseable ownedPool) {
+    this.wakesWaiters = wakesWaiters;
     this.sequenceKeys = sequenceKeys;
     this.connections = new StoreConnections(table.toString(), dataSource, statementTimeout);
     this.steps = new PostgresStepStore(connections, table, testClock, ttl, purgeBatchSize);
@@ -158,7 +185,8 @@ final class PostgresStore implements IdempotencyStore {
     this.settledChannel =
         "idemkey_" + HexFormat.of().formatHex(sha256(table.qualifiedTable()), 0, 8);
     this.notifySettled = notifySettled;
-    this.settledKeys = new SettledKeys(connections.node(), settledChannel, statementTimeout);
+    this.settledKeys = new SettledKeys(
+        listenSource != null ? listenSource : connections.node(), settledChannel, statementTimeout);
     this.ownedPool = ownedPool;
     this.table = table;
     this.testClock = testClock;
@@ -262,10 +290,13 @@ final class PostgresStore implements IdempotencyStore {
     // row while the transaction is open (see the class comment).
     this.lockSql = "SELECT 1 FROM " + t + held + " FOR SHARE";
     this.readTokenSql = "SELECT state FROM " + t + byToken;
+    // One purger at a time across nodes: the batch's transaction-level advisory lock (see
+    // purgeExpired); the lock's name is the first parameter of both forms.
+    String purgeLock = " CROSS JOIN (SELECT pg_try_advisory_xact_lock(hashtext(?)) AS locked) l";
     String purgeBatch =
         "DELETE FROM " + t + " WHERE ctid = ANY(ARRAY("
-            + "SELECT ctid FROM " + t + " WHERE expires_at <= " + now
-            + " LIMIT ? FOR UPDATE SKIP LOCKED))";
+            + "SELECT k.ctid FROM " + t + " k" + purgeLock + " WHERE l.locked AND k.expires_at <= "
+            + now + " LIMIT ? FOR UPDATE OF k SKIP LOCKED))";
     // With sequence keys, the floors rise in the statement that deletes the rows (see the class
     // comment), each to the highest completed key deleted in its scope. Keys that are not
     // sequence numbers (rows from before the switch) are left out; a 19-digit key is compared as
@@ -289,8 +320,9 @@ final class PostgresStore implements IdempotencyStore {
     this.purgeBatchSql =
         sequenceKeys
             ? "WITH purged AS (DELETE FROM " + t + " WHERE ctid = ANY(ARRAY("
-                + "SELECT k.ctid FROM " + t + " k CROSS JOIN (SELECT " + now + " AS now) n"
-                + " WHERE k.expires_at <= n.now AND (k.state = '" + COMPLETED + "'"
+                + "SELECT k.ctid FROM " + t + " k" + purgeLock
+                + " CROSS JOIN (SELECT " + now + " AS now) n"
+                + " WHERE l.locked AND k.expires_at <= n.now AND (k.state = '" + COMPLETED + "'"
                 + "   OR k.expires_at <= n.now - " + ttlMicros + " * interval '1 microsecond')"
                 + " LIMIT ? FOR UPDATE OF k SKIP LOCKED))"
                 + " RETURNING scope, idem_key, state),"
@@ -344,6 +376,11 @@ final class PostgresStore implements IdempotencyStore {
   @Override
   public boolean knownDown() {
     return connections.down();
+  }
+
+  @Override
+  public boolean wakesWaiters() {
+    return wakesWaiters;
   }
 
   @Override
@@ -842,37 +879,30 @@ final class PostgresStore implements IdempotencyStore {
     return steps;
   }
 
+  /**
+   * Deletes expired keys in batches, each in a transaction of its own. One purger at a time across
+   * nodes: each batch's statement takes a transaction-level advisory lock, held only until that
+   * batch commits, so the election holds through a transaction pooler (PgBouncer), where a
+   * session lock and its unlock could land on different server connections.
+   */
   @Override
   public int purgeExpired() {
-    String lockName = "idemkey.purge:" + table;
     return connections.run("purge", connection -> {
-      if (!advisoryLock(connection, "SELECT pg_try_advisory_lock(hashtext(?))", lockName)) {
-        return 0;
+      int deleted = 0;
+      try (PreparedStatement statement = connection.prepareStatement(purgeBatchSql)) {
+        statement.setString(1, "idemkey.purge:" + table);
+        statement.setLong(2, shiftMicros());
+        statement.setInt(3, purgeBatchSize);
+        int batch;
+        do {
+          batch = sequenceKeys ? countOf(statement) : statement.executeUpdate();
+          if (!connection.getAutoCommit()) {
+            connection.commit();
+          }
+          deleted += batch;
+        } while (batch == purgeBatchSize);
       }
-      boolean unlocked = false;
-      try {
-        int deleted = 0;
-        try (PreparedStatement statement = connection.prepareStatement(purgeBatchSql)) {
-          statement.setLong(1, shiftMicros());
-          statement.setInt(2, purgeBatchSize);
-          int batch;
-          do {
-            batch = sequenceKeys ? countOf(statement) : statement.executeUpdate();
-            if (!connection.getAutoCommit()) {
-              connection.commit();
-            }
-            deleted += batch;
-          } while (batch == purgeBatchSize);
-        }
-        unlocked = advisoryLock(connection, "SELECT pg_advisory_unlock(hashtext(?))", lockName);
-        return deleted;
-      } finally {
-        if (!unlocked) {
-          // A session lock outlives the call on a pooled connection: close the session, or no
-          // node would purge again until the pool retired this connection.
-          connection.abort(DIRECT);
-        }
-      }
+      return deleted;
     });
   }
 
@@ -880,17 +910,6 @@ final class PostgresStore implements IdempotencyStore {
     try (ResultSet row = statement.executeQuery()) {
       row.next();
       return row.getInt(1);
-    }
-  }
-
-  private static boolean advisoryLock(Connection connection, String sql, String name)
-      throws SQLException {
-    try (PreparedStatement statement = connection.prepareStatement(sql)) {
-      statement.setString(1, name);
-      try (ResultSet row = statement.executeQuery()) {
-        row.next();
-        return row.getBoolean(1);
-      }
     }
   }
 

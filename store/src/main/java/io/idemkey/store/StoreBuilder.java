@@ -5,6 +5,8 @@ import com.zaxxer.hikari.HikariDataSource;
 import io.idemkey.migrations.ForeignTableException;
 import io.idemkey.migrations.Migrations;
 import io.idemkey.migrations.TableName;
+import java.sql.Connection;
+import java.sql.SQLException;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.Objects;
@@ -64,6 +66,9 @@ public final class StoreBuilder {
   private boolean notifySettled;
   private boolean deferClaimFlush;
   private boolean sequenceKeys;
+  private String listenUrl;
+  private String listenUsername;
+  private String listenPassword;
 
   private StoreBuilder(
       Kind kind, DataSource dataSource, String jdbcUrl, String username, String password) {
@@ -234,6 +239,26 @@ public final class StoreBuilder {
     return this;
   }
 
+  /**
+   * A direct JDBC URL to PostgreSQL for the node's one listening connection, when the store's
+   * other connections go through a transaction pooler (PgBouncer with {@code
+   * pool_mode=transaction}), which cannot keep a session's {@code LISTEN}: waiting requests are
+   * then woken when the key they wait for settles, on any node. The user and password are those
+   * given, else the pool's. Default none: the listener uses the node's own connections.
+   *
+   * @throws IllegalArgumentException if the URL is not a PostgreSQL JDBC URL
+   */
+  public StoreBuilder listenUrl(String jdbcUrl, String username, String password) {
+    if (jdbcUrl != null && !jdbcUrl.startsWith("jdbc:postgresql:")) {
+      throw new IllegalArgumentException(
+          "listen URL must start with jdbc:postgresql:, was '" + jdbcUrl + "'");
+    }
+    this.listenUrl = jdbcUrl;
+    this.listenUsername = username;
+    this.listenPassword = password;
+    return this;
+  }
+
   /** Keys deleted per purge batch. Default 1000. */
   public StoreBuilder purgeBatchSize(int purgeBatchSize) {
     if (purgeBatchSize < 1) {
@@ -269,11 +294,15 @@ public final class StoreBuilder {
   private IdempotencyStore buildPostgres() {
     HikariDataSource ownPool = kind == Kind.POSTGRES_URL ? openPool() : null;
     DataSource source = ownPool != null ? ownPool : dataSource;
+    boolean wakesWaiters;
     try {
+      // Before the migrations, whose prepared statements would fail behind a transaction pooler
+      // with a message that does not say why.
+      wakesWaiters = checkTransactionPooler(source);
       if (migrate) {
         Migrations.migrate(source, tableName);
       }
-    } catch (ForeignTableException e) {
+    } catch (ForeignTableException | TransactionPoolerException e) {
       // Not a database that is away: a retry cannot help, so it is not StoreUnavailable.
       if (ownPool != null) {
         ownPool.close();
@@ -290,7 +319,8 @@ public final class StoreBuilder {
     IdempotencyStore store =
         new PostgresStore(
             source, tableName, clock, ttl, lease, statementTimeout(), purgeBatchSize,
-            notifySettled, deferClaimFlush, sequenceKeys, ownPool);
+            notifySettled, deferClaimFlush, sequenceKeys, listenSource(source), wakesWaiters,
+            ownPool);
     IdempotencyStore keys =
         cacheMaxBytes == 0 ? store : new CachingStore(store, cacheMaxBytes, ttl, lease, clock);
     return new SteppedStore(
@@ -326,6 +356,57 @@ public final class StoreBuilder {
       }
       throw e;
     }
+  }
+
+  /**
+   * Looks whether {@code source} reaches PostgreSQL through a transaction pooler (issue 27), and
+   * refuses one the store cannot work through. Returns whether this node can hear settled keys.
+   * A database that does not answer now is looked at no further: the store starts, as it does
+   * without one, and works through a pooler only if configured for it.
+   *
+   * @throws TransactionPoolerException if the connections would prepare statements on the server
+   */
+  private boolean checkTransactionPooler(DataSource source) {
+    try (Connection connection = source.getConnection()) {
+      boolean behind = TransactionPooler.seenBehind(connection);
+      if (behind) {
+        TransactionPooler.check(connection, listenUrl != null);
+      }
+      return !behind || listenUrl != null;
+    } catch (SQLException e) {
+      return true;
+    }
+  }
+
+  /** The listener's own data source, on {@link #listenUrl}; null for the node's connections. */
+  private DataSource listenSource(DataSource source) {
+    if (listenUrl == null) {
+      return null;
+    }
+    HikariDataSource hikari = null;
+    try {
+      hikari = source.isWrapperFor(HikariDataSource.class)
+          ? source.unwrap(HikariDataSource.class) : null;
+    } catch (SQLException e) {
+      // not a HikariCP pool: the credentials given, or those in the URL
+    }
+    org.postgresql.ds.PGSimpleDataSource direct = new org.postgresql.ds.PGSimpleDataSource();
+    direct.setURL(listenUrl);
+    String user = listenUsername != null ? listenUsername
+        : username != null ? username : hikari != null ? hikari.getUsername() : null;
+    String secret = listenPassword != null ? listenPassword
+        : password != null ? password : hikari != null ? hikari.getPassword() : null;
+    if (user != null) {
+      direct.setUser(user);
+    }
+    if (secret != null) {
+      direct.setPassword(secret);
+    }
+    long seconds = Math.max(1, connectTimeout.toSeconds());
+    direct.setConnectTimeout((int) seconds);
+    direct.setLoginTimeout((int) seconds);
+    direct.setApplicationName("idemkey-listener");
+    return direct;
   }
 
   private HikariDataSource openPool() {
