@@ -564,7 +564,7 @@ class IdempotencyConfigTest {
   void propertyNames_eachName_isKnownToSet() {
     List<String> names = IdempotencyConfig.propertyNames();
 
-    assertThat(names).hasSize(33).doesNotHaveDuplicates()
+    assertThat(names).hasSize(34).doesNotHaveDuplicates()
         .contains("idempotency.header", "idempotency.transactional", "idempotency.jdbc.url",
             "idempotency.purge.batch-size")
         .allMatch(name -> name.startsWith("idempotency."));
