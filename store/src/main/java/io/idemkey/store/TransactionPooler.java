@@ -14,44 +14,31 @@ import org.postgresql.PGConnection;
  * or already there, on another), and a listening connection of its own for waiters (a {@code
  * LISTEN} lives in a session, which a transaction pooler does not keep).
  *
- * <p>How it knows: one connection of the pool asks for its server process twice, in two
- * transactions; behind a transaction pooler the answers may differ. One look can miss a pooler
- * that happens to hand out the same server connection twice: the answer is "seen", never "not
- * there".
+ * <p>How it knows: the server process a connection was told of when it logged in (the cancel
+ * key's process id) is not the one that runs its statements: a pooler answers the log-in itself,
+ * with a key of its own. That holds for PgBouncer in any pooling mode; in session pooling neither
+ * setting is needed but both are harmless, and the message says so.
  *
  * <p>Thread-safe: it holds no state.
  */
 final class TransactionPooler {
 
   private static final System.Logger LOG = System.getLogger(TransactionPooler.class.getName());
-  private static final int LOOKS = 4;
 
   private TransactionPooler() {}
 
-  /**
-   * Whether {@code connection} was seen to reach PostgreSQL through a transaction pooler. Runs
-   * plain (unprepared) statements, each in its own transaction.
-   */
+  /** Whether {@code connection} reaches PostgreSQL through a pooler (class comment). */
   static boolean seenBehind(Connection connection) throws SQLException {
+    int announced = connection.unwrap(PGConnection.class).getBackendPID();
     boolean autoCommit = connection.getAutoCommit();
-    try (Statement statement = connection.createStatement()) {
-      int first = -1;
-      for (int look = 0; look < LOOKS; look++) {
-        int pid;
-        try (ResultSet row = statement.executeQuery("SELECT pg_backend_pid()")) {
-          row.next();
-          pid = row.getInt(1);
-        }
-        if (!autoCommit) {
-          connection.commit();
-        }
-        if (first == -1) {
-          first = pid;
-        } else if (pid != first) {
-          return true;
-        }
+    try (Statement statement = connection.createStatement();
+        ResultSet row = statement.executeQuery("SELECT pg_backend_pid()")) {
+      row.next();
+      return row.getInt(1) != announced;
+    } finally {
+      if (!autoCommit) {
+        connection.rollback();
       }
-      return false;
     }
   }
 
@@ -69,14 +56,15 @@ final class TransactionPooler {
     int threshold = connection.unwrap(PGConnection.class).getPrepareThreshold();
     if (threshold > 0) {
       throw new TransactionPoolerException("the store's connections reach PostgreSQL through a"
-          + " transaction pooler (PgBouncer with pool_mode=transaction: successive transactions"
-          + " ran on different server connections), and they prepare statements on the server"
-          + " (prepareThreshold=" + threshold + "), which fails there: add prepareThreshold=0 to"
-          + " the JDBC URL (or the pool's data source properties)");
+          + " pooler such as PgBouncer (the server process is not the one named at log-in), and"
+          + " they prepare statements on the server (prepareThreshold=" + threshold + "), which"
+          + " fails with transaction pooling: add prepareThreshold=0 to the JDBC URL (or the"
+          + " pool's data source properties); harmless with session pooling");
     }
     if (!listening) {
       LOG.log(System.Logger.Level.ERROR, "the store's connections reach PostgreSQL through a"
-          + " transaction pooler, which cannot keep a LISTEN: requests that wait for another"
+          + " pooler such as PgBouncer, which with transaction pooling cannot keep a LISTEN:"
+          + " requests that wait for another"
           + " request (on-in-flight=wait) are not woken when it settles, only when its lease would"
           + " end. Set idempotency.jdbc.listen-url to a direct URL to PostgreSQL (one connection"
           + " per node).");
