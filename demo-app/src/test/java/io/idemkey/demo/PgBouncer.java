@@ -166,20 +166,20 @@ final class PgBouncer implements AutoCloseable {
     return "jdbc:postgresql://127.0.0.1:" + port + "/postgres?prepareThreshold=0";
   }
 
-  /** What PgBouncer has logged so far (its log file, then what it wrote to stdout and stderr). */
+  /**
+   * What PgBouncer has logged so far: its log file, or, when it ended before opening it, what it
+   * wrote to stderr (which repeats the log file otherwise).
+   */
   String log() {
-    StringBuilder log = new StringBuilder();
-    for (Path file : List.of(dir.resolve("pgbouncer.log"),
-        dir.resolveSibling(dir.getFileName() + ".out"))) {
-      try {
-        if (Files.exists(file)) {
-          log.append(Files.readString(file));
-        }
-      } catch (IOException e) {
-        log.append("(").append(file).append(" unreadable: ").append(e).append(")\n");
-      }
+    Path file = dir.resolve("pgbouncer.log");
+    if (!Files.exists(file)) {
+      file = dir.resolveSibling(dir.getFileName() + ".out");
     }
-    return log.toString();
+    try {
+      return Files.readString(file);
+    } catch (IOException e) {
+      return "(" + file + " unreadable: " + e + ")";
+    }
   }
 
   /**
