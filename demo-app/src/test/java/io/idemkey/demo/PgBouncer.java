@@ -159,11 +159,12 @@ final class PgBouncer implements AutoCloseable {
   }
 
   /**
-   * The URL a node is given to reach PostgreSQL through this PgBouncer: {@code
-   * prepareThreshold=0}, as server-side prepared statements do not survive a transaction here.
+   * The JDBC URL of PostgreSQL's database {@code postgres} through this PgBouncer, as a user
+   * writes it first: a node needs {@code ?prepareThreshold=0} added, as server-side prepared
+   * statements do not survive a transaction here.
    */
   String jdbcUrl() {
-    return "jdbc:postgresql://127.0.0.1:" + port + "/postgres?prepareThreshold=0";
+    return "jdbc:postgresql://127.0.0.1:" + port + "/postgres";
   }
 
   /**

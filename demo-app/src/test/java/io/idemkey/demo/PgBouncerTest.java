@@ -83,6 +83,7 @@ class PgBouncerTest {
     database = new DemoNodes(dir);
     String direct = database.jdbcUrl();
     bouncer = PgBouncer.start(URI.create(direct.substring("jdbc:".length())).getPort());
+    String pooled = bouncer.jdbcUrl() + "?prepareThreshold=0";
     List<String> common = List.of(
         "-Didempotency.on-in-flight=wait",
         // The listener's session bypasses the pooler (issue 27): each node's one direct
@@ -90,10 +91,10 @@ class PgBouncerTest {
         "-Didempotency.jdbc.listen-url=" + direct,
         "-Didempotency.purge.interval=1s",
         "-Didempotency.jdbc.connect-timeout=500ms");
-    processesA = DemoNodes.on(bouncer.jdbcUrl(), dir, properties(common,
+    processesA = DemoNodes.on(pooled, dir, properties(common,
         "-Didempotency.lease=2s", "-Didempotency.ttl=3s",
         "-Didempotency.completion-timeout=3s")); // at most the ttl
-    processesB = DemoNodes.on(bouncer.jdbcUrl(), dir, properties(common,
+    processesB = DemoNodes.on(pooled, dir, properties(common,
         "-Didempotency.lease=10s", "-Didempotency.ttl=10s",
         "-Didempotency.completion-timeout=10s"));
     nodeA = new Node("A", processesA, DemoNodes.freePort());
@@ -127,9 +128,10 @@ class PgBouncerTest {
 
   @Test
   @Order(1)
-  void bothNodes_throughPgBouncerInTransactionPooling_healthy() {
+  void bothNodes_throughPgBouncerInTransactionPooling_healthy() throws Exception {
     for (Node node : List.of(nodeA, nodeB)) {
       assertThat(node.processes().healthy(node.port())).as("%s healthy", node).isTrue();
+      assertThat(health(node)).as("%s's /health", node).contains("\"waiters\":\"woken\"");
     }
     // The nodes' pools are PgBouncer's clients.
     assertThat(bouncer.log()).contains("login attempt: db=postgres user=postgres");
@@ -252,6 +254,15 @@ class PgBouncerTest {
     assertThat(retried.statusCode()).as(retried.body()).isEqualTo(201);
     assertThat(payments(amount)).as("payments of %d", amount).isEqualTo(1);
     assertThat(charges(amount)).as("charges of %d", amount).isEqualTo(1);
+  }
+
+  String health(Node node) throws Exception {
+    return client.send(
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + node.port() + "/health"))
+                .timeout(Duration.ofSeconds(10))
+                .build(),
+            HttpResponse.BodyHandlers.ofString())
+        .body();
   }
 
   HttpRequest payment(Node node, String key, long amount, String query) {
