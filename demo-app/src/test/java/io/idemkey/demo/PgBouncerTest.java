@@ -256,6 +256,46 @@ class PgBouncerTest {
     assertThat(charges(amount)).as("charges of %d", amount).isEqualTo(1);
   }
 
+  /**
+   * Without {@code prepareThreshold=0}, Flyway and the store failed on the first request with
+   * {@code prepared statement "S_3" already exists}.
+   */
+  @Test
+  @Order(6)
+  void nodeThroughPgBouncer_statementsPreparedOnServer_refusesToStartNamingTheSetting()
+      throws Exception {
+    try (DemoNodes preparing = DemoNodes.on(bouncer.jdbcUrl(), dir,
+        "-Didempotency.jdbc.listen-url=" + database.jdbcUrl(),
+        "-Didempotency.jdbc.connect-timeout=500ms")) {
+      int port = DemoNodes.freePort();
+      Process node = preparing.launch(port);
+
+      // Ends at once, or is healthy within the bound: no need to wait out the 90 s when it is.
+      assertThat(preparing.awaitHealthy(port, Duration.ofSeconds(90)))
+          .as("node healthy through a transaction pooler with statements prepared on the"
+              + " server; its log:%n%s", preparing.log(port))
+          .isFalse();
+      assertThat(node.waitFor(30, TimeUnit.SECONDS)).as("the node ended").isTrue();
+      assertThat(node.exitValue()).isNotZero();
+      assertThat(preparing.log(port)).contains("prepareThreshold=0");
+    }
+  }
+
+  @Test
+  @Order(7)
+  void nodeThroughPgBouncer_withoutListenUrl_saysWaitersAreNotWoken() throws Exception {
+    try (DemoNodes deaf = DemoNodes.on(bouncer.jdbcUrl() + "?prepareThreshold=0", dir,
+        "-Didempotency.on-in-flight=wait", "-Didempotency.jdbc.connect-timeout=500ms")) {
+      Node node = new Node("C", deaf, DemoNodes.freePort());
+      deaf.launch(node.port());
+      assertThat(deaf.awaitHealthy(node.port(), Duration.ofSeconds(90)))
+          .as("%s healthy; its log:%n%s", node, node.log()).isTrue();
+
+      assertThat(health(node)).contains("not woken").contains("idempotency.jdbc.listen-url");
+      assertThat(node.log()).contains("idempotency.jdbc.listen-url");
+    }
+  }
+
   String health(Node node) throws Exception {
     return client.send(
             HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + node.port() + "/health"))
