@@ -29,12 +29,14 @@ import org.junit.jupiter.api.io.TempDir;
  * Issue 27: two demo nodes as processes, each reaching PostgreSQL through one PgBouncer in
  * transaction pooling (Debian's package, started by {@link PgBouncer}), pass the checks they pass
  * on a direct connection: start, payments and replays, a duplicate waiting on the other node
- * woken when the first answers, the purge of expired keys, and a node killed mid-request.
+ * woken when the first answers, the purge of expired keys, and a node killed mid-request; and a
+ * node that lacks what the pooler needs ({@code prepareThreshold=0}, a listener's direct URL)
+ * says so.
  *
  * <p>Each node's pool goes through PgBouncer ({@code prepareThreshold=0}); its listener for
  * waiters, the one session a node keeps that cannot share a server connection, goes to PostgreSQL
  * directly ({@code idempotency.jdbc.listen-url}). Skipped, saying why, when pgbouncer is not
- * installed. One PostgreSQL, PgBouncer and pair of nodes serve every test, in order; the last
+ * installed. One PostgreSQL, PgBouncer and pair of nodes serve every test, in order; the fifth
  * kills node A. Each payment has an amount of its own, which is how its rows are counted.
  *
  * <p>The nodes differ in lease and ttl only. A waiter also looks when the holder's lease would
@@ -174,7 +176,9 @@ class PgBouncerTest {
         client.sendAsync(payment(nodeB, key, amount, "?delayMs=2000"),
                 HttpResponse.BodyHandlers.ofString())
             .whenComplete((response, failure) -> firstAt.complete(System.nanoTime()));
+    // The duplicate goes once B holds the key (not before 300 ms), so that it is the one waiting.
     Thread.sleep(300);
+    awaitClaimed(key);
     HttpResponse<String> waited = pay(nodeA, key, amount, "?delayMs=2000");
     long waitedAt = System.nanoTime();
     HttpResponse<String> answered = first.get(30, TimeUnit.SECONDS);
@@ -294,6 +298,16 @@ class PgBouncerTest {
       assertThat(health(node)).contains("not woken").contains("idempotency.jdbc.listen-url");
       assertThat(node.log()).contains("idempotency.jdbc.listen-url");
     }
+  }
+
+  /** Waits, at most 20 s, until a node has claimed {@code key}. */
+  static void awaitClaimed(String key) throws Exception {
+    String claimed = "SELECT count(*) FROM idempotency_keys WHERE idem_key = ?";
+    long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+    while (database.scalar(claimed, key) == 0 && System.nanoTime() < deadline) {
+      Thread.sleep(20);
+    }
+    assertThat(database.scalar(claimed, key)).as("rows of key %s", key).isEqualTo(1);
   }
 
   String health(Node node) throws Exception {
