@@ -81,6 +81,8 @@ class PgBouncerTest {
   @BeforeAll
   static void startDatabaseBouncerAndNodes() throws Exception {
     Optional<String> unavailable = PgBouncer.unavailable();
+    // Surefire counts a class skipped in @BeforeAll as "Tests run: 0" and shows no reason: say it.
+    unavailable.ifPresent(why -> System.out.println("PgBouncerTest skipped: " + why));
     assumeTrue(unavailable.isEmpty(), () -> "PgBouncerTest skipped: " + unavailable.orElse(""));
     database = new DemoNodes(dir);
     String direct = database.jdbcUrl();
