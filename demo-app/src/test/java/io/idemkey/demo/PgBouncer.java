@@ -117,7 +117,7 @@ final class PgBouncer implements AutoCloseable {
       }
       Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
       // setpriv execs pgbouncer (runuser would fork and wait, and a SIGKILL of it would leave
-      // pgbouncer running).
+      // pgbouncer running). nobody and nogroup: Debian's names.
       command.addAll(List.of("/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup",
           "--clear-groups"));
     }
