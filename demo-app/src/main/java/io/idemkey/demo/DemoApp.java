@@ -97,8 +97,11 @@ public final class DemoApp implements AutoCloseable {
     Runtime.getRuntime().addShutdownHook(new Thread(app::close, "demo-shutdown"));
     int port = app.port();
     System.out.println("idemkey demo listening on http://localhost:" + port);
+    // A key of the node's kind: with sequence keys a number that grows (nanoseconds since 1970).
+    String newKey = app.filter.config().keys() == IdempotencyConfig.Keys.SEQUENCE
+        ? "$(date +%s%N)" : "$(cat /proc/sys/kernel/random/uuid)";
     System.out.println("try:         curl -si -X POST localhost:" + port + "/payments"
-        + " -H \"Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)\""
+        + " -H \"Idempotency-Key: " + newKey + "\"
         + " -H 'Content-Type: application/json' -d '{\"amount\": 1250, \"currency\": \"EUR\"}'");
     if (app.embedded != null) {
       System.out.println("second node: " + nodeCommand(port + 1, app.embedded.jdbcUrl())
