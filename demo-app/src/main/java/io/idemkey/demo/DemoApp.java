@@ -101,7 +101,7 @@ public final class DemoApp implements AutoCloseable {
     String newKey = app.filter.config().keys() == IdempotencyConfig.Keys.SEQUENCE
         ? "$(date +%s%N)" : "$(cat /proc/sys/kernel/random/uuid)";
     System.out.println("try:         curl -si -X POST localhost:" + port + "/payments"
-        + " -H \"Idempotency-Key: " + newKey + "\"
+        + " -H \"Idempotency-Key: " + newKey + "\""
         + " -H 'Content-Type: application/json' -d '{\"amount\": 1250, \"currency\": \"EUR\"}'");
     if (app.embedded != null) {
       System.out.println("second node: " + nodeCommand(port + 1, app.embedded.jdbcUrl())
