@@ -118,7 +118,8 @@ public interface IdempotencyStore extends AutoCloseable {
 
   /**
    * Deletes expired keys in bounded batches. Across every instance sharing a database, only one
-   * purges at a time; the others return 0 at once.
+   * purges at a time: each batch is one instance's, and a call that finds another purging
+   * returns 0 at once.
    *
    * @return the number of keys deleted by this call
    * @throws StoreUnavailableException if the store cannot be reached

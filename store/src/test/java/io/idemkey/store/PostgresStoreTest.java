@@ -73,8 +73,13 @@ class PostgresStoreTest extends IdempotencyStoreContract {
     }
   }
 
+  /**
+   * Two nodes purging at once share the work, each batch done by one of them (the batch's
+   * transaction-level lock elects it; see purgeExpired_whileAnotherSessionHoldsThePurgeLock):
+   * every expired row is deleted once, and the table ends bounded.
+   */
   @Test
-  void purgeExpired_twoStoresAtOnce_onlyOnePurgesAndTableEndsBounded() throws Exception {
+  void purgeExpired_twoStoresAtOnce_eachBatchByOnePurgerAndTableEndsBounded() throws Exception {
     int expired = 2_500;
     for (int i = 0; i < expired; i++) {
       IdempotencyKey key = key();
@@ -102,8 +107,7 @@ class PostgresStoreTest extends IdempotencyStoreContract {
         }
         int first = purged.get(0).get();
         int other = purged.get(1).get();
-        assertThat(first + other).isEqualTo(expired);
-        assertThat(first == 0 || other == 0).as("one purger: %d and %d", first, other).isTrue();
+        assertThat(first + other).as("purged by %d and %d", first, other).isEqualTo(expired);
       } finally {
         pool.shutdownNow();
       }
