@@ -510,6 +510,9 @@ abstract class FilterHttpContract {
     for (int attempt = 0; attempt < 3; attempt++) {
       try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
         socket.setSoTimeout(30_000);
+        // A small send buffer: the body gets out only as fast as the server reads it, as over a
+        // real network (on loopback the kernel would otherwise take it all at once).
+        socket.setSendBufferSize(4096);
         java.io.OutputStream out = socket.getOutputStream();
         out.write(("POST /p HTTP/1.1\r\nHost: 127.0.0.1\r\nIdempotency-Key: " + key()
             + "\r\nContent-Type: text/plain\r\nContent-Length: " + body.length
