@@ -352,10 +352,15 @@ final class PostgresStore implements IdempotencyStore {
         statement.setString(2, settledPayload(key));
         statement.executeQuery().close();
       }
-      if (!connection.getAutoCommit()) {
-        connection.commit();
-      }
+      commit(connection);
     } catch (SQLException e) {
+      try {
+        if (!connection.getAutoCommit()) {
+          connection.rollback(); // the change before is committed: only the notification goes
+        }
+      } catch (SQLException ignored) {
+        // a broken connection: its pool discards it
+      }
       LOG.log(System.Logger.Level.WARNING,
           "telling other nodes that a key settled failed; their waiters look again later: {0}",
           e.getMessage());

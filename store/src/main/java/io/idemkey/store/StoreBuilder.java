@@ -367,7 +367,8 @@ public final class StoreBuilder {
    * @throws TransactionPoolerException if the connections would prepare statements on the server
    */
   private boolean checkTransactionPooler(DataSource source) {
-    try (Connection connection = source.getConnection()) {
+    try (Connection connection =
+        StoreConnections.bounded(source, StoreConnections.unwrapHikari(source), statementTimeout().toMillis())) {
       boolean behind = TransactionPooler.seenBehind(connection);
       if (behind) {
         TransactionPooler.check(connection, listenUrl != null);
@@ -383,13 +384,7 @@ public final class StoreBuilder {
     if (listenUrl == null) {
       return null;
     }
-    HikariDataSource hikari = null;
-    try {
-      hikari = source.isWrapperFor(HikariDataSource.class)
-          ? source.unwrap(HikariDataSource.class) : null;
-    } catch (SQLException e) {
-      // not a HikariCP pool: the credentials given, or those in the URL
-    }
+    HikariDataSource hikari = StoreConnections.unwrapHikari(source); // null: the credentials given, or the URL's
     org.postgresql.ds.PGSimpleDataSource direct = new org.postgresql.ds.PGSimpleDataSource();
     direct.setURL(listenUrl);
     String user = listenUsername != null ? listenUsername

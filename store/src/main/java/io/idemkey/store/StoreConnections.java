@@ -81,7 +81,8 @@ final class StoreConnections implements AutoCloseable {
     this.node = ownNodePool != null ? ownNodePool : requests;
   }
 
-  private static HikariDataSource unwrapHikari(DataSource dataSource) {
+  /** {@code dataSource} as the HikariCP pool it is or wraps, or null. */
+  static HikariDataSource unwrapHikari(DataSource dataSource) {
     try {
       return dataSource.isWrapperFor(HikariDataSource.class)
           ? dataSource.unwrap(HikariDataSource.class) : null;
@@ -252,18 +253,27 @@ final class StoreConnections implements AutoCloseable {
   private Connection get(DataSource source) throws SQLException {
     HikariDataSource hikari = source == requests ? requestsHikari : ownNodePool;
     try {
-      if (hikari != null && hikari.getHikariPoolMXBean() instanceof HikariPool pool) {
-        // Until its first connection a lazily started HikariDataSource has no pool yet: it is
-        // asked as it is once, and bounded from then on.
-        return pool.getConnection(timeoutMillis);
-      }
-      return source.getConnection();
+      return bounded(source, hikari, timeoutMillis);
     } catch (SQLException e) {
       if (unreachable(e)) {
         markDown(e);
       }
       throw e;
     }
+  }
+
+  /**
+   * A connection of {@code source}, waiting at most {@code timeoutMillis} when it is a HikariCP
+   * pool ({@code hikari}, or null), whatever the pool's own wait.
+   */
+  static Connection bounded(DataSource source, HikariDataSource hikari, long timeoutMillis)
+      throws SQLException {
+    if (hikari != null && hikari.getHikariPoolMXBean() instanceof HikariPool pool) {
+      // Until its first connection a lazily started HikariDataSource has no pool yet: it is
+      // asked as it is once, and bounded from then on.
+      return pool.getConnection(timeoutMillis);
+    }
+    return source.getConnection();
   }
 
   /** A call completed: the database answers. */
