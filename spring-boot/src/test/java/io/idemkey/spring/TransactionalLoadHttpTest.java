@@ -23,7 +23,7 @@ import org.springframework.test.context.DynamicPropertySource;
 /**
  * Regression (issue 22): a Boot app with the starter in transactional mode, on Boot's default
  * HikariCP pool of 10, answered a third or more of 16 concurrent clients' new keys 503 (a request
- * holding its transaction asked the same pool for a second connection). On that pool, 32 clients
+ * holding its transaction asked the same pool for a second connection). On that pool, 20 clients
  * at once, each a new key whose handler inserts through JDBC in the request's transaction: every
  * one is served (they wait their turn), and each insert is there once.
  */
@@ -32,7 +32,7 @@ import org.springframework.test.context.DynamicPropertySource;
     properties = "idempotency.transactional=true")
 class TransactionalLoadHttpTest {
 
-  static final int CLIENTS = 32;
+  static final int CLIENTS = 20;
   static final int ROUNDS = 3;
 
   @DynamicPropertySource
