@@ -86,16 +86,29 @@ final class CardProcessor {
       IdempotencyConfig payments) throws SQLException {
     // Every database call of the processor is bounded as the demo's (SPEC §11).
     Duration bound = payments.jdbcConnectTimeout();
-    new DatabaseCalls(dataSource, bound).run(connection -> {
-      try (Statement statement = connection.createStatement()) {
-        statement.execute(
-            "CREATE TABLE IF NOT EXISTS charges (id bigserial PRIMARY KEY, amount bigint NOT NULL,"
-                + " currency text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())");
-        return statement.execute(
-            "CREATE TABLE IF NOT EXISTS processor_calls (id bigserial PRIMARY KEY,"
-                + " at timestamptz NOT NULL DEFAULT now())");
+    DatabaseCalls database = new DatabaseCalls(dataSource, bound);
+    for (int attempt = 1; ; attempt++) {
+      try {
+        database.run(connection -> {
+          try (Statement statement = connection.createStatement()) {
+            statement.execute("CREATE TABLE IF NOT EXISTS charges (id bigserial PRIMARY KEY,"
+                + " amount bigint NOT NULL, currency text NOT NULL,"
+                + " created_at timestamptz NOT NULL DEFAULT now())");
+            return statement.execute(
+                "CREATE TABLE IF NOT EXISTS processor_calls (id bigserial PRIMARY KEY,"
+                    + " at timestamptz NOT NULL DEFAULT now())");
+          }
+        });
+        break;
+      } catch (SQLException e) {
+        // Two nodes starting at once race in CREATE TABLE IF NOT EXISTS (PostgreSQL answers the
+        // loser with a unique violation in its catalog): the other node made the table; look again.
+        boolean raced = "23505".equals(e.getSQLState()) || "42P07".equals(e.getSQLState());
+        if (!raced || attempt == 5) {
+          throw e;
+        }
       }
-    });
+    }
     IdempotencyConfig config =
         IdempotencyConfig.builder()
             .table("processor_keys")
