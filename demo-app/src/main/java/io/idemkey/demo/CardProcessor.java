@@ -102,9 +102,18 @@ final class CardProcessor {
         break;
       } catch (SQLException e) {
         // Two nodes starting at once race in CREATE TABLE IF NOT EXISTS (PostgreSQL answers the
-        // loser with a unique violation in its catalog): the other node made the table; look again.
-        boolean raced = "23505".equals(e.getSQLState()) || "42P07".equals(e.getSQLState());
+        // loser with a unique violation in its catalog, or "type ... already exists"): the other
+        // node made the table; look again.
+        String state = e.getSQLState();
+        boolean raced =
+            "23505".equals(state) || "42P07".equals(state) || "42710".equals(state);
         if (!raced || attempt == 5) {
+          throw e;
+        }
+        try {
+          Thread.sleep(100);
+        } catch (InterruptedException interrupted) {
+          Thread.currentThread().interrupt();
           throw e;
         }
       }

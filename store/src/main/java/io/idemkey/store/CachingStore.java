@@ -28,7 +28,7 @@ import java.util.function.BooleanSupplier;
  *
  * <p>Thread-safe.
  */
-final class CachingStore implements IdempotencyStore {
+final class CachingStore extends DelegatingStore {
 
   /** A completed record, and when it expires on the cache's ticker. */
   private record CachedResponse(
@@ -42,7 +42,6 @@ final class CachingStore implements IdempotencyStore {
   /** Leases after the last claim or renewal that a held key's fingerprint is remembered. */
   private static final int LEASES_REMEMBERED = 4;
 
-  private final IdempotencyStore delegate;
   private final long ttlNanos;
   private final Ticker ticker;
   private final Cache<IdempotencyKey, CachedResponse> completed;
@@ -56,7 +55,7 @@ final class CachingStore implements IdempotencyStore {
    */
   CachingStore(
       IdempotencyStore delegate, long maxBytes, Duration ttl, Duration lease, Clock clock) {
-    this.delegate = delegate;
+    super(delegate);
     this.ttlNanos = saturatedNanos(ttl);
     this.ticker = clock == null ? Ticker.systemTicker() : () -> toNanos(clock.instant());
     this.completed =
@@ -159,31 +158,6 @@ final class CachingStore implements IdempotencyStore {
   @Override
   public StoreTransaction beginTransaction(IdempotencyKey key, long token) {
     return new CachingTransaction(delegate.beginTransaction(key, token), key, token);
-  }
-
-  @Override
-  public StepStore steps() {
-    return delegate.steps();
-  }
-
-  @Override
-  public boolean knownDown() {
-    return delegate.knownDown();
-  }
-
-  @Override
-  public boolean wakesWaiters() {
-    return delegate.wakesWaiters();
-  }
-
-  @Override
-  public int requestConnections() {
-    return delegate.requestConnections();
-  }
-
-  @Override
-  public Registration watch(IdempotencyKey key, Runnable onSettled) {
-    return delegate.watch(key, onSettled);
   }
 
   @Override

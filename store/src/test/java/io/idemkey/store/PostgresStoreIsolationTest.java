@@ -257,7 +257,7 @@ class PostgresStoreIsolationTest {
    * A table whose rows run {@code expression} when their transaction commits (a deferred
    * constraint trigger): a slow disk or a synchronous standby, or a commit that fails.
    */
-  private static String slowCommitTable(String expression) throws SQLException {
+  static String slowCommitTable(String expression) throws SQLException {
     String name = "commits_" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
     try (Connection connection = TestDatabase.dataSource().getConnection();
         Statement statement = connection.createStatement()) {
