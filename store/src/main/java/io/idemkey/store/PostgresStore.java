@@ -129,7 +129,7 @@ final class PostgresStore implements IdempotencyStore {
       int purgeBatchSize,
       AutoCloseable ownedPool) {
     this(dataSource, table, testClock, ttl, lease, DEFAULT_STATEMENT_TIMEOUT, purgeBatchSize,
-        false, false, false, ownedPool);
+        false, false, false, null, true, ownedPool);
   }
 
   /**
@@ -139,24 +139,6 @@ final class PostgresStore implements IdempotencyStore {
    * @param deferClaimFlush whether claims commit without waiting for the disk (see {@link
    *     StoreBuilder#deferClaimFlush})
    * @param sequenceKeys whether keys are sequence numbers with a floor per scope (SPEC §13)
-   */
-  PostgresStore(
-      DataSource dataSource,
-      TableName table,
-      Clock testClock,
-      Duration ttl,
-      Duration lease,
-      Duration statementTimeout,
-      int purgeBatchSize,
-      boolean notifySettled,
-      boolean deferClaimFlush,
-      boolean sequenceKeys,
-      AutoCloseable ownedPool) {
-    this(dataSource, table, testClock, ttl, lease, statementTimeout, purgeBatchSize, notifySettled,
-        deferClaimFlush, sequenceKeys, null, true, ownedPool);
-  }
-
-  /**
    * @param listenSource where the listener of settled keys takes its one connection: null for
    *     the node's own connections; a direct connection to PostgreSQL when the others go through a
    *     transaction pooler ({@link StoreBuilder#listenUrl})

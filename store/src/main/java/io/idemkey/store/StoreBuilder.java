@@ -369,11 +369,7 @@ public final class StoreBuilder {
   private boolean checkTransactionPooler(DataSource source) {
     try (Connection connection =
         StoreConnections.bounded(source, StoreConnections.unwrapHikari(source), statementTimeout().toMillis())) {
-      boolean behind = TransactionPooler.seenBehind(connection);
-      if (behind) {
-        TransactionPooler.check(connection, listenUrl != null);
-      }
-      return !behind || listenUrl != null;
+      return TransactionPooler.check(connection, listenUrl != null);
     } catch (SQLException e) {
       return true;
     }

@@ -43,15 +43,17 @@ final class TransactionPooler {
   }
 
   /**
-   * Checks that a store behind a transaction pooler can work there.
+   * Checks that a store on {@code connection}'s pool can work through whatever is between it and
+   * PostgreSQL. Returns whether the node hears settled keys: false behind a pooler without a
+   * listening connection of its own, which it also logs.
    *
    * @param listening whether the store listens for settled keys on a connection of its own that
    *     does not go through the pooler ({@link StoreBuilder#listenUrl})
    * @throws TransactionPoolerException if the connections would prepare statements on the server
    */
-  static void check(Connection connection, boolean listening) throws SQLException {
+  static boolean check(Connection connection, boolean listening) throws SQLException {
     if (!seenBehind(connection)) {
-      return;
+      return true;
     }
     int threshold = connection.unwrap(PGConnection.class).getPrepareThreshold();
     if (threshold > 0) {
@@ -69,5 +71,6 @@ final class TransactionPooler {
           + " end. Set idempotency.jdbc.listen-url to a direct URL to PostgreSQL (one connection"
           + " per node).");
     }
+    return listening;
   }
 }

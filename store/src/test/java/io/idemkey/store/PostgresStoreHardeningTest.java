@@ -295,7 +295,7 @@ class PostgresStoreHardeningTest {
           }
         }
         PostgresStore store = new PostgresStore(pool, table, null, TTL, LEASE,
-            Duration.ofSeconds(5), 100, false, true, false, null);
+            Duration.ofSeconds(5), 100, false, true, false, null, true, null);
         IdempotencyKey key = key();
 
         long token = tokenOf(store.claim(key, fingerprint("x")));

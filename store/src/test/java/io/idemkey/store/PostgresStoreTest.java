@@ -60,7 +60,7 @@ class PostgresStoreTest extends IdempotencyStoreContract {
   static PostgresStore sequenceStore(
       javax.sql.DataSource dataSource, TableName table, MutableClock clock, AutoCloseable pool) {
     return new PostgresStore(dataSource, table, clock, TTL, LEASE, Duration.ofSeconds(5), 10,
-        false, false, true, pool);
+        false, false, true, null, true, pool);
   }
 
   long rows() throws SQLException {
@@ -206,7 +206,7 @@ class PostgresStoreTest extends IdempotencyStoreContract {
     try (IdempotencyStore sequence =
         new PostgresStore(TestDatabase.dataSource(), table, clock, TTL, LEASE,
             Duration.ofSeconds(5), StoreBuilder.DEFAULT_PURGE_BATCH_SIZE, false, false, true,
-            null)) {
+            null, true, null)) {
       // Completed a day ago and expired since, written as the claim and completion write them.
       try (Connection connection = TestDatabase.dataSource().getConnection();
           Statement statement = connection.createStatement()) {

@@ -25,7 +25,7 @@ class SettledKeysTest {
     try (HikariDataSource appPool = TestDatabase.newPool(1)) {
       PostgresStore node =
           new PostgresStore(appPool, table, null, Duration.ofHours(1), Duration.ofSeconds(30),
-              Duration.ofSeconds(5), 100, true, false, false, null);
+              Duration.ofSeconds(5), 100, true, false, false, null, true, null);
       CountDownLatch listening = new CountDownLatch(1);
       node.watch(new IdempotencyKey("s", "k"), listening::countDown); // called once LISTEN ran
       assertThat(listening.await(10, TimeUnit.SECONDS)).isTrue();
@@ -34,7 +34,7 @@ class SettledKeysTest {
       // Another node keeps completing keys on the same table (same channel).
       PostgresStore other =
           new PostgresStore(TestDatabase.dataSource(), table, null, Duration.ofHours(1),
-              Duration.ofSeconds(30), Duration.ofSeconds(5), 100, true, false, false, null);
+              Duration.ofSeconds(30), Duration.ofSeconds(5), 100, true, false, false, null, true, null);
       try (Connection connection = appPool.getConnection()) { // waits for the listener to let go
         for (int i = 0; i < 50; i++) {
           IdempotencyKey key = new IdempotencyKey("s", "n" + i);
