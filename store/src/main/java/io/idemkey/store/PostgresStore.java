@@ -104,12 +104,14 @@ final class PostgresStore implements IdempotencyStore {
   private final String settledChannel;
   private final boolean notifySettled;
   private final SettledKeys settledKeys;
+  private final WaitMarks waitMarks;
   private final boolean wakesWaiters;
   private final String claimSql;
   private final String takeOverSql;
   private final String completeSql;
   private final String releaseSql;
   private final String notifySql;
+  private final String markSql;
   private final String renewSql;
   private final String readTokenSql;
   private final String lockSql;
@@ -169,6 +171,7 @@ final class PostgresStore implements IdempotencyStore {
     this.notifySettled = notifySettled;
     this.settledKeys = new SettledKeys(
         listenSource != null ? listenSource : connections.node(), settledChannel, statementTimeout);
+    this.waitMarks = new WaitMarks(this::markWaited);
     this.ownedPool = ownedPool;
     this.table = table;
     this.testClock = testClock;
@@ -245,7 +248,7 @@ final class PostgresStore implements IdempotencyStore {
         "UPDATE " + t + " SET state = '" + COMPLETED + "', lease_expires_at = NULL,"
             + " response_status = ?, response_headers = ?, response_body = ?, body_stored = ?,"
             + " expires_at = " + now + " + ?::bigint * interval '1 microsecond'" + byToken
-            + " AND state = '" + IN_PROGRESS + "'";
+            + " AND state = '" + IN_PROGRESS + "' RETURNING waited";
     // With sequence keys a released key is not deleted: its lease is ended, and the row kept as a
     // lapsed one (see the purge), so that its retry runs however late within a ttl, even when the
     // floor has risen past it (SPEC §13).
@@ -253,11 +256,12 @@ final class PostgresStore implements IdempotencyStore {
         sequenceKeys
             ? "UPDATE " + t + " SET lease_expires_at = n.now, expires_at = n.now"
                 + " FROM (SELECT " + now + " AS now) n" + byToken + " AND state = '" + IN_PROGRESS
-                + "'"
-            : "DELETE FROM " + t + byToken + " AND state = '" + IN_PROGRESS + "'";
+                + "' RETURNING waited"
+            : "DELETE FROM " + t + byToken + " AND state = '" + IN_PROGRESS + "' RETURNING waited";
     // Sent after the change committed, in a transaction of its own that does not wait for the
     // disk: PostgreSQL lets one notifying transaction commit at a time, so a notification inside
     // a durable commit would make every completion wait for the previous one's flush.
+    // Sent only for a key that a request waits for (its row marked: markSql).
     this.notifySql = "SELECT pg_notify(?, ?), set_config('synchronous_commit', 'off', true)";
     // Whether the key is still held: renewed, or in progress with this token but locked (its
     // request's transaction or step save holds it, and is settling it): never waited for.
@@ -271,6 +275,14 @@ final class PostgresStore implements IdempotencyStore {
     // The first statement of a request's transaction above READ COMMITTED: it holds the key's
     // row while the transaction is open (see the class comment).
     this.lockSql = "SELECT 1 FROM " + t + held + " FOR SHARE";
+    // A waiter's mark (WaitMarks): whether it marked the in-progress row, and whether one is
+    // there. A locked row is skipped, not waited for (its holder may keep it for a while).
+    String inProgress = " WHERE scope = ? AND idem_key = ? AND state = '" + IN_PROGRESS + "'";
+    this.markSql =
+        "WITH target AS (SELECT ctid FROM " + t + inProgress + " FOR NO KEY UPDATE SKIP LOCKED),"
+            + " marked AS (UPDATE " + t + " AS k SET waited = true"
+            + "   WHERE k.ctid IN (SELECT ctid FROM target) RETURNING 1)"
+            + " SELECT EXISTS (SELECT 1 FROM marked), EXISTS (SELECT 1 FROM " + t + inProgress + ")";
     this.readTokenSql = "SELECT state FROM " + t + byToken;
     // One purger at a time across nodes: the batch's transaction-level advisory lock (see
     // purgeExpired); the lock's name is the first parameter of both forms.
@@ -320,12 +332,13 @@ final class PostgresStore implements IdempotencyStore {
   }
 
   /**
-   * Tells the nodes that {@link #watch} that {@code key} was settled, when this store is to, on
-   * {@code connection}, whose change is committed: in a transaction of its own, committed here. A
-   * notification that fails is only logged: the waiters look again when the lease would end.
+   * Tells the nodes that {@link #watch} that {@code key} was settled, when this store is to and a
+   * request waits for it ({@code settled} is {@link Settled#WAITED}), on {@code connection}, whose
+   * change is committed: in a transaction of its own, committed here. A notification that fails
+   * is only logged: the waiters look again when the lease would end.
    */
-  private void notifySettled(Connection connection, IdempotencyKey key) {
-    if (!notifySettled) {
+  private void notifySettled(Connection connection, IdempotencyKey key, Settled settled) {
+    if (!notifySettled || settled != Settled.WAITED) {
       return;
     }
     try {
@@ -360,6 +373,16 @@ final class PostgresStore implements IdempotencyStore {
     return storedScope(key.scope()) + "\n" + key.key();
   }
 
+  /** The channel on which settled keys are told (SettledKeys): for tests. */
+  String settledChannel() {
+    return settledChannel;
+  }
+
+  /** How many marks of waited keys were tried again (WaitMarks): for tests. */
+  long waitMarksRetried() {
+    return waitMarks.retried();
+  }
+
   @Override
   public boolean knownDown() {
     return connections.down();
@@ -377,7 +400,34 @@ final class PostgresStore implements IdempotencyStore {
 
   @Override
   public Registration watch(IdempotencyKey key, Runnable onSettled) {
-    return settledKeys.watch(settledPayload(key), onSettled);
+    Registration heard = settledKeys.watch(settledPayload(key), onSettled);
+    if (!notifySettled) {
+      return heard;
+    }
+    Registration marked = waitMarks.mark(key, onSettled);
+    return () -> {
+      marked.close();
+      heard.close();
+    };
+  }
+
+  /** Marks the key's in-progress row as waited for, on the node's connections (WaitMarks). */
+  private WaitMarks.Mark markWaited(IdempotencyKey key) {
+    return connections.runOnNode("mark a waited key", connection -> {
+      try (PreparedStatement statement = connection.prepareStatement(markSql)) {
+        bindKey(statement, bindKey(statement, 1, key), key);
+        boolean marked;
+        boolean held;
+        try (ResultSet row = statement.executeQuery()) {
+          row.next();
+          marked = row.getBoolean(1);
+          held = row.getBoolean(2);
+        }
+        commit(connection);
+        return marked ? WaitMarks.Mark.MARKED
+            : held ? WaitMarks.Mark.LOCKED : WaitMarks.Mark.NOT_HELD;
+      }
+    });
   }
 
   /**
@@ -492,16 +542,43 @@ final class PostgresStore implements IdempotencyStore {
     // Encoded here, on the caller's thread, before any connection is taken.
     byte[] headers = HeaderCodec.encode(response.headers());
     return connections.run("complete", connection -> {
-      boolean recorded = complete(connection, key, token, response, headers);
-      if (recorded) {
-        commit(connection);
-        notifySettled(connection, key);
+      Settled settled = complete(connection, key, token, response, headers);
+      if (settled == Settled.NOTHING) {
+        return false;
       }
-      return recorded;
+      commit(connection);
+      notifySettled(connection, key, settled);
+      return true;
     });
   }
 
-  private boolean complete(
+  /** What a completion or a release changed. */
+  private enum Settled {
+    /** Nothing: the token is no longer current. */
+    NOTHING,
+    /** The key's row, which no request waits for. */
+    SETTLED,
+    /** The key's row, which a request waits for (or may: its completion was found done). */
+    WAITED;
+
+    /** Runs a completion or release ({@code ... RETURNING waited}) and says what it changed. */
+    static Settled of(String operation, TableName table, PreparedStatement statement)
+        throws SQLException {
+      try (ResultSet rows = statement.executeQuery()) {
+        if (!rows.next()) {
+          return NOTHING;
+        }
+        Settled settled = rows.getBoolean(1) ? WAITED : SETTLED;
+        if (rows.next()) {
+          throw new IllegalStateException(
+              operation + " changed more than one row of " + table + " for one key");
+        }
+        return settled;
+      }
+    }
+  }
+
+  private Settled complete(
       Connection connection, IdempotencyKey key, long token, StoredResponse response,
       byte[] headers) throws SQLException {
     try (PreparedStatement statement = connection.prepareStatement(completeSql)) {
@@ -513,13 +590,15 @@ final class PostgresStore implements IdempotencyStore {
       statement.setLong(6, ttlMicros);
       int next = bindKey(statement, 7, key);
       statement.setLong(next, token);
-      if (changedOne("complete", statement)) {
-        return true;
+      Settled settled = Settled.of("complete", table, statement);
+      if (settled != Settled.NOTHING) {
+        return settled;
       }
     }
     // Not recorded now: recorded already by this token (a retry after a commit whose reply was
-    // lost), or the token is no longer current.
-    return completedBy(connection, key, token);
+    // lost: whether a request waits is not known, so it is told), or the token is no longer
+    // current.
+    return completedBy(connection, key, token) ? Settled.WAITED : Settled.NOTHING;
   }
 
   /** Whether the key is completed with {@code token}. */
@@ -542,20 +621,21 @@ final class PostgresStore implements IdempotencyStore {
   /** Releases the key on {@code connection} and commits; notifies if it was released. */
   private boolean release(Connection connection, IdempotencyKey key, long token)
       throws SQLException {
-    boolean released;
+    Settled released;
     try (PreparedStatement statement = connection.prepareStatement(releaseSql)) {
       int first = 1;
       if (sequenceKeys) {
         statement.setLong(first++, shiftMicros());
       }
       statement.setLong(bindKey(statement, first, key), token);
-      released = changedOne("release", statement);
+      released = Settled.of("release", table, statement);
     }
-    if (released) {
-      commit(connection);
-      notifySettled(connection, key);
+    if (released == Settled.NOTHING) {
+      return false;
     }
-    return released;
+    commit(connection);
+    notifySettled(connection, key, released);
+    return true;
   }
 
   /**
@@ -586,17 +666,6 @@ final class PostgresStore implements IdempotencyStore {
     statement.setString(first, storedScope(key.scope()));
     statement.setString(first + 1, key.key());
     return first + 2;
-  }
-
-  /** Runs an update: true for one row, false for none (the token is no longer current). */
-  private boolean changedOne(String operation, PreparedStatement statement)
-      throws SQLException {
-    int rows = statement.executeUpdate();
-    if (rows > 1) {
-      throw new IllegalStateException(
-          operation + " changed " + rows + " rows of " + table + " for one key");
-    }
-    return rows == 1;
   }
 
   /** A transaction that takes its connection when it is first asked for one (SPEC §15). */
@@ -716,9 +785,11 @@ final class PostgresStore implements IdempotencyStore {
       byte[] headers = HeaderCodec.encode(response.headers());
       int previousTimeout = 0;
       boolean completed = false;
+      Settled settled;
       try {
         previousTimeout = StoreConnections.boundNetworkTimeout(connection, statementTimeoutMillis);
-        if (!complete(connection, key, token, response, headers)) {
+        settled = complete(connection, key, token, response, headers);
+        if (settled == Settled.NOTHING) {
           connection.rollback();
           return false;
         }
@@ -745,7 +816,7 @@ final class PostgresStore implements IdempotencyStore {
       } finally {
         StoreConnections.restoreNetworkTimeout(connection, previousTimeout);
       }
-      notifySettled(connection, key);
+      notifySettled(connection, key, settled);
       return true;
     }
 
@@ -903,6 +974,7 @@ final class PostgresStore implements IdempotencyStore {
   /** Closes the connection pool if this store opened it; a data source handed in stays open. */
   @Override
   public void close() {
+    waitMarks.close();
     settledKeys.close();
     connections.close();
     if (ownedPool != null) {

@@ -127,10 +127,15 @@ class PostgresStoreFailoverTest {
       IdempotencyKey completed = key();
       CountDownLatch bystanderWoken = new CountDownLatch(1);
       CountDownLatch completedHeard = new CountDownLatch(1);
-      IdempotencyStore.Registration first = watching.watch(bystander, bystanderWoken::countDown);
-      IdempotencyStore.Registration second = watching.watch(completed, completedHeard::countDown);
+      IdempotencyStore.Registration first = null;
+      IdempotencyStore.Registration second = null;
       try {
+        // Both held, as a waiter finds its key before it watches it (a key not held wakes its
+        // watcher at once: it may have settled).
+        untilAvailable(() -> completing.claim(bystander, fingerprint("a")));
         ClaimResult claim = untilAvailable(() -> completing.claim(completed, fingerprint("a")));
+        first = watching.watch(bystander, bystanderWoken::countDown);
+        second = watching.watch(completed, completedHeard::countDown);
         completing.complete(completed, tokenOf(claim), response("paid"));
         if (completedHeard.await(2, TimeUnit.SECONDS) && bystanderWoken.getCount() == 1) {
           return true;
@@ -138,8 +143,12 @@ class PostgresStoreFailoverTest {
       } catch (StoreUnavailableException e) {
         // the completing store is not back yet
       } finally {
-        first.close();
-        second.close();
+        if (first != null) {
+          first.close();
+        }
+        if (second != null) {
+          second.close();
+        }
       }
     }
     return false;
