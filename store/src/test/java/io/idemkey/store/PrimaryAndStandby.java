@@ -294,6 +294,21 @@ public final class PrimaryAndStandby implements AutoCloseable {
     awaitExit(processes);
   }
 
+  /**
+   * Starts the primary again on its data directory after {@link #killPrimary()}, as a machine
+   * that reboots: PostgreSQL recovers from its write-ahead log, which holds what was flushed.
+   */
+  public synchronized void restartPrimary() throws IOException {
+    try {
+      primary.close(); // its server is dead (pg_ctl stop finds nothing); this lets go of its lock
+    } catch (IOException e) {
+      // pg_ctl stop failed on the dead server: the lock is let go all the same
+    }
+    primary = server(primaryDirectory, primaryPort, synchronous).start();
+    postmasters.set(0, postmaster(primaryDirectory));
+    primaryKilled = false;
+  }
+
   /** Promotes the standby, and returns once it accepts writes. */
   public void promoteStandby() throws SQLException {
     try (Connection connection = connect(standbyPort);
