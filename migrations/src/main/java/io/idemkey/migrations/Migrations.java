@@ -83,10 +83,11 @@ public final class Migrations {
    */
   private static void requireOursOrAbsent(DataSource dataSource, TableName tableName) {
     String history = tableName.historyTable();
-    // The relations that the migrations create besides the table (V1, V3, V4, V5): a name
+    // The relations that the migrations create besides the table (V1, V3 to V6): a name
     // already taken would fail them.
     String sequence = tableName.table() + "_token_seq";
     String index = tableName.table() + "_expires_at_idx";
+    String purgeIndex = tableName.table() + "_created_at_idx";
     String steps = tableName.table() + "_steps";
     String stepsIndex = tableName.table() + "_steps_expires_at_idx";
     String floors = tableName.floorsTable();
@@ -95,7 +96,7 @@ public final class Migrations {
       Set<String> existing =
           names(connection, RELATIONS_SQL, tableName.schema(),
               connection.createArrayOf("text", new String[] {tableName.table(), history, sequence,
-                  index, steps, stepsIndex, floors, settings}));
+                  index, purgeIndex, steps, stepsIndex, floors, settings}));
       if (existing.contains(tableName.table())) {
         if (!existing.contains(history)) {
           throw foreign(tableName, "it has no idemkey migration history table "

@@ -287,10 +287,17 @@ final class PostgresStore implements IdempotencyStore {
     // One purger at a time across nodes: the batch's transaction-level advisory lock (see
     // purgeExpired); the lock's name is the first parameter of both forms.
     String purgeLock = " CROSS JOIN (SELECT pg_try_advisory_xact_lock(hashtext(?)) AS locked) l";
+    // Candidates by creation, on the index that no update touches (V6): a row expired now was
+    // created at least a ttl ago (a completed one expires a ttl after its completion), so the
+    // index bounds the scan, and the expiry decides. A lapsed in-progress row is deleted a ttl
+    // after its creation; until then a claim takes it over.
+    String candidates =
+        " k" + purgeLock + " CROSS JOIN (SELECT " + now + " AS now) n WHERE l.locked"
+            + " AND k.created_at <= n.now - " + ttlMicros + " * interval '1 microsecond'"
+            + " AND k.expires_at <= n.now";
     String purgeBatch =
         "DELETE FROM " + t + " WHERE ctid = ANY(ARRAY("
-            + "SELECT k.ctid FROM " + t + " k" + purgeLock + " WHERE l.locked AND k.expires_at <= "
-            + now + " LIMIT ? FOR UPDATE OF k SKIP LOCKED))";
+            + "SELECT k.ctid FROM " + t + candidates + " LIMIT ? FOR UPDATE OF k SKIP LOCKED))";
     // With sequence keys, the floors rise in the statement that deletes the rows (see the class
     // comment), each to the highest completed key deleted in its scope. Keys that are not
     // sequence numbers (rows from before the switch) are left out; a 19-digit key is compared as
@@ -314,9 +321,7 @@ final class PostgresStore implements IdempotencyStore {
     this.purgeBatchSql =
         sequenceKeys
             ? "WITH purged AS (DELETE FROM " + t + " WHERE ctid = ANY(ARRAY("
-                + "SELECT k.ctid FROM " + t + " k" + purgeLock
-                + " CROSS JOIN (SELECT " + now + " AS now) n"
-                + " WHERE l.locked AND k.expires_at <= n.now AND (k.state = '" + COMPLETED + "'"
+                + "SELECT k.ctid FROM " + t + candidates + " AND (k.state = '" + COMPLETED + "'"
                 + "   OR k.expires_at <= n.now - " + ttlMicros + " * interval '1 microsecond')"
                 + " LIMIT ? FOR UPDATE OF k SKIP LOCKED))"
                 + " RETURNING scope, idem_key, state),"

@@ -88,7 +88,7 @@ class MigrationsTest {
     assertThat(query("SELECT indexdef FROM pg_indexes WHERE schemaname = '" + table.schema()
             + "' AND tablename = 'keys' ORDER BY indexname"))
         .hasSize(2)
-        .anySatisfy(index -> assertThat(index).contains("(expires_at)"))
+        .anySatisfy(index -> assertThat(index).contains("(created_at)"))
         .anySatisfy(index -> assertThat(index).contains("(scope, idem_key)"));
   }
 
@@ -215,7 +215,7 @@ class MigrationsTest {
     // PostgreSQL would have cut a name past 63 bytes silently: each must be there in full.
     assertThat(relations("public"))
         .contains(name, name + "_floors", name + "_floors_pkey", name + "_token_seq",
-            name + "_expires_at_idx", name + "_schema_history", name + "_steps",
+            name + "_created_at_idx", name + "_schema_history", name + "_steps",
             name + "_steps_expires_at_idx", name + "_settings", name + "_settings_pkey");
   }
 

@@ -116,10 +116,31 @@ class PostgresStoreTest extends IdempotencyStoreContract {
     assertThat(store.claim(live, fingerprint("a"))).isInstanceOf(ClaimResult.Completed.class);
   }
 
+  /**
+   * A lapsed lease is not deleted before a ttl has passed since its claim (the purge finds rows
+   * by creation, V6); meanwhile a claim takes it over, and the completion it gets is kept a ttl.
+   */
+  @Test
+  void purgeExpired_lapsedLease_keptUntilATtlAfterItsClaimAndTakenOverMeanwhile()
+      throws Exception {
+    IdempotencyKey lapsed = key();
+    store.claim(lapsed, fingerprint("a"));
+    clock.advance(LEASE);
+    assertThat(store.purgeExpired()).isZero();
+
+    ClaimResult retry = store.claim(lapsed, fingerprint("a"));
+    assertThat(retry).isInstanceOf(ClaimResult.TakenOver.class);
+    store.complete(lapsed, ((ClaimResult.Held) retry).token(), response("done"));
+    clock.advance(TTL.minus(LEASE));
+    assertThat(store.purgeExpired()).as("completed a lease after its first claim").isZero();
+    clock.advance(LEASE);
+    assertThat(store.purgeExpired()).isEqualTo(1);
+  }
+
   @Test
   void purgeExpired_whileAnotherSessionHoldsThePurgeLock_returnsZero() throws Exception {
     store.claim(key(), fingerprint("a"));
-    clock.advance(LEASE);
+    clock.advance(TTL); // a lapsed in-progress row is purged a ttl after its creation
     try (Connection other = TestDatabase.dataSource().getConnection();
         Statement lock = other.createStatement()) {
       lock.execute("SELECT pg_advisory_lock(hashtext('idemkey.purge:" + table + "'))");
@@ -139,7 +160,7 @@ class PostgresStoreTest extends IdempotencyStoreContract {
       for (int i = 0; i < 30; i++) {
         small.claim(key(), fingerprint("a"));
       }
-      clock.advance(LEASE);
+      clock.advance(TTL);
       assertThat(small.purgeExpired()).isEqualTo(30);
       assertThat(rows()).isZero();
     }
