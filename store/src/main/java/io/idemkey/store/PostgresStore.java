@@ -37,8 +37,9 @@ import javax.sql.DataSource;
  * autoCommit=false} each operation commits itself, a serialization failure (REPEATABLE READ or
  * stricter) is a lost race that is run again, and every wait and statement is bounded, so that a
  * database that hangs fails a call within that time (SPEC §8). A call takes one connection and
- * does everything on it: a completion or release that notifies other nodes notifies on the same
- * connection, after its commit (SPEC §15).
+ * does everything on it: a completion or release that notifies other nodes (of a key that a
+ * request waits for: {@link WaitMarks}) notifies on the same connection, after its commit (SPEC
+ * §15).
  *
  * <p>Which connection each call runs on (SPEC §15): the claim and a completion outside a
  * transaction on one of the requests' pool; renewals and releases outside a transaction on the

@@ -14,8 +14,9 @@ import org.postgresql.PGNotification;
 
 /**
  * The keys that complete or are released on any node, heard through PostgreSQL's LISTEN/NOTIFY:
- * the completion and release statements notify (in their own transaction, so a notification is
- * delivered only once its change is committed), and one connection per node listens. Callbacks
+ * the completion and release of a key that a request waits for ({@link WaitMarks}) notify (in
+ * their own transaction, so a notification is delivered only once its change is committed), and
+ * one connection per node listens. Callbacks
  * run on the listening thread and must be quick. When the connection is lost, every watcher is
  * called once (a notification may have been missed), and it listens again after a pause. A
  * connection that went silent (a partition that dropped it without a reset) is found by a {@code
