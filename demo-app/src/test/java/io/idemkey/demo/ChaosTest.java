@@ -28,8 +28,10 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
@@ -59,7 +61,7 @@ class ChaosTest {
   @Test
   void transactional_nodesKilledAndDatabaseRestarted_noDuplicateAndNoLostAcknowledgement()
       throws Exception {
-    Summary summary = run(true, Duration.ofSeconds(60));
+    Summary summary = run(true, Duration.ofSeconds(60), 10, 100);
 
     System.out.println(summary);
     assertThat(summary.kills).as("kills").isGreaterThanOrEqualTo(10);
@@ -78,7 +80,7 @@ class ChaosTest {
 
   @Test
   void nonTransactional_sameChaos_runsAndReportsDuplicates() throws Exception {
-    Summary summary = run(false, Duration.ofSeconds(30));
+    Summary summary = run(false, Duration.ofSeconds(30), 1, 1);
 
     // For comparison only: without one commit for payment and response, a node killed between
     // the two leaves a payment whose key a retry runs again (SPEC §6).
@@ -145,7 +147,14 @@ class ChaosTest {
   /** One key as the clients send it: the same amount and query on every try. */
   record KeyPlan(String key, long amount, int delayMs) {}
 
-  Summary run(boolean transactional, Duration traffic) throws Exception {
+  /**
+   * Runs {@code traffic} of chaos, and on past it, for at most as long again, until at least
+   * {@code kills} nodes were killed and {@code acknowledged} keys acknowledged: counts, not
+   * seconds, so that a loaded machine, where nodes take longer to start, still gets the chaos
+   * the assertions ask for.
+   */
+  Summary run(boolean transactional, Duration traffic, int kills, int acknowledged)
+      throws Exception {
     Summary summary = new Summary(transactional);
     progress(summary, "starting PostgreSQL and %d nodes, then %d s of traffic with nodes killed"
         + " and the database restarted", NODES, traffic.toSeconds());
@@ -173,8 +182,10 @@ class ChaosTest {
 
       long start = System.nanoTime();
       long trafficEnd = start + traffic.toNanos();
+      long longestEnd = trafficEnd + traffic.toNanos();
+      AtomicBoolean trafficOver = new AtomicBoolean();
       // After the traffic, keys in flight are retried, without chaos, until this deadline.
-      long drainEnd = trafficEnd + Duration.ofSeconds(25).toNanos();
+      long drainEnd = longestEnd + Duration.ofSeconds(25).toNanos();
 
       ExecutorService clients = Executors.newFixedThreadPool(CLIENTS * 2 + 1);
       CyclicBarrier barrier = new CyclicBarrier(CLIENTS + 1);
@@ -183,7 +194,7 @@ class ChaosTest {
         for (int c = 0; c < CLIENTS; c++) {
           work.add(clients.submit(() -> {
             barrier.await();
-            while (System.nanoTime() < trafficEnd) {
+            while (!trafficOver.get()) {
               int index = nextKey.getAndIncrement();
               ThreadLocalRandom random = ThreadLocalRandom.current();
               KeyPlan plan = new KeyPlan(
@@ -204,10 +215,15 @@ class ChaosTest {
         }
         Future<?> chaos = clients.submit(() -> {
           barrier.await();
-          chaos(cluster, ports, start, trafficEnd, summary);
+          try {
+            chaos(cluster, ports, start, trafficEnd, longestEnd,
+                () -> summary.killCount.get() >= kills && acks.size() >= acknowledged, summary);
+          } finally {
+            trafficOver.set(true);
+          }
           return null;
         });
-        chaos.get(traffic.toSeconds() + 120, TimeUnit.SECONDS);
+        chaos.get(2 * traffic.toSeconds() + 120, TimeUnit.SECONDS);
         progress(summary, "traffic over (%d requests); retrying the keys in flight, for at most"
             + " 25 s", summary.requests.get());
         for (Future<?> each : work) {
@@ -295,16 +311,24 @@ class ChaosTest {
   /**
    * Every 1–2 s, SIGKILLs a random node that has started and starts it again at once (without waiting for
    * it); twice, with every node up, stops PostgreSQL for 1–3 s and starts it on the same data
-   * directory and port. Nodes that died are restarted. Ends with every node healthy.
+   * directory and port. Nodes that died are restarted. Goes on past {@code trafficEnd} while
+   * {@code enough} is false, until {@code longestEnd} at most. Ends with every node healthy.
    */
-  static void chaos(DemoNodes cluster, int[] ports, long start, long trafficEnd, Summary summary)
-      throws Exception {
+  static void chaos(DemoNodes cluster, int[] ports, long start, long trafficEnd, long longestEnd,
+      BooleanSupplier enough, Summary summary) throws Exception {
     ThreadLocalRandom random = ThreadLocalRandom.current();
     long span = trafficEnd - start;
+    long end = trafficEnd;
     long[] outagesAt = {start + span * 35 / 100, start + span * 70 / 100};
     int outagesDone = 0;
     long reported = start;
-    while (System.nanoTime() < trafficEnd) {
+    while (true) {
+      if (System.nanoTime() >= end) {
+        if (end == longestEnd || enough.getAsBoolean()) {
+          break;
+        }
+        end = longestEnd; // go on until enough, or for as long again at most
+      }
       if (System.nanoTime() - reported >= PROGRESS_EVERY.toNanos()) {
         reported = System.nanoTime();
         progress(summary, "%d s of %d s of traffic: %d requests, %d nodes killed, %d database"
@@ -312,8 +336,8 @@ class ChaosTest {
             summary.requests.get(), summary.killCount.get(), summary.outageCount.get());
       }
       Thread.sleep(Math.min(1000 + random.nextInt(1001),
-          Math.max(0, (trafficEnd - System.nanoTime()) / 1_000_000)));
-      if (System.nanoTime() >= trafficEnd) {
+          Math.max(0, (end - System.nanoTime()) / 1_000_000)));
+      if (System.nanoTime() >= end && (end == longestEnd || enough.getAsBoolean())) {
         break;
       }
       for (int port : ports) {
