@@ -2,7 +2,6 @@ package io.idemkey.filter;
 
 import io.idemkey.execution.Codec;
 import io.idemkey.execution.LeaseLostException;
-import io.idemkey.execution.StepCall;
 import jakarta.servlet.ServletRequest;
 
 /**
@@ -50,7 +49,7 @@ public interface Steps extends io.idemkey.execution.Steps {
   static Steps of(io.idemkey.execution.Steps steps) {
     return new Steps() {
       @Override
-      public <T, E extends Exception> T run(String name, Codec<T> codec, StepCall<T, E> call)
+      public <T, E extends Exception> T run(String name, StepCodec<T> codec, StepCall<T, E> call)
           throws E {
         return steps.run(name, codec, call);
       }
@@ -60,5 +59,27 @@ public interface Steps extends io.idemkey.execution.Steps {
         return steps.derivedKey(name);
       }
     };
+  }
+
+  /**
+   * Runs step {@code name}: returns its stored result if an earlier run of this request stored
+   * one; otherwise calls {@code call} with the step's derived key, stores what it returns, and
+   * returns it. As {@link io.idemkey.execution.Steps#run}, with the filter's types (what an
+   * implementation of this interface, a test double say, implements).
+   *
+   * @throws E what {@code call} throws; nothing is stored then, and a retry calls again
+   * @throws IllegalArgumentException if {@code name} is empty, longer than 200 characters, or was
+   *     run before in this request
+   * @throws LeaseLostException if the request no longer holds its key (the call did happen)
+   */
+  <T, E extends Exception> T run(String name, StepCodec<T> codec, StepCall<T, E> call) throws E;
+
+  /** The execution layer's {@code run}, through {@link #run(String, StepCodec, StepCall)}. */
+  @Override
+  default <T, E extends Exception> T run(
+      String name, Codec<T> codec, io.idemkey.execution.StepCall<T, E> call) throws E {
+    StepCodec<T> stepCodec = codec instanceof StepCodec<T> own ? own : StepCodec.of(codec);
+    StepCall<T, E> stepCall = call instanceof StepCall<T, E> own ? own : call::call;
+    return run(name, stepCodec, stepCall);
   }
 }
