@@ -1,11 +1,13 @@
 package io.idemkey.filter;
 
+import io.idemkey.execution.HeldKey;
+import io.idemkey.execution.IdempotentExecutor;
+import io.idemkey.execution.LeaseLostException;
 import io.idemkey.store.ClaimResult;
 import io.idemkey.store.Fingerprint;
 import io.idemkey.store.IdempotencyKey;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.RequestTransactions;
-import io.idemkey.store.StepStore;
 import io.idemkey.store.StoreTransaction;
 import io.idemkey.store.StoreUnavailableException;
 import io.idemkey.store.StoredResponse;
@@ -25,7 +27,9 @@ import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * One request that holds its key, from its claim to its answer: its life is one state machine
- * (SPEC §5, §6, §12, §15). It runs the handler with the lease renewed, captures the response, and
+ * (SPEC §5, §6, §12, §15), the HTTP adapter over the execution layer's {@link HeldKey} (which
+ * renews the lease, opens the transaction and keeps the steps, as it does for a message consumer).
+ * It runs the handler with the lease renewed, captures the response, and
  * stores it (or releases the key) before a byte reaches the client. In transactional mode the
  * handler runs in the store's transaction, begun when the handler first asks for a connection,
  * and the completion commits with the handler's writes; otherwise the completion is retried while
@@ -80,7 +84,8 @@ final class Execution {
 
     IdempotencyStore store();
 
-    LeaseRenewals renewals();
+    /** The execution layer: holds the key (lease, transaction, steps) while the handler runs. */
+    IdempotentExecutor executor();
 
     /**
      * In transactional mode, the turns to run a handler: as many as the requests' pool has
@@ -105,7 +110,7 @@ final class Execution {
   private final ResponseCapture capture;
   private final long started = System.nanoTime();
   private final AtomicReference<State> state = new AtomicReference<>(State.CLAIMED);
-  private LeaseRenewals.Lease lease;
+  private HeldKey held;
   private StoreTransaction transaction;
   /** The turn this request holds, given back once when it ends; null without one. */
   private final AtomicReference<Semaphore> turn = new AtomicReference<>();
@@ -145,14 +150,17 @@ final class Execution {
       return IdempotencyListener.Outcome.STORE_FAILURE;
     }
     try {
-      lease = context.renewals().start(key, token, this::leaseLost);
-      if (transactional) {
-        transaction = context.store().beginTransaction(key, token); // no connection yet
-      } else {
+      // The lease renewed from here on; in transactional mode the transaction open, without a
+      // connection yet.
+      held = context.executor().hold(key, fingerprint, token, this::leaseLost,
+          (replayed, stepStarted) -> context.report(replayed
+              ? IdempotencyListener.Outcome.STEP_REPLAYED
+              : IdempotencyListener.Outcome.STEP_EXECUTED, request, stepStarted));
+      transaction = held.transaction().orElse(null);
+      if (!transactional) {
         request.captureAsync(capture, asyncCompletion());
       }
-      request.setAttribute(Steps.ATTRIBUTE, RequestSteps.holding(stepStore(), key, fingerprint,
-          token, (outcome, stepStarted) -> context.report(outcome, request, stepStarted)));
+      request.setAttribute(Steps.ATTRIBUTE, Steps.of(held.steps()));
       moveTo(State.CLAIMED, State.RUNNING);
     } catch (RuntimeException | Error e) {
       // A store that cannot open a transaction (a bug, or a store handed in that keeps its keys
@@ -206,18 +214,6 @@ final class Execution {
     return true;
   }
 
-  /** The step store this request's steps use: its transaction's view in transactional mode. */
-  private StepStore stepStore() {
-    if (transaction != null) {
-      return transaction.steps();
-    }
-    try {
-      return context.store().steps();
-    } catch (UnsupportedOperationException e) {
-      return null; // a store that keeps no step results: steps call every time
-    }
-  }
-
   private CapturedAsyncContext.Completion asyncCompletion() {
     return new CapturedAsyncContext.Completion() {
       @Override
@@ -249,15 +245,15 @@ final class Execution {
     if (to == State.RUNNING || to == State.SETTLING) {
       return true;
     }
-    if (lease != null) {
-      lease.stop();
+    if (held != null) {
+      held.stopLease();
     }
     if (to == State.RELEASED || to == State.ABANDONED) {
       releaseKey();
     }
     if (to != State.STREAMING) {
-      if (transaction != null) {
-        transaction.close(); // closes once; confined to the handler's thread (no async)
+      if (held != null) {
+        held.close(); // closes the transaction once; confined to the handler's thread (no async)
       }
       Semaphore held = turn.getAndSet(null);
       if (held != null) {
@@ -285,14 +281,10 @@ final class Execution {
    * key's lease runs out by itself and the key is free again then.
    */
   private void releaseKey() {
-    try {
-      if (transaction != null) {
-        transaction.release();
-      } else {
-        context.store().release(key, token);
-      }
-    } catch (RuntimeException e) {
-      LOG.log(System.Logger.Level.WARNING, "releasing a key failed; its lease will run out", e);
+    if (held != null) {
+      held.release();
+    } else {
+      releaseQuietly(context.store(), key, token); // never held: holding it failed
     }
   }
 

@@ -1,5 +1,6 @@
 package io.idemkey.filter;
 
+import io.idemkey.execution.IdempotentExecutor;
 import io.idemkey.store.ClaimResult;
 import io.idemkey.store.Fingerprint;
 import io.idemkey.store.IdempotencyKey;
@@ -65,7 +66,7 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
   private IdempotencyStore store;
   private boolean ownsStore;
   private IdempotencyListener listener;
-  private LeaseRenewals renewals;
+  private IdempotentExecutor executor;
   private Waiters waiters;
   private Semaphore turns;
 
@@ -112,7 +113,10 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
     this.store = store;
     this.ownsStore = ownsStore;
     this.listener = listener;
-    this.renewals = new LeaseRenewals(store, config.lease());
+    this.executor = IdempotentExecutor.builder(store)
+        .lease(config.lease())
+        .transactional(config.transactional())
+        .build();
     this.waiters = new Waiters(store, config.waitTimeout(), config.maxWaiters());
     int connections = store.requestConnections();
     this.turns = config.transactional() && connections > 0 ? new Semaphore(connections, true) : null;
@@ -121,8 +125,8 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
 
   @Override
   public void destroy() {
-    if (renewals != null) {
-      renewals.close();
+    if (executor != null) {
+      executor.close();
       waiters.close();
     }
     if (ownsStore && store != null) {
@@ -213,8 +217,8 @@ public final class IdempotencyFilter implements Filter, Execution.Context {
   }
 
   @Override
-  public LeaseRenewals renewals() {
-    return renewals;
+  public IdempotentExecutor executor() {
+    return executor;
   }
 
   @Override

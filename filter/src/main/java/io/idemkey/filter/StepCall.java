@@ -1,20 +1,11 @@
 package io.idemkey.filter;
 
 /**
- * A step's call to another service (SPEC §12).
+ * A step's call to another service (SPEC §12): the execution layer's {@link
+ * io.idemkey.execution.StepCall}, under the name handlers have used.
  *
  * @param <T> the result
  * @param <E> what the call may throw
  */
 @FunctionalInterface
-public interface StepCall<T, E extends Exception> {
-
-  /**
-   * Makes the call.
-   *
-   * @param derivedKey the step's derived key: pass it to the other service as its idempotency key
-   * @return the result, never null
-   * @throws E when the call fails; nothing is stored, and a retry calls again
-   */
-  T call(String derivedKey) throws E;
-}
+public interface StepCall<T, E extends Exception> extends io.idemkey.execution.StepCall<T, E> {}

@@ -1,47 +1,37 @@
 package io.idemkey.filter;
 
-import java.nio.charset.StandardCharsets;
+import io.idemkey.execution.Codec;
 
 /**
- * How a step's result is stored: as bytes. {@link #bytes()} and {@link #text()} here; JSON
- * through Jackson in the Spring Boot starter ({@code io.idemkey.spring.JacksonStepCodec}).
+ * How a step's result is stored: as bytes. The execution layer's {@link Codec}, under the name
+ * handlers have used; {@link #bytes()} and {@link #text()} here; JSON through Jackson in the
+ * Spring Boot starter ({@code io.idemkey.spring.JacksonStepCodec}).
  *
  * @param <T> the result
  */
-public interface StepCodec<T> {
-
-  /** The bytes to store for {@code value}. */
-  byte[] encode(T value);
-
-  /** The value that {@code bytes}, as {@link #encode} made them, stand for. */
-  T decode(byte[] bytes);
+public interface StepCodec<T> extends Codec<T> {
 
   /** Bytes stored as they are. */
   static StepCodec<byte[]> bytes() {
-    return new StepCodec<>() {
-      @Override
-      public byte[] encode(byte[] value) {
-        return value.clone();
-      }
-
-      @Override
-      public byte[] decode(byte[] bytes) {
-        return bytes;
-      }
-    };
+    return of(Codec.bytes());
   }
 
   /** Text stored as UTF-8. */
   static StepCodec<String> text() {
+    return of(Codec.text());
+  }
+
+  /** {@code codec} as a step codec. */
+  static <T> StepCodec<T> of(Codec<T> codec) {
     return new StepCodec<>() {
       @Override
-      public byte[] encode(String value) {
-        return value.getBytes(StandardCharsets.UTF_8);
+      public byte[] encode(T value) {
+        return codec.encode(value);
       }
 
       @Override
-      public String decode(byte[] bytes) {
-        return new String(bytes, StandardCharsets.UTF_8);
+      public T decode(byte[] bytes) {
+        return codec.decode(bytes);
       }
     };
   }

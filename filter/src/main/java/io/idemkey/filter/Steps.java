@@ -1,14 +1,15 @@
 package io.idemkey.filter;
 
-import io.idemkey.store.StoreUnavailableException;
+import io.idemkey.execution.Codec;
+import io.idemkey.execution.LeaseLostException;
 import jakarta.servlet.ServletRequest;
 
 /**
- * The steps of the request that holds an idempotency key (SPEC §12): named calls to other
- * services whose results are stored as soon as they return, so that a later run of the same
- * request (its lease taken over after a crash, or an earlier run released by a 5xx or an
- * exception) gets each stored result back without calling again, and resumes after its last
- * completed step.
+ * The steps of the request that holds an idempotency key (SPEC §12): the execution layer's
+ * {@link io.idemkey.execution.Steps}, found on the servlet request. Named calls to other services
+ * whose results are stored as soon as they return, so that a later run of the same request (its
+ * lease taken over after a crash, or an earlier run released by a 5xx or an exception) gets each
+ * stored result back without calling again, and resumes after its last completed step.
  *
  * <pre>{@code
  * Steps steps = Steps.of(request);
@@ -23,11 +24,12 @@ import jakarta.servlet.ServletRequest;
  *
  * <p>A result is stored in its own commit (in transactional mode too: a rolled-back request keeps
  * its step results, because the calls happened), and only while the request still holds its key:
- * a request whose lease was taken over gets {@link LeaseLostException} instead.
+ * a request whose lease was taken over gets {@link LeaseLostException} instead; left to propagate
+ * out of the handler, the filter answers the client as a retry would be answered now.
  *
  * <p>Thread-safe; step names are unique within one request.
  */
-public interface Steps {
+public interface Steps extends io.idemkey.execution.Steps {
 
   /** The request attribute that holds a covered request's steps. */
   String ATTRIBUTE = Steps.class.getName();
@@ -38,40 +40,46 @@ public interface Steps {
    * gets steps that call every time, each with a new random derived key.
    */
   static Steps of(ServletRequest request) {
-    return request.getAttribute(ATTRIBUTE) instanceof Steps steps ? steps : RequestSteps.direct();
+    return request.getAttribute(ATTRIBUTE) instanceof Steps steps
+        ? steps
+        : of(io.idemkey.execution.Steps.direct());
+  }
+
+  /** {@code steps} as the filter's steps. */
+  static Steps of(io.idemkey.execution.Steps steps) {
+    return new Steps() {
+      @Override
+      public <T, E extends Exception> T run(String name, StepCodec<T> codec, StepCall<T, E> call)
+          throws E {
+        return steps.run(name, codec, call);
+      }
+
+      @Override
+      public String derivedKey(String name) {
+        return steps.derivedKey(name);
+      }
+    };
   }
 
   /**
    * Runs step {@code name}: returns its stored result if an earlier run of this request stored
    * one; otherwise calls {@code call} with the step's derived key, stores what it returns, and
-   * returns it.
+   * returns it. As {@link io.idemkey.execution.Steps#run}, with the filter's types (what an
+   * implementation of this interface, a test double say, implements).
    *
    * @throws E what {@code call} throws; nothing is stored then, and a retry calls again
    * @throws IllegalArgumentException if {@code name} is empty, longer than 200 characters, or was
    *     run before in this request
-   * @throws NullPointerException if {@code call} returns null
-   * @throws LeaseLostException if the request no longer holds its key, so the result could not be
-   *     stored (the call did happen); left to propagate, the client gets what a retry would get
-   *     now
-   * @throws StoreUnavailableException if the store cannot be reached, before the call (nothing
-   *     was called) or after it (the result may not be stored: a retry calls again, with the
-   *     same derived key)
+   * @throws LeaseLostException if the request no longer holds its key (the call did happen)
    */
   <T, E extends Exception> T run(String name, StepCodec<T> codec, StepCall<T, E> call) throws E;
 
-  /**
-   * Runs step {@code name} whose result is text (stored as UTF-8), as {@link #run}.
-   *
-   * @throws E what {@code call} throws
-   */
-  default <E extends Exception> String runText(String name, StepCall<String, E> call) throws E {
-    return run(name, StepCodec.text(), call);
+  /** The execution layer's {@code run}, through {@link #run(String, StepCodec, StepCall)}. */
+  @Override
+  default <T, E extends Exception> T run(
+      String name, Codec<T> codec, io.idemkey.execution.StepCall<T, E> call) throws E {
+    StepCodec<T> stepCodec = codec instanceof StepCodec<T> own ? own : StepCodec.of(codec);
+    StepCall<T, E> stepCall = call instanceof StepCall<T, E> own ? own : call::call;
+    return run(name, stepCodec, stepCall);
   }
-
-  /**
-   * The derived key of step {@code name}: the same in every run of this request (a digest of its
-   * scope, key, fingerprint and the step's name), and different for every other request and step.
-   * 43 characters, safe as an {@code Idempotency-Key} header value.
-   */
-  String derivedKey(String name);
 }

@@ -59,12 +59,12 @@ final class Waiters implements AutoCloseable {
     this.store = store;
     this.waitTimeout = waitTimeout;
     this.maxWaiters = maxWaiters;
-    this.timer = new ScheduledThreadPoolExecutor(1, LeaseRenewals.daemon("idemkey-waiters-timer"));
+    this.timer = new ScheduledThreadPoolExecutor(1, DaemonThreads.named("idemkey-waiters-timer"));
     timer.setRemoveOnCancelPolicy(true);
     this.workers =
         new ThreadPoolExecutor(
             0, Integer.MAX_VALUE, 30, TimeUnit.SECONDS, new SynchronousQueue<>(),
-            LeaseRenewals.daemon("idemkey-waiters"));
+            DaemonThreads.named("idemkey-waiters"));
   }
 
   /**

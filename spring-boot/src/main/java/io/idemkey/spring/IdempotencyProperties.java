@@ -39,6 +39,19 @@ final class IdempotencyProperties {
   /** The filter's order among the servlet filters; Spring Boot only. */
   static final String FILTER_ORDER = "idempotency.filter-order";
 
+  // Spring Kafka listener support (IdempotencyKafkaProperties reads them). Here, without the
+  // Kafka types, so that the check of unknown properties knows them in every application.
+  static final String KAFKA_ENABLED = "idempotency.kafka.enabled";
+  static final String KAFKA_KEYS = "idempotency.kafka.keys";
+  static final String KAFKA_TABLE = "idempotency.kafka.table";
+  static final String KAFKA_TRANSACTIONAL = "idempotency.kafka.transactional";
+  static final String KAFKA_LEASE = "idempotency.kafka.lease";
+  static final String KAFKA_TTL = "idempotency.kafka.ttl";
+  static final String KAFKA_WAIT_TIMEOUT = "idempotency.kafka.wait-timeout";
+  /** Every Kafka listener property. */
+  static final List<String> KAFKA_NAMES = List.of(KAFKA_ENABLED, KAFKA_KEYS, KAFKA_TABLE,
+      KAFKA_TRANSACTIONAL, KAFKA_LEASE, KAFKA_TTL, KAFKA_WAIT_TIMEOUT);
+
   static final String JDBC_URL = "idempotency.jdbc.url";
   static final String JDBC_USERNAME = "idempotency.jdbc.username";
   static final String JDBC_PASSWORD = "idempotency.jdbc.password";
@@ -146,6 +159,9 @@ final class IdempotencyProperties {
     }
     known.add(ConfigurationPropertyName.of(ENABLED));
     known.add(ConfigurationPropertyName.of(FILTER_ORDER));
+    for (String name : KAFKA_NAMES) {
+      known.add(ConfigurationPropertyName.of(name));
+    }
     for (ConfigurationPropertySource source : sources) {
       if (!(source instanceof IterableConfigurationPropertySource iterable)
           || isEnvironmentVariables(source.getUnderlyingSource())) {

@@ -40,6 +40,8 @@ class ConfigurationMetadataTest {
         .doesNotHaveDuplicates();
     List<String> extra = new ArrayList<>(documented);
     extra.removeAll(IdempotencyConfig.propertyNames());
+    extra.removeAll(IdempotencyProperties.KAFKA_NAMES);
+    assertThat(documented).containsAll(IdempotencyProperties.KAFKA_NAMES);
     assertThat(extra).containsExactlyInAnyOrder(IdempotencyProperties.ENABLED,
         IdempotencyProperties.FILTER_ORDER, "management.health.idempotency.enabled");
   }

@@ -1,4 +1,4 @@
-package io.idemkey.filter;
+package io.idemkey.execution;
 
 import io.idemkey.store.Fingerprint;
 import io.idemkey.store.IdempotencyKey;
@@ -15,67 +15,62 @@ import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * The {@link Steps} of one request that holds its key, or of a request that holds none (then
- * every call is made, with a random derived key, and nothing is stored).
+ * The {@link Steps} of one run that holds its key, or of a run that holds none (then every call
+ * is made, with a random derived key, and nothing is stored).
  *
  * <p>Thread-safe: the names run so far are a concurrent set, and the store is thread-safe.
  */
-final class RequestSteps implements Steps {
+final class KeySteps implements Steps {
 
-  private static final System.Logger LOG = System.getLogger(RequestSteps.class.getName());
+  private static final System.Logger LOG = System.getLogger(KeySteps.class.getName());
 
   /** The longest step name, in characters. */
   static final int MAX_NAME_LENGTH = 200;
-
-  /** Receives a step's outcome, with {@link System#nanoTime()} at its start. */
-  interface Reporter {
-    void report(IdempotencyListener.Outcome outcome, long startedNanos);
-  }
 
   private final StepStore store;
   private final IdempotencyKey key;
   private final Fingerprint fingerprint;
   private final long token;
-  private final Reporter reporter;
+  private final StepListener listener;
   private final Set<String> names = ConcurrentHashMap.newKeySet();
 
-  private RequestSteps(
+  private KeySteps(
       StepStore store, IdempotencyKey key, Fingerprint fingerprint, long token,
-      Reporter reporter) {
+      StepListener listener) {
     this.store = store;
     this.key = key;
     this.fingerprint = fingerprint;
     this.token = token;
-    this.reporter = reporter;
+    this.listener = listener;
   }
 
   /**
-   * The steps of a request that holds {@code key} with {@code token} ({@link Steps#of}), kept in
+   * The steps of a run that holds {@code key} with {@code token}, kept in
    * {@code store}; with none (a store that keeps no step results), steps call every time.
    */
-  static RequestSteps holding(
+  static KeySteps holding(
       StepStore store,
       IdempotencyKey key,
       Fingerprint fingerprint,
       long token,
-      Reporter reporter) {
-    return new RequestSteps(store, key, fingerprint, token, reporter);
+      StepListener listener) {
+    return new KeySteps(store, key, fingerprint, token, listener);
   }
 
-  /** Steps of a request that holds no key: each call is made, nothing is stored. */
+  /** Steps of a run that holds no key: each call is made, nothing is stored. */
   static Steps direct() {
-    return new RequestSteps(null, null, null, 0, (outcome, started) -> {});
+    return new KeySteps(null, null, null, 0, StepListener.NONE);
   }
 
   @Override
-  public <T, E extends Exception> T run(String name, StepCodec<T> codec, StepCall<T, E> call)
+  public <T, E extends Exception> T run(String name, Codec<T> codec, StepCall<T, E> call)
       throws E {
     Objects.requireNonNull(codec, "codec");
     Objects.requireNonNull(call, "call");
     checkName(name);
     if (!names.add(name)) {
       throw new IllegalArgumentException(
-          "step '" + name + "' already ran in this request: step names are unique per request");
+          "step '" + name + "' already ran in this run: step names are unique per run");
     }
     long started = System.nanoTime();
     if (store == null) {
@@ -84,20 +79,20 @@ final class RequestSteps implements Steps {
     Optional<byte[]> stored = store.find(key, fingerprint, name);
     if (stored.isPresent()) {
       T result = codec.decode(stored.get());
-      reporter.report(IdempotencyListener.Outcome.STEP_REPLAYED, started);
+      listener.stepEnded(true, started);
       return result;
     }
     T result = Objects.requireNonNull(call.call(derivedKey(name)), "a step's result");
     if (!store.save(key, token, fingerprint, name, codec.encode(result))) {
       LOG.log(System.Logger.Level.WARNING,
-          "the result of a step was not stored: its request's lease was taken over (token {0})",
+          "the result of a step was not stored: its run''s lease was taken over (token {0})",
           token);
       throw new LeaseLostException(
-          "the result of step '" + name + "' was not stored: the request no longer holds its key"
+          "the result of step '" + name + "' was not stored: the run no longer holds its key"
               + " (token " + token + " was taken over); the call was made, and the new holder"
               + " runs the step itself");
     }
-    reporter.report(IdempotencyListener.Outcome.STEP_EXECUTED, started);
+    listener.stepEnded(false, started);
     return result;
   }
 

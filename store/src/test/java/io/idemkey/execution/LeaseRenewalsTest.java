@@ -1,4 +1,4 @@
-package io.idemkey.filter;
+package io.idemkey.execution;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -41,7 +41,11 @@ class LeaseRenewalsTest {
     public boolean renew(IdempotencyKey key, long token) {
       renewals.computeIfAbsent(key.key(), k -> new AtomicInteger()).incrementAndGet();
       if (key.key().equals("slow")) {
-        Execution.pause(3_000);
+        try {
+          Thread.sleep(3_000);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
       }
       return memory.renew(key, token);
     }

@@ -1,4 +1,4 @@
-package io.idemkey.filter;
+package io.idemkey.execution;
 
 import io.idemkey.store.IdempotencyKey;
 import io.idemkey.store.IdempotencyStore;
@@ -13,8 +13,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * Renews the lease of every request that runs on this node, every third of a lease (SPEC §5).
- * One scheduler thread only triggers; the database calls run on a pool of workers, so a slow
+ * Renews the lease of every run that holds a key on this node (an HTTP request's or a
+ * message's), every third of a lease (SPEC §5). One scheduler thread only triggers; the database calls run on a pool of workers, so a slow
  * renewal never delays another request's. A renewal that finds its lease lost stops its own
  * schedule and reports it once.
  *
@@ -44,6 +44,7 @@ final class LeaseRenewals implements AutoCloseable {
             daemon("idemkey-lease-renewal"));
   }
 
+  /** Daemon threads named {@code name-1}, {@code name-2}, ... */
   static java.util.concurrent.ThreadFactory daemon(String name) {
     AtomicInteger count = new AtomicInteger();
     return runnable -> {

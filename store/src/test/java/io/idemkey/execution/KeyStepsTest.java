@@ -1,4 +1,4 @@
-package io.idemkey.filter;
+package io.idemkey.execution;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -21,7 +21,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
 /** The step API on a memory store, its time driven by a {@link MutableClock}. */
-class RequestStepsTest {
+class KeyStepsTest {
 
   static final Duration LEASE = Duration.ofSeconds(30);
 
@@ -29,7 +29,7 @@ class RequestStepsTest {
   final IdempotencyStore store =
       StoreBuilder.memory().clock(clock).lease(LEASE).purgeInterval(Duration.ZERO).build();
   final IdempotencyKey key = new IdempotencyKey("principal:alice", UUID.randomUUID().toString());
-  final List<IdempotencyListener.Outcome> outcomes = new ArrayList<>();
+  final List<Boolean> outcomes = new ArrayList<>();
   final AtomicInteger calls = new AtomicInteger();
 
   @AfterEach
@@ -43,11 +43,11 @@ class RequestStepsTest {
     return new Fingerprint(digest);
   }
 
-  RequestSteps run(Fingerprint fingerprint) {
+  KeySteps run(Fingerprint fingerprint) {
     ClaimResult claim = store.claim(key, fingerprint);
     assertThat(claim).isInstanceOf(ClaimResult.Held.class);
-    return RequestSteps.holding(store.steps(), key, fingerprint, ((ClaimResult.Held) claim).token(),
-        (outcome, started) -> outcomes.add(outcome));
+    return KeySteps.holding(store.steps(), key, fingerprint, ((ClaimResult.Held) claim).token(),
+        (replayed, started) -> outcomes.add(replayed));
   }
 
   String charge(String derivedKey) {
@@ -56,7 +56,7 @@ class RequestStepsTest {
 
   @Test
   void run_secondRunOfTheRequest_getsTheStoredResultWithoutCalling() {
-    RequestSteps first = run(fingerprint("a"));
+    KeySteps first = run(fingerprint("a"));
     String charged = first.runText("charge", this::charge);
     clock.advance(LEASE.plusSeconds(1)); // the first run's node died; its lease ran out
 
@@ -64,13 +64,12 @@ class RequestStepsTest {
 
     assertThat(resumed).isEqualTo(charged);
     assertThat(calls).hasValue(1);
-    assertThat(outcomes).containsExactly(
-        IdempotencyListener.Outcome.STEP_EXECUTED, IdempotencyListener.Outcome.STEP_REPLAYED);
+    assertThat(outcomes).containsExactly(false, true); // run, then replayed
   }
 
   @Test
   void run_leaseTakenOverDuringTheCall_throwsLeaseLostAndTheNewHolderCallsItself() {
-    RequestSteps stale = run(fingerprint("a"));
+    KeySteps stale = run(fingerprint("a"));
 
     assertThatThrownBy(() -> stale.runText("charge", derivedKey -> {
       clock.advance(LEASE.plusSeconds(1));
@@ -84,7 +83,7 @@ class RequestStepsTest {
 
   @Test
   void run_callFails_storesNothingAndTheRetryCallsAgain() {
-    RequestSteps first = run(fingerprint("a"));
+    KeySteps first = run(fingerprint("a"));
     assertThatThrownBy(() -> first.runText("charge", derivedKey -> {
       throw new java.io.IOException("processor unreachable");
     })).isInstanceOf(java.io.IOException.class);
@@ -95,7 +94,7 @@ class RequestStepsTest {
 
   @Test
   void run_sameNameTwiceInOneRequest_isRefused() {
-    RequestSteps steps = run(fingerprint("a"));
+    KeySteps steps = run(fingerprint("a"));
     steps.runText("charge", this::charge);
 
     assertThatThrownBy(() -> steps.runText("charge", this::charge))
@@ -106,19 +105,19 @@ class RequestStepsTest {
 
   @Test
   void run_bytesAndCustomCodec_roundTrip() {
-    RequestSteps first = run(fingerprint("a"));
-    first.run("raw", StepCodec.bytes(), derivedKey -> new byte[] {1, 2, 3});
+    KeySteps first = run(fingerprint("a"));
+    first.run("raw", Codec.bytes(), derivedKey -> new byte[] {1, 2, 3});
     first.run("number", longs(), derivedKey -> 42L);
     clock.advance(LEASE.plusSeconds(1));
 
-    RequestSteps second = run(fingerprint("a"));
-    assertThat(second.run("raw", StepCodec.bytes(), derivedKey -> new byte[0]))
+    KeySteps second = run(fingerprint("a"));
+    assertThat(second.run("raw", Codec.bytes(), derivedKey -> new byte[0]))
         .containsExactly(1, 2, 3);
     assertThat(second.run("number", longs(), derivedKey -> 0L)).isEqualTo(42L);
   }
 
-  static StepCodec<Long> longs() {
-    return new StepCodec<>() {
+  static Codec<Long> longs() {
+    return new Codec<>() {
       @Override
       public byte[] encode(Long value) {
         return value.toString().getBytes(StandardCharsets.US_ASCII);
@@ -135,7 +134,7 @@ class RequestStepsTest {
   void derivedKey_stableAcrossRuns_differentPerStepAndRequest() {
     String first = run(fingerprint("a")).derivedKey("charge");
     clock.advance(LEASE.plusSeconds(1));
-    RequestSteps retry = run(fingerprint("a"));
+    KeySteps retry = run(fingerprint("a"));
 
     assertThat(retry.derivedKey("charge")).isEqualTo(first).hasSize(43).matches("[A-Za-z0-9_-]+");
     assertThat(retry.derivedKey("refund")).isNotEqualTo(first);
@@ -146,8 +145,8 @@ class RequestStepsTest {
   @Test
   void storeWithoutSteps_callsEveryTimeWithTheSameDerivedKey() {
     long token = ((ClaimResult.Held) store.claim(key, fingerprint("a"))).token();
-    RequestSteps steps =
-        RequestSteps.holding(null, key, fingerprint("a"), token, (o, s) -> outcomes.add(o));
+    KeySteps steps =
+        KeySteps.holding(null, key, fingerprint("a"), token, (replayed, s) -> outcomes.add(replayed));
 
     assertThat(steps.runText("charge", this::charge)).startsWith("ch_1_");
     assertThat(outcomes).isEmpty();
@@ -155,10 +154,10 @@ class RequestStepsTest {
 
   @Test
   void direct_requestWithoutKey_callsEveryTimeWithARandomDerivedKey() {
-    Steps direct = RequestSteps.direct();
+    Steps direct = KeySteps.direct();
 
     assertThat(direct.runText("charge", this::charge)).startsWith("ch_1_");
-    assertThat(RequestSteps.direct().runText("charge", this::charge)).startsWith("ch_2_");
+    assertThat(KeySteps.direct().runText("charge", this::charge)).startsWith("ch_2_");
     assertThat(direct.derivedKey("x")).isNotEqualTo(direct.derivedKey("x"));
   }
 }

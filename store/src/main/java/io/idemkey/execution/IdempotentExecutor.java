@@ -1,0 +1,89 @@
+package io.idemkey.execution;
+
+import io.idemkey.store.Fingerprint;
+import io.idemkey.store.IdempotencyKey;
+import io.idemkey.store.IdempotencyStore;
+import io.idemkey.store.StoreUnavailableException;
+import io.idemkey.store.TransactionAbortedException;
+
+/**
+ * Runs work once per key, over an {@link IdempotencyStore}: the life of a key without HTTP, which
+ * the servlet filter and the message consumers share. The first call with a key claims it (with
+ * a fencing token), runs the work with its lease renewed, and stores the result; every later call
+ * gets the stored result back, and a call that finds the key held by another run either waits
+ * for it (bounded) or is refused ({@link OnInFlight}). Work that throws releases the key, so the
+ * next call runs it again.
+ *
+ * <pre>{@code
+ * IdempotentExecutor once = IdempotentExecutor.builder(store).transactional(true).build();
+ * Outcome<String> charged = once.execute(key, fingerprint, Codec.text(), attempt -> {
+ *   String chargeId = attempt.steps().runText("charge", processor::charge);
+ *   try (PreparedStatement insert = attempt.connection().orElseThrow().prepareStatement(...)) {
+ *     ...                              // commits with the key's completion, or not at all
+ *   }
+ *   return chargeId;
+ * });
+ * }</pre>
+ *
+ * <p>In transactional mode (SPEC §6) the work runs in a transaction of the store's database,
+ * bound to its thread ({@code RequestTransactions}), and the key's completion is written in it:
+ * one commit makes the work's writes and the stored result durable together, and a run whose
+ * lease was taken over commits nothing.
+ *
+ * <p>Thread-safe: calls for different keys run at once, each on its caller's thread.
+ */
+public interface IdempotentExecutor extends AutoCloseable {
+
+  /** A builder of an executor over {@code store}. */
+  static ExecutorBuilder builder(IdempotencyStore store) {
+    return new ExecutorBuilder(store);
+  }
+
+  /**
+   * Runs {@code work} for {@code key} unless a run of it completed: then returns that run's
+   * result, decoded by {@code codec}.
+   *
+   * @return what happened, with the result
+   * @throws E what {@code work} throws: the key was released, nothing stored (in transactional
+   *     mode, the work's writes rolled back)
+   * @throws InProgressException if another run holds the key and the call does not wait, or its
+   *     wait ran out (or was interrupted: the flag is restored)
+   * @throws KeyReusedException if the key is held or completed with another fingerprint
+   * @throws LeaseLostException if the work ran but its lease was taken over before it completed:
+   *     its result was not stored (in transactional mode, its writes rolled back); the new holder's
+   *     result counts
+   * @throws TransactionAbortedException in transactional mode, if the work went on after a
+   *     failed statement, or the commit was refused for what the transaction did: nothing was
+   *     committed and the key was released
+   * @throws StoreUnavailableException if the store cannot be reached; if that was while
+   *     completing, the key is left to its lease (or, in transactional mode, released)
+   * @throws IllegalStateException if the completed key's result was not stored
+   */
+  <T, E extends Exception> Outcome<T> execute(
+      IdempotencyKey key, Fingerprint fingerprint, Codec<T> codec, Work<T, E> work) throws E;
+
+  /**
+   * Holds a key that the caller claimed ({@code token} from {@link IdempotencyStore#claim}): starts
+   * renewing its lease, opens its transaction in transactional mode, and gives it steps. For
+   * adapters that settle the key themselves (the servlet filter).
+   *
+   * @param onLeaseLost called once, on a renewal's thread, if a renewal finds the lease lost; may
+   *     be null
+   * @param steps told of each step of the run
+   * @throws StoreUnavailableException if the transaction could not be opened; the lease is not
+   *     renewed then, and the key is the caller's to release
+   */
+  HeldKey hold(
+      IdempotencyKey key, Fingerprint fingerprint, long token, Runnable onLeaseLost,
+      StepListener steps);
+
+  /** The store this executor runs over. */
+  IdempotencyStore store();
+
+  /** Whether work runs in the store's transaction, which commits with the key's completion. */
+  boolean transactional();
+
+  /** Stops renewing leases. The store is the caller's to close. */
+  @Override
+  void close();
+}
