@@ -5,6 +5,7 @@ import com.zaxxer.hikari.HikariDataSource;
 import io.idemkey.execution.IdempotentExecutor;
 import io.idemkey.execution.InProgressException;
 import io.idemkey.execution.LeaseLostException;
+import io.idemkey.execution.Outcome;
 import io.idemkey.migrations.TableName;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.StoreBuilder;
@@ -30,6 +31,9 @@ import org.apache.kafka.common.TopicPartition;
  * table, topic, group, {@code offsets} or {@code header}, lease in milliseconds.
  */
 public final class ChaosConsumer {
+
+  /** How seldom offsets are committed: every 2 s. */
+  static final long COMMIT_EVERY_NANOS = 2_000_000_000L;
 
   private ChaosConsumer() {}
 
@@ -68,6 +72,7 @@ public final class ChaosConsumer {
       RecordProcessor processor = RecordProcessor.builder(executor).group(group).keys(keys).build();
       String self = Long.toString(ProcessHandle.current().pid());
       consumer.subscribe(List.of(topic));
+      long lastCommit = System.nanoTime();
       while (true) {
         ConsumerRecords<String, String> records = consumer.poll(Duration.ofMillis(200));
         Set<TopicPartition> retry = new HashSet<>();
@@ -77,7 +82,7 @@ public final class ChaosConsumer {
             continue; // an earlier record of this partition is to be handled again first
           }
           try {
-            processor.process(record, (r, attempt) -> {
+            Outcome<Boolean> outcome = processor.process(record, (r, attempt) -> {
               try (PreparedStatement insert = attempt.connection().orElseThrow()
                   .prepareStatement("INSERT INTO " + ledger + " VALUES (?, ?)")) {
                 insert.setString(1, r.value());
@@ -85,13 +90,28 @@ public final class ChaosConsumer {
                 insert.executeUpdate();
               }
             });
+            if (!outcome.executed()) {
+              // A record delivered again and not handled again: counted for the test.
+              try (java.sql.Connection c = dataSource.getConnection();
+                  PreparedStatement skipped = c.prepareStatement(
+                      "INSERT INTO " + ledger + "_skipped VALUES (?, ?)")) {
+                skipped.setString(1, record.value());
+                skipped.setString(2, outcome.kind().name());
+                skipped.executeUpdate();
+              }
+            }
           } catch (InProgressException | LeaseLostException | StoreUnavailableException e) {
             // Not settled by this consumer: deliver it again (the store says what was done).
             retry.add(partition);
             consumer.seek(partition, record.offset());
           }
         }
-        consumer.commitAsync();
+        if (System.nanoTime() - lastCommit > COMMIT_EVERY_NANOS) {
+          // Offsets committed seldom, as a consumer that commits on a timer: a kill then leaves
+          // up to this long of processed records to be delivered again to the next owner.
+          consumer.commitAsync();
+          lastCommit = System.nanoTime();
+        }
       }
     }
   }
