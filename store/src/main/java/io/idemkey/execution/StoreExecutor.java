@@ -150,9 +150,13 @@ final class StoreExecutor implements IdempotentExecutor {
             ? transaction.commit(stored)
             : store.complete(key, token, stored);
       } catch (TransactionAbortedException | StoreUnavailableException e) {
-        // Nothing committed (unless a commit landed and only its reply was lost: then the
-        // release finds the key completed and leaves it, and the next call replays).
-        held.release();
+        if (transaction != null) {
+          // Nothing committed (unless a commit landed and only its reply was lost: then the
+          // release finds the key completed and leaves it, and the next call replays).
+          held.release();
+        }
+        // Without a transaction the work's effects are done: the key is left to its lease, so
+        // that no call runs the work again before it runs out.
         throw e;
       }
       if (!completed) {

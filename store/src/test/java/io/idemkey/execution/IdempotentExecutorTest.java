@@ -5,10 +5,13 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.idemkey.migrations.TableName;
 import io.idemkey.store.Fingerprint;
+import io.idemkey.store.ForwardingStore;
 import io.idemkey.store.IdempotencyKey;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.MutableClock;
 import io.idemkey.store.StoreBuilder;
+import io.idemkey.store.StoreUnavailableException;
+import io.idemkey.store.StoredResponse;
 import io.idemkey.store.TestDatabase;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -191,6 +194,31 @@ class IdempotentExecutorTest {
     }
     assertThat(once.execute(key("p3"), fingerprint("a"), Codec.text(), a -> "third").value())
         .isEqualTo("first");
+  }
+
+  /**
+   * Regression: without a transaction, a completion that failed (the store unreachable for that
+   * call) released the key after the work had run, so the next call ran the work again. The key
+   * is now left to its lease, as the method says.
+   */
+  @Test
+  void execute_notTransactionalCompletionFails_keyLeftHeldAndTheWorkNotRunAgain() {
+    IdempotencyStore failingCompletion = new ForwardingStore(store) {
+      @Override
+      public boolean complete(IdempotencyKey key, long token, StoredResponse response) {
+        throw new StoreUnavailableException("the store went away while completing");
+      }
+    };
+    IdempotentExecutor once = executor(IdempotentExecutor.builder(failingCompletion)
+        .lease(LEASE).onInFlight(OnInFlight.REJECT));
+    AtomicInteger runs = new AtomicInteger();
+
+    assertThatThrownBy(() -> once.execute(key("p9"), fingerprint("a"), Codec.text(),
+        a -> "ch_" + runs.incrementAndGet())).isInstanceOf(StoreUnavailableException.class);
+
+    assertThatThrownBy(() -> once.execute(key("p9"), fingerprint("a"), Codec.text(),
+        a -> "ch_" + runs.incrementAndGet())).isInstanceOf(InProgressException.class);
+    assertThat(runs).hasValue(1);
   }
 
   @Test
