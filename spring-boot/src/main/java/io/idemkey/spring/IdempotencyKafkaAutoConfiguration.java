@@ -74,6 +74,9 @@ public class IdempotencyKafkaAutoConfiguration {
         .ttl(properties.ttl())
         .sequenceKeys(properties.keys().sequence())
         .notifySettled(true)
+        // In transactional mode the claim need not wait for the disk: the record's durable
+        // commit comes later in the same WAL (StoreBuilder#deferClaimFlush), as in the filter.
+        .deferClaimFlush(properties.transactional())
         .build();
     IdempotentExecutor executor = IdempotentExecutor.builder(store)
         .lease(properties.lease())
