@@ -5,10 +5,7 @@ import io.idemkey.execution.IdempotentExecutor;
 import io.idemkey.execution.Outcome;
 import io.idemkey.store.Fingerprint;
 import io.idemkey.store.IdempotencyKey;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.Objects;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 
@@ -42,18 +39,10 @@ final class KeyedRecordProcessor implements RecordProcessor {
    * value is not compared (the consumer sees it deserialised); the key alone says "same event".
    */
   static Fingerprint fingerprint(IdempotencyKey key) {
-    MessageDigest digest;
-    try {
-      digest = MessageDigest.getInstance("SHA-256");
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("SHA-256 is required of every Java runtime", e);
-    }
-    for (String part : new String[] {"idemkey-record", key.scope(), key.key()}) {
-      byte[] bytes = part.getBytes(StandardCharsets.UTF_8);
-      digest.update(ByteBuffer.allocate(4).putInt(bytes.length).array());
-      digest.update(bytes);
-    }
-    return new Fingerprint(digest.digest());
+    return Fingerprint.of(
+        "idemkey-record".getBytes(StandardCharsets.UTF_8),
+        key.scope().getBytes(StandardCharsets.UTF_8),
+        key.key().getBytes(StandardCharsets.UTF_8));
   }
 
   @Override

@@ -3,10 +3,7 @@ package io.idemkey.execution;
 import io.idemkey.store.Fingerprint;
 import io.idemkey.store.IdempotencyKey;
 import io.idemkey.store.StepStore;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.Base64;
 import java.util.Objects;
 import java.util.Optional;
@@ -102,23 +99,14 @@ final class KeySteps implements Steps {
     if (key == null) {
       return UUID.randomUUID().toString();
     }
-    MessageDigest digest;
-    try {
-      digest = MessageDigest.getInstance("SHA-256");
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("SHA-256 is required of every Java runtime", e);
-    }
     // Each part length-prefixed, so that no two different tuples hash the same bytes.
-    for (byte[] part : new byte[][] {
+    byte[] digest = Fingerprint.of(
         "idemkey-step".getBytes(StandardCharsets.UTF_8),
         key.scope().getBytes(StandardCharsets.UTF_8),
         key.key().getBytes(StandardCharsets.UTF_8),
         fingerprint.sha256(),
-        name.getBytes(StandardCharsets.UTF_8)}) {
-      digest.update(ByteBuffer.allocate(4).putInt(part.length).array());
-      digest.update(part);
-    }
-    return Base64.getUrlEncoder().withoutPadding().encodeToString(digest.digest());
+        name.getBytes(StandardCharsets.UTF_8)).sha256();
+    return Base64.getUrlEncoder().withoutPadding().encodeToString(digest);
   }
 
   private static void checkName(String name) {

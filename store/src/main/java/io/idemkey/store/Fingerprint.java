@@ -1,5 +1,8 @@
 package io.idemkey.store;
 
+import java.nio.ByteBuffer;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.Objects;
@@ -27,6 +30,24 @@ public record Fingerprint(byte[] sha256) {
           "fingerprint must be " + LENGTH + " bytes, was " + sha256.length);
     }
     sha256 = sha256.clone();
+  }
+
+  /**
+   * The digest of {@code parts}, each prefixed with its length (four bytes, big-endian), so that
+   * no two different lists of parts digest the same bytes.
+   */
+  public static Fingerprint of(byte[]... parts) {
+    MessageDigest digest;
+    try {
+      digest = MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is required of every Java runtime", e);
+    }
+    for (byte[] part : parts) {
+      digest.update(ByteBuffer.allocate(4).putInt(part.length).array());
+      digest.update(part);
+    }
+    return new Fingerprint(digest.digest());
   }
 
   /** A copy of the digest bytes. */
