@@ -1,6 +1,7 @@
 package io.idemkey.benchmarks;
 
 import io.idemkey.execution.IdempotentExecutor;
+import io.idemkey.kafka.RecordEffect;
 import io.idemkey.kafka.RecordKeys;
 import io.idemkey.kafka.RecordProcessor;
 import io.idemkey.migrations.Migrations;
@@ -24,9 +25,11 @@ import javax.sql.DataSource;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 import org.postgresql.ds.PGSimpleDataSource;
@@ -34,19 +37,30 @@ import org.springframework.kafka.test.EmbeddedKafkaKraftBroker;
 
 /**
  * Records per second through a plain {@code KafkaConsumer} loop whose handler inserts one ledger
- * row per record, three ways in one run, interleaved round by round: without idemkey (the insert
- * in its own commit), and through an idemkey {@link RecordProcessor} in transactional mode with
- * offset keys and with header keys (the insert and the record's settlement in one commit). Then
- * the store's rows after {@code --million} records with offset keys, once their ttl has passed
- * and the purge has run: one floor per partition.
+ * row per record, in one run, interleaved round by round (variants in a rotating order):
  *
- * <p>A broker (Apache Kafka in KRaft mode) and a durable PostgreSQL (fsync and synchronous commit
- * on) run in this JVM. Each variant consumes the same topic under a group of its own, on one
- * thread. Not thread-safe; a main program.
+ * <ul>
+ *   <li>{@code plain}: without idemkey, the insert in auto-commit (one commit per record);
+ *   <li>{@code bare-tx}: without idemkey, the insert in a transaction of its own (two round trips,
+ *       the least a record's writes and its settlement in one commit can take);
+ *   <li>{@code offsets}: an idemkey {@link RecordProcessor}, transactional, offset keys, record by
+ *       record (the insert and the partition's floor in one commit);
+ *   <li>{@code offsets-poll}: the same, each poll's records of a partition in one commit ({@link
+ *       RecordProcessor#processAll});
+ *   <li>{@code bare-poll}: without idemkey, each poll's inserts of a partition in one transaction
+ *       (one insert at a time, as {@code offsets-poll}'s handler runs them);
+ *   <li>{@code header}: transactional, the producer's header keys (a claimed row per record).
+ * </ul>
+ *
+ * <p>Then the store's rows after {@code --million} records with offset keys (one floor per
+ * partition). A broker (Apache Kafka in KRaft mode) and a durable PostgreSQL (fsync and
+ * synchronous commit on) run beside this JVM. Each variant consumes the same topic under a group
+ * of its own, on one thread. Not thread-safe; a main program.
  *
  * <pre>
  * java -cp benchmarks/target/benchmarks.jar io.idemkey.benchmarks.KafkaConsumerLoad \
- *     [--records 20000] [--partitions 4] [--rounds 3] [--million 1000000]
+ *     [--records 20000] [--partitions 4] [--rounds 3] [--million 1000000] \
+ *     [--variants plain,bare-tx,offsets,bare-poll,offsets-poll,header]
  * </pre>
  */
 public final class KafkaConsumerLoad {
@@ -81,7 +95,8 @@ public final class KafkaConsumerLoad {
       Migrations.migrate(dataSource, offsets);
       Migrations.migrate(dataSource, headers);
 
-      String[] variants = {"plain", "offsets", "header"};
+      String[] variants =
+          stringArgument(args, "--variants", "plain,bare-tx,offsets,bare-poll,offsets-poll,header").split(",");
       Map<String, List<Double>> rates = new java.util.LinkedHashMap<>();
       for (String variant : variants) {
         rates.put(variant, new ArrayList<>());
@@ -90,16 +105,22 @@ public final class KafkaConsumerLoad {
         for (int v = 0; v < variants.length; v++) {
           String variant = variants[(v + round) % variants.length]; // rotate the order
           double rate = consume(bootstrap, topic, records, dataSource, variant,
-              variant.equals("offsets") ? offsets : headers);
+              variant.startsWith("offsets") ? offsets : headers);
           rates.get(variant).add(rate);
           System.out.printf("round %d %-8s %8.0f records/s%n", round, variant, rate);
         }
       }
-      double plain = median(rates.get("plain"));
-      System.out.printf("median records/s: plain %.0f, idemkey offsets %.0f (%.2fx),"
-          + " idemkey header %.0f (%.2fx)%n",
-          plain, median(rates.get("offsets")), median(rates.get("offsets")) / plain,
-          median(rates.get("header")), median(rates.get("header")) / plain);
+      StringBuilder summary = new StringBuilder("median records/s:");
+      Double plain = rates.containsKey("plain") ? median(rates.get("plain")) : null;
+      for (Map.Entry<String, List<Double>> variant : rates.entrySet()) {
+        double rate = median(variant.getValue());
+        summary.append(String.format(" %s %.0f", variant.getKey(), rate));
+        if (plain != null && !variant.getKey().equals("plain")) {
+          summary.append(String.format(" (%.2fx)", rate / plain));
+        }
+        summary.append(',');
+      }
+      System.out.println(summary.substring(0, summary.length() - 1));
 
       if (million > 0) {
         storeRowsAfter(dataSource, million, partitions);
@@ -127,43 +148,81 @@ public final class KafkaConsumerLoad {
     poolConfig.setMaximumPoolSize(4);
     try (com.zaxxer.hikari.HikariDataSource pool = new com.zaxxer.hikari.HikariDataSource(
             poolConfig);
-        IdempotencyStore store = variant.equals("plain") ? null
+        IdempotencyStore store = !variant.startsWith("offsets") && !variant.equals("header") ? null
             : StoreBuilder.postgres(pool).tableName(table).migrate(false)
-                .sequenceKeys(variant.equals("offsets")).deferClaimFlush(true).build();
+                .sequenceKeys(variant.startsWith("offsets")).deferClaimFlush(true).build();
         IdempotentExecutor executor = store == null ? null
             : IdempotentExecutor.builder(store).transactional(true).build();
         KafkaConsumer<String, String> consumer = new KafkaConsumer<>(properties);
         Connection plainConnection = pool.getConnection()) {
       RecordProcessor processor = executor == null ? null
           : RecordProcessor.builder(executor).group(group)
-              .keys(variant.equals("offsets")
+              .keys(variant.startsWith("offsets")
                   ? RecordKeys.offsets() : RecordKeys.header("Idempotency-Key"))
               .build();
       consumer.subscribe(List.of(topic));
       int done = 0;
       long started = 0;
+      RecordEffect<String, String, SQLException> insertRow = (r, attempt) -> {
+        try (PreparedStatement insert = attempt.connection().orElseThrow()
+            .prepareStatement("INSERT INTO ledger VALUES (?, ?)")) {
+          insert.setString(1, r.value());
+          insert.setString(2, variant);
+          insert.executeUpdate();
+        }
+      };
       try (PreparedStatement plainInsert = plainConnection.prepareStatement(
           "INSERT INTO ledger VALUES (?, ?)")) {
         while (done < records) {
-          for (ConsumerRecord<String, String> record : consumer.poll(Duration.ofMillis(500))) {
-            if (started == 0) {
-              started = System.nanoTime();
+          ConsumerRecords<String, String> polled = consumer.poll(Duration.ofMillis(500));
+          if (started == 0 && !polled.isEmpty()) {
+            started = System.nanoTime();
+          }
+          if (variant.equals("offsets-poll")) {
+            for (TopicPartition partition : polled.partitions()) {
+              processor.processAll(polled.records(partition), insertRow);
             }
-            if (processor == null) {
-              plainInsert.setString(1, record.value());
-              plainInsert.setString(2, variant);
-              plainInsert.executeUpdate(); // auto-commit: one commit per record
-            } else {
-              processor.process(record, (r, attempt) -> {
-                try (PreparedStatement insert = attempt.connection().orElseThrow()
-                    .prepareStatement("INSERT INTO ledger VALUES (?, ?)")) {
-                  insert.setString(1, r.value());
-                  insert.setString(2, variant);
-                  insert.executeUpdate();
+            done += polled.count();
+          } else if (variant.equals("bare-poll")) {
+            for (TopicPartition partition : polled.partitions()) {
+              try (Connection connection = pool.getConnection()) {
+                connection.setAutoCommit(false);
+                try (PreparedStatement insert =
+                    connection.prepareStatement("INSERT INTO ledger VALUES (?, ?)")) {
+                  for (ConsumerRecord<String, String> record : polled.records(partition)) {
+                    insert.setString(1, record.value());
+                    insert.setString(2, variant);
+                    insert.executeUpdate();
+                  }
                 }
-              });
+                connection.commit();
+                connection.setAutoCommit(true);
+              }
             }
-            done++;
+            done += polled.count();
+          } else {
+            for (ConsumerRecord<String, String> record : polled) {
+              if (processor != null) {
+                processor.process(record, insertRow);
+              } else if (variant.equals("plain")) {
+                plainInsert.setString(1, record.value());
+                plainInsert.setString(2, variant);
+                plainInsert.executeUpdate(); // auto-commit: one commit per record
+              } else { // bare-tx: the insert in a transaction of its own, as idemkey's is
+                try (Connection connection = pool.getConnection()) {
+                  connection.setAutoCommit(false);
+                  try (PreparedStatement insert =
+                      connection.prepareStatement("INSERT INTO ledger VALUES (?, ?)")) {
+                    insert.setString(1, record.value());
+                    insert.setString(2, variant);
+                    insert.executeUpdate();
+                  }
+                  connection.commit();
+                  connection.setAutoCommit(true);
+                }
+              }
+              done++;
+            }
           }
           consumer.commitAsync();
         }
@@ -175,57 +234,66 @@ public final class KafkaConsumerLoad {
   /**
    * Runs {@code count} offsets through the execution layer with offset keys on {@code
    * partitions} partitions (the record processor's scopes, without the broker: the store's rows
-   * do not depend on it), lets their ttl pass, purges, and prints the store's rows.
+   * do not depend on it) and prints the store's rows: in transactional mode, one record at a
+   * time as {@link RecordProcessor#process} runs them; then without a transaction, where each
+   * offset is claimed, once their ttl has passed and the purge has run.
    */
   static void storeRowsAfter(DataSource dataSource, int count, int partitions) throws Exception {
-    TableName table = new TableName("public", "million_offsets");
-    Migrations.migrate(dataSource, table);
-    Duration ttl = Duration.ofSeconds(2);
-    com.zaxxer.hikari.HikariConfig poolConfig = new com.zaxxer.hikari.HikariConfig();
-    poolConfig.setDataSource(dataSource);
-    poolConfig.setMaximumPoolSize(partitions + 2);
-    // Rows are counted here, not speed: commits need not wait for the disk.
-    poolConfig.setConnectionInitSql("SET synchronous_commit = off");
-    long started = System.nanoTime();
-    try (com.zaxxer.hikari.HikariDataSource pool = new com.zaxxer.hikari.HikariDataSource(
-            poolConfig);
-        IdempotencyStore store = StoreBuilder.postgres(pool).tableName(table).migrate(false)
-            .sequenceKeys(true).lease(Duration.ofSeconds(1)).ttl(ttl)
-            .purgeInterval(Duration.ZERO).purgeBatchSize(10_000).build();
-        IdempotentExecutor executor = IdempotentExecutor.builder(store)
-            .lease(Duration.ofSeconds(1)).build()) {
-      List<Thread> threads = new ArrayList<>();
-      for (int p = 0; p < partitions; p++) {
-        int partition = p;
-        Thread thread = new Thread(() -> {
-          String scope = "offsets:payments/" + partition + "@ledger";
-          for (long offset = 0; offset < count / partitions; offset++) {
-            executor.execute(new io.idemkey.store.IdempotencyKey(scope, Long.toString(offset)),
-                new io.idemkey.store.Fingerprint(new byte[32]),
-                io.idemkey.execution.Codec.none(), attempt -> true);
-          }
-        });
-        thread.start();
-        threads.add(thread);
+    for (boolean transactional : new boolean[] {true, false}) {
+      TableName table = new TableName("public", "million_offsets_" + (transactional ? "tx" : "claims"));
+      Migrations.migrate(dataSource, table);
+      Duration ttl = Duration.ofSeconds(2);
+      com.zaxxer.hikari.HikariConfig poolConfig = new com.zaxxer.hikari.HikariConfig();
+      poolConfig.setDataSource(dataSource);
+      poolConfig.setMaximumPoolSize(partitions + 2);
+      // Rows are counted here, not speed: commits need not wait for the disk.
+      poolConfig.setConnectionInitSql("SET synchronous_commit = off");
+      long started = System.nanoTime();
+      try (com.zaxxer.hikari.HikariDataSource pool = new com.zaxxer.hikari.HikariDataSource(
+              poolConfig);
+          IdempotencyStore store = StoreBuilder.postgres(pool).tableName(table).migrate(false)
+              .sequenceKeys(true).lease(Duration.ofSeconds(1)).ttl(ttl)
+              .purgeInterval(Duration.ZERO).purgeBatchSize(10_000).build();
+          IdempotentExecutor executor = IdempotentExecutor.builder(store)
+              .lease(Duration.ofSeconds(1)).transactional(transactional).build()) {
+        List<Thread> threads = new ArrayList<>();
+        for (int p = 0; p < partitions; p++) {
+          int partition = p;
+          Thread thread = new Thread(() -> {
+            String scope = "offsets:payments/" + partition + "@ledger";
+            for (long offset = 0; offset < count / partitions; offset++) {
+              executor.executeInOrder(
+                  new io.idemkey.store.IdempotencyKey(scope, Long.toString(offset)),
+                  io.idemkey.execution.Codec.none(), attempt -> true);
+            }
+          });
+          thread.start();
+          threads.add(thread);
+        }
+        for (Thread thread : threads) {
+          thread.join();
+        }
+        String mode = transactional ? "transactional" : "not transactional";
+        System.out.printf("%s: %d offsets on %d partitions in %.0f s: %d key rows + %d floor rows%n",
+            mode, (long) (count / partitions) * partitions, partitions,
+            (System.nanoTime() - started) / 1e9, rows(table.qualifiedTable(), dataSource),
+            rows(table.qualifiedFloorsTable(), dataSource));
+        Thread.sleep(ttl.toMillis() + 1_000);
+        int purged;
+        long total = 0;
+        do {
+          purged = store.purgeExpired();
+          total += purged;
+        } while (purged > 0);
+        System.out.printf("%s, after the ttl and the purge (%d purged): %d key rows + %d floor"
+            + " rows%n", mode, total, rows(table.qualifiedTable(), dataSource),
+            rows(table.qualifiedFloorsTable(), dataSource));
       }
-      for (Thread thread : threads) {
-        thread.join();
-      }
-      long keyed = count("SELECT count(*) FROM million_offsets", dataSource);
-      System.out.printf("%d offsets on %d partitions in %.0f s: %d key rows within the ttl%n",
-          (long) (count / partitions) * partitions, partitions,
-          (System.nanoTime() - started) / 1e9, keyed);
-      Thread.sleep(ttl.toMillis() + 1_000);
-      int purged;
-      long total = 0;
-      do {
-        purged = store.purgeExpired();
-        total += purged;
-      } while (purged > 0);
-      System.out.printf("after the ttl and the purge (%d purged): %d key rows + %d floor rows%n",
-          total, count("SELECT count(*) FROM million_offsets", dataSource),
-          count("SELECT count(*) FROM million_offsets_floors", dataSource));
     }
+  }
+
+  static long rows(String table, DataSource dataSource) throws SQLException {
+    return count("SELECT count(*) FROM " + table, dataSource);
   }
 
   static void produce(String bootstrap, String topic, int records) {
@@ -262,6 +330,15 @@ public final class KafkaConsumerLoad {
     List<Double> sorted = new ArrayList<>(values);
     sorted.sort(null);
     return sorted.get(sorted.size() / 2);
+  }
+
+  static String stringArgument(String[] args, String name, String fallback) {
+    for (int i = 0; i + 1 < args.length; i++) {
+      if (args[i].equals(name)) {
+        return args[i + 1];
+      }
+    }
+    return fallback;
   }
 
   static int intArgument(String[] args, String name, int fallback) {

@@ -6,6 +6,10 @@ import io.idemkey.execution.Outcome;
 import io.idemkey.store.Fingerprint;
 import io.idemkey.store.IdempotencyKey;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 
@@ -31,12 +35,46 @@ final class KeyedRecordProcessor implements RecordProcessor {
     Objects.requireNonNull(record, "record");
     Objects.requireNonNull(handler, "handler");
     IdempotencyKey key = keys.keyOf(group, record);
-    return executor.execute(key, fingerprint(key), codec, attempt -> handler.handle(record, attempt));
+    return keys.sequence()
+        ? executor.executeInOrder(key, codec, attempt -> handler.handle(record, attempt))
+        : executor.execute(key, fingerprint(key), codec, attempt -> handler.handle(record, attempt));
+  }
+
+  @Override
+  public <K, V, E extends Exception> int processAll(
+      Iterable<ConsumerRecord<K, V>> records, RecordEffect<K, V, E> effect) throws E {
+    Objects.requireNonNull(records, "records");
+    Objects.requireNonNull(effect, "effect");
+    if (!keys.sequence()) {
+      int ran = 0;
+      for (ConsumerRecord<K, V> record : records) {
+        if (process(record, effect).kind() == Outcome.Kind.EXECUTED) {
+          ran++;
+        }
+      }
+      return ran;
+    }
+    // The records of each partition, in the order polled: one run of keys in order each.
+    Map<String, List<ConsumerRecord<K, V>>> byScope = new LinkedHashMap<>();
+    Map<String, List<IdempotencyKey>> keysByScope = new LinkedHashMap<>();
+    for (ConsumerRecord<K, V> record : records) {
+      IdempotencyKey key = keys.keyOf(group, Objects.requireNonNull(record, "record"));
+      byScope.computeIfAbsent(key.scope(), s -> new ArrayList<>()).add(record);
+      keysByScope.computeIfAbsent(key.scope(), s -> new ArrayList<>()).add(key);
+    }
+    int ran = 0;
+    for (Map.Entry<String, List<ConsumerRecord<K, V>>> partition : byScope.entrySet()) {
+      List<ConsumerRecord<K, V>> polled = partition.getValue();
+      ran += executor.executeInOrder(keysByScope.get(partition.getKey()),
+          (index, attempt) -> effect.accept(polled.get(index), attempt));
+    }
+    return ran;
   }
 
   /**
-   * The fingerprint of a key: its own digest, the same for every delivery of it. A record's
-   * value is not compared (the consumer sees it deserialised); the key alone says "same event".
+   * The fingerprint of a header key: its own digest, the same for every delivery of it. A
+   * record's value is not compared (the consumer sees it deserialised); the key alone says "same
+   * event".
    */
   static Fingerprint fingerprint(IdempotencyKey key) {
     return Fingerprint.of(

@@ -71,6 +71,22 @@ public interface RecordProcessor {
     });
   }
 
+  /**
+   * Handles {@code records} (a poll's) as {@link #process(ConsumerRecord, RecordEffect)} handles
+   * each, and with offset keys in transactional mode the records of each partition in one
+   * transaction: their effects and the partition's floor commit once, so a poll costs one commit
+   * per partition instead of one per record. An effect that throws rolls back every record of
+   * its partition's transaction (and the partitions handled before it stay committed): seek back
+   * to the partition's first record not committed, or handle its records one by one to find the
+   * failing one. With header keys, or without a transaction, each record is handled by itself.
+   *
+   * @return how many records' effects ran and committed
+   * @throws E what an effect throws
+   * @throws IllegalArgumentException if a partition's records are not in rising offsets
+   */
+  <K, V, E extends Exception> int processAll(
+      Iterable<ConsumerRecord<K, V>> records, RecordEffect<K, V, E> effect) throws E;
+
   /** The consumer group whose records this processor handles. */
   String group();
 

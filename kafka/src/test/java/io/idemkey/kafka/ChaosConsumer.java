@@ -13,10 +13,10 @@ import io.idemkey.store.StoreUnavailableException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.sql.PreparedStatement;
+import java.sql.SQLException;
 import java.time.Duration;
-import java.util.HashSet;
 import java.util.List;
-import java.util.Set;
+import javax.sql.DataSource;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -28,7 +28,9 @@ import org.apache.kafka.common.TopicPartition;
  * row. It runs until it is killed, or until its standard input closes (its parent is gone).
  *
  * <p>Arguments: bootstrap servers, JDBC URL, user, password, keys' schema, keys' table, ledger
- * table, topic, group, {@code offsets} or {@code header}, lease in milliseconds.
+ * table, topic, group, {@code offsets}, {@code offsets-poll} (each poll's records of a partition
+ * in one transaction: {@link RecordProcessor#processAll}) or {@code header}, lease in
+ * milliseconds.
  */
 public final class ChaosConsumer {
 
@@ -45,8 +47,9 @@ public final class ChaosConsumer {
     String ledger = args[6];
     String topic = args[7];
     String group = args[8];
-    RecordKeys keys =
-        args[9].equals("offsets") ? RecordKeys.offsets() : RecordKeys.header("Idempotency-Key");
+    boolean perPoll = args[9].equals("offsets-poll");
+    RecordKeys keys = args[9].startsWith("offsets")
+        ? RecordKeys.offsets() : RecordKeys.header("Idempotency-Key");
     Duration lease = Duration.ofMillis(Long.parseLong(args[10]));
 
     HikariConfig pool = new HikariConfig();
@@ -73,37 +76,41 @@ public final class ChaosConsumer {
       String self = Long.toString(ProcessHandle.current().pid());
       consumer.subscribe(List.of(topic));
       long lastCommit = System.nanoTime();
+      RecordEffect<String, String, SQLException> insertRow = (r, attempt) -> {
+        try (PreparedStatement insert = attempt.connection().orElseThrow()
+            .prepareStatement("INSERT INTO " + ledger + " VALUES (?, ?)")) {
+          insert.setString(1, r.value());
+          insert.setString(2, self);
+          insert.executeUpdate();
+        }
+      };
       while (true) {
         ConsumerRecords<String, String> records = consumer.poll(Duration.ofMillis(200));
-        Set<TopicPartition> retry = new HashSet<>();
-        for (ConsumerRecord<String, String> record : records) {
-          TopicPartition partition = new TopicPartition(record.topic(), record.partition());
-          if (retry.contains(partition)) {
-            continue; // an earlier record of this partition is to be handled again first
-          }
-          try {
-            Outcome<Boolean> outcome = processor.process(record, (r, attempt) -> {
-              try (PreparedStatement insert = attempt.connection().orElseThrow()
-                  .prepareStatement("INSERT INTO " + ledger + " VALUES (?, ?)")) {
-                insert.setString(1, r.value());
-                insert.setString(2, self);
-                insert.executeUpdate();
+        for (TopicPartition partition : records.partitions()) {
+          List<ConsumerRecord<String, String>> polled = records.records(partition);
+          if (perPoll) {
+            try {
+              int ran = processor.processAll(polled, insertRow);
+              for (int i = ran; i < polled.size(); i++) {
+                skipped(dataSource, ledger, "(in a poll)", Outcome.Kind.USED_UP);
               }
-            });
-            if (!outcome.executed()) {
-              // A record delivered again and not handled again: counted for the test.
-              try (java.sql.Connection c = dataSource.getConnection();
-                  PreparedStatement skipped = c.prepareStatement(
-                      "INSERT INTO " + ledger + "_skipped VALUES (?, ?)")) {
-                skipped.setString(1, record.value());
-                skipped.setString(2, outcome.kind().name());
-                skipped.executeUpdate();
-              }
+            } catch (InProgressException | StoreUnavailableException e) {
+              consumer.seek(partition, polled.get(0).offset()); // none of them committed
             }
-          } catch (InProgressException | LeaseLostException | StoreUnavailableException e) {
-            // Not settled by this consumer: deliver it again (the store says what was done).
-            retry.add(partition);
-            consumer.seek(partition, record.offset());
+            continue;
+          }
+          for (ConsumerRecord<String, String> record : polled) {
+            try {
+              Outcome<Boolean> outcome = processor.process(record, insertRow);
+              if (!outcome.executed()) {
+                skipped(dataSource, ledger, record.value(), outcome.kind());
+              }
+            } catch (InProgressException | LeaseLostException | StoreUnavailableException e) {
+              // Not settled by this consumer: deliver it and the partition's later records again
+              // (the store says what was done).
+              consumer.seek(partition, record.offset());
+              break;
+            }
           }
         }
         if (System.nanoTime() - lastCommit > COMMIT_EVERY_NANOS) {
@@ -113,6 +120,19 @@ public final class ChaosConsumer {
           lastCommit = System.nanoTime();
         }
       }
+    }
+  }
+
+  /** A record delivered again and not handled again: counted for the test. */
+  private static void skipped(
+      DataSource dataSource, String ledger, String payment, Outcome.Kind kind)
+      throws SQLException {
+    try (java.sql.Connection c = dataSource.getConnection();
+        PreparedStatement skipped = c.prepareStatement(
+            "INSERT INTO " + ledger + "_skipped VALUES (?, ?)")) {
+      skipped.setString(1, payment);
+      skipped.setString(2, kind.name());
+      skipped.executeUpdate();
     }
   }
 

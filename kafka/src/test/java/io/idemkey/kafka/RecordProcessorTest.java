@@ -49,6 +49,7 @@ class RecordProcessorTest {
   String ledger;
   String topic;
   String group;
+  TableName table;
 
   @BeforeEach
   void createLedgerAndTopic() throws SQLException {
@@ -68,8 +69,14 @@ class RecordProcessorTest {
     }
   }
 
+  /** A processor over a fresh table. */
   RecordProcessor processor(RecordKeys keys) {
-    TableName table = TestDatabase.freshTable();
+    table = TestDatabase.freshTable();
+    return consumerProcess(keys);
+  }
+
+  /** A processor of a consumer process of its own (its own store and executor) on the table. */
+  RecordProcessor consumerProcess(RecordKeys keys) {
     IdempotencyStore store = StoreBuilder.postgres(TestDatabase.dataSource())
         .tableName(table).migrate(false).clock(clock).lease(LEASE)
         .sequenceKeys(keys.sequence()).notifySettled(true).purgeInterval(Duration.ZERO)
@@ -146,14 +153,58 @@ class RecordProcessorTest {
     first.unsubscribe(); // gone before committing its offsets: the group hands them on
 
     List<Outcome.Kind> again = new ArrayList<>();
+    RecordProcessor restarted = consumerProcess(RecordKeys.offsets()); // reads the floor
     KafkaConsumer<String, String> second = consumer(new Properties());
     for (ConsumerRecord<String, String> record : pollAtLeast(second, 3)) {
-      again.add(processor.process(record, (r, attempt) ->
+      again.add(restarted.process(record, (r, attempt) ->
           insert(attempt.connection().orElseThrow(), r.value(), "second")).kind());
     }
 
-    assertThat(again).containsOnly(Outcome.Kind.REPLAYED).hasSize(3);
+    assertThat(again).containsOnly(Outcome.Kind.USED_UP).hasSize(3);
     assertThat(ledgerRows()).containsExactly("pay-1:first", "pay-2:first", "pay-3:first");
+    // The partition's floor is all that is kept: no row per record.
+    assertThat(count("SELECT count(*) FROM " + table.qualifiedTable())).isZero();
+    assertThat(count("SELECT floor FROM " + table.qualifiedFloorsTable())).isEqualTo(2);
+  }
+
+  long count(String sql) throws SQLException {
+    try (Connection c = TestDatabase.dataSource().getConnection();
+        Statement s = c.createStatement();
+        ResultSet r = s.executeQuery(sql)) {
+      assertThat(r.next()).isTrue();
+      return r.getLong(1);
+    }
+  }
+
+  @Test
+  void processAll_offsetKeys_eachPartitionsRecordsInOneCommitAndRedeliveriesSkipped()
+      throws Exception {
+    topic = TestBroker.freshTopic(2);
+    RecordProcessor processor = processor(RecordKeys.offsets());
+    try (KafkaProducer<String, String> producer = TestBroker.producer()) {
+      for (int i = 1; i <= 6; i++) { // customers a and b: one partition each, or both in one
+        TestBroker.send(producer, topic, i % 2 == 0 ? "customer-a" : "customer-b", "pay-" + i,
+            null);
+      }
+      producer.flush();
+    }
+    KafkaConsumer<String, String> first = consumer(new Properties());
+    List<ConsumerRecord<String, String>> polled = pollAtLeast(first, 6);
+    long partitions = polled.stream().map(ConsumerRecord::partition).distinct().count();
+
+    int ran = processor.processAll(polled, (r, attempt) ->
+        insert(attempt.connection().orElseThrow(), r.value(), "first"));
+    first.unsubscribe(); // gone before committing its offsets: the group hands them on
+    RecordProcessor restarted = consumerProcess(RecordKeys.offsets());
+    int ranAgain = restarted.processAll(pollAtLeast(consumer(new Properties()), 6),
+        (r, attempt) -> insert(attempt.connection().orElseThrow(), r.value(), "second"));
+
+    assertThat(ran).isEqualTo(6);
+    assertThat(ranAgain).isZero();
+    assertThat(ledgerRows()).hasSize(6).allMatch(row -> row.endsWith(":first"));
+    assertThat(count("SELECT count(*) FROM " + table.qualifiedTable())).isZero();
+    assertThat(count("SELECT count(*) FROM " + table.qualifiedFloorsTable()))
+        .isEqualTo(partitions);
   }
 
   @Test
@@ -188,10 +239,45 @@ class RecordProcessorTest {
         .hasMessageContaining("has no header Idempotency-Key");
   }
 
+  /**
+   * The stale consumer has written its ledger row but not committed when the partition's new
+   * owner handles the same record: the owner commits, and the stale consumer's commit, finding
+   * the partition's floor raised past its record, rolls its row back.
+   */
   @Test
-  void process_consumerThatLostItsPartitionInARebalance_cannotCommit() throws Exception {
-    RecordProcessor processor = processor(RecordKeys.offsets());
-    produce(null, "pay-1");
+  void process_offsetKeysConsumerThatLostItsPartitionInARebalance_commitsNothing()
+      throws Exception {
+    Future<Outcome<Boolean>> staleRun = lostPartition(RecordKeys.offsets(), null);
+
+    assertThat(staleRun.get(30, TimeUnit.SECONDS).kind()).isEqualTo(Outcome.Kind.USED_UP);
+    assertThat(ledgerRows()).containsExactly("pay-1:owner");
+  }
+
+  /**
+   * With header keys the stale consumer holds the record's key; when its stall outlasts its
+   * lease the new owner takes the key over, and the stale consumer's commit is refused by the
+   * fencing token.
+   */
+  @Test
+  void process_headerKeysConsumerThatLostItsPartitionInARebalance_cannotCommit() throws Exception {
+    Future<Outcome<Boolean>> staleRun = lostPartition(RecordKeys.header("Idempotency-Key"),
+        () -> clock.advance(LEASE.plusSeconds(1)));
+
+    assertThatThrownBy(() -> staleRun.get(30, TimeUnit.SECONDS))
+        .hasCauseInstanceOf(LeaseLostException.class);
+    assertThat(ledgerRows()).containsExactly("pay-1:owner");
+  }
+
+  /**
+   * A consumer handles its record and stalls before committing, polling no more, so that the
+   * group hands its partition on; the new owner (a process of its own) handles the record again,
+   * after {@code beforeOwner}, and has to have executed it. Returns the stale consumer's run,
+   * resumed.
+   */
+  Future<Outcome<Boolean>> lostPartition(RecordKeys keys, Runnable beforeOwner) throws Exception {
+    RecordProcessor processor = processor(keys);
+    RecordProcessor newOwner = consumerProcess(keys);
+    produce("evt-1", "pay-1");
     Properties shortPoll = new Properties();
     shortPoll.put(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG, "1500");
     KafkaConsumer<String, String> stale = consumer(shortPoll);
@@ -199,8 +285,8 @@ class RecordProcessorTest {
     CountDownLatch inserted = new CountDownLatch(1);
     CountDownLatch resume = new CountDownLatch(1);
     ExecutorService thread = Executors.newSingleThreadExecutor();
+    closing.add(thread::shutdownNow);
     try {
-      // The stale consumer handles its record and stalls, polling no more: the group drops it.
       Future<Outcome<Boolean>> staleRun = thread.submit(() -> processor.process(record,
           (r, attempt) -> {
             insert(attempt.connection().orElseThrow(), r.value(), "stale");
@@ -211,19 +297,17 @@ class RecordProcessorTest {
       KafkaConsumer<String, String> owner = consumer(new Properties());
       ConsumerRecord<String, String> redelivered = pollAtLeast(owner, 1).get(0);
       assertThat(redelivered.offset()).isEqualTo(record.offset());
-      clock.advance(LEASE.plusSeconds(1)); // the stall outlasts the stale consumer's lease
+      if (beforeOwner != null) {
+        beforeOwner.run();
+      }
 
-      Outcome<Boolean> owned = processor.process(redelivered, (r, attempt) ->
+      Outcome<Boolean> owned = newOwner.process(redelivered, (r, attempt) ->
           insert(attempt.connection().orElseThrow(), r.value(), "owner"));
-      resume.countDown();
 
       assertThat(owned.kind()).isEqualTo(Outcome.Kind.EXECUTED);
-      assertThatThrownBy(() -> staleRun.get(30, TimeUnit.SECONDS))
-          .hasCauseInstanceOf(LeaseLostException.class);
-      assertThat(ledgerRows()).containsExactly("pay-1:owner");
+      return staleRun;
     } finally {
       resume.countDown();
-      thread.shutdownNow();
     }
   }
 }

@@ -16,7 +16,7 @@ public interface Attempt {
   /** The key this run holds. */
   IdempotencyKey key();
 
-  /** The fencing token this run holds its key with. */
+  /** The fencing token this run holds its key with; 0 for a key taken in order, which has none. */
   long token();
 
   /** The steps of this run (SPEC §12): calls to other services, each stored as it returns. */

@@ -5,6 +5,7 @@ import io.idemkey.store.IdempotencyKey;
 import io.idemkey.store.IdempotencyStore;
 import io.idemkey.store.StoreUnavailableException;
 import io.idemkey.store.TransactionAbortedException;
+import java.util.List;
 
 /**
  * Runs work once per key, over an {@link IdempotencyStore}: the life of a key without HTTP, which
@@ -61,6 +62,51 @@ public interface IdempotentExecutor extends AutoCloseable {
    */
   <T, E extends Exception> Outcome<T> execute(
       IdempotencyKey key, Fingerprint fingerprint, Codec<T> codec, Work<T, E> work) throws E;
+
+  /**
+   * Runs {@code work} for sequence key {@code key} unless the key was handled, for keys that one
+   * caller at a time takes in rising order per scope (a partition's offsets, each partition read
+   * by one consumer): a scope then costs one row, its floor, the highest key handled, however many
+   * keys it carries, and a key at or below it counts as handled.
+   *
+   * <p>In transactional mode no row is kept per key: the work runs in a transaction whose commit
+   * raises the floor to the key, or, if another caller raised it meanwhile (a consumer that lost
+   * its partition in a rebalance and still runs), rolls everything back. Nothing is stored of
+   * the result, there is no lease, and the work's steps are not stored: each run calls with the
+   * same derived key, for the other service to deduplicate. The floor is read once per scope and
+   * then kept in memory, so a key below it is answered without a database call. Without a
+   * transaction the key is claimed as by {@link #execute}, its fingerprint the key's own (the work's
+   * effects are outside the database, so only a claim keeps two callers from running it at once).
+   *
+   * @return {@link Outcome.Kind#EXECUTED} with the result; {@link Outcome.Kind#USED_UP}, with no
+   *     result, if the key was handled (or, when not transactional, {@code execute}'s outcome)
+   * @throws E what {@code work} throws: its writes rolled back, the floor unchanged
+   * @throws IllegalArgumentException if {@code key} is not a sequence key
+   * @throws UnsupportedOperationException if the store does not keep sequence keys
+   * @throws TransactionAbortedException as for {@link #execute}: nothing was committed
+   * @throws StoreUnavailableException if the store cannot be reached: nothing was committed,
+   *     unless the commit landed and only its reply was lost; either way the key may be run
+   *     again, and the floor says which
+   */
+  <T, E extends Exception> Outcome<T> executeInOrder(
+      IdempotencyKey key, Codec<T> codec, Work<T, E> work) throws E;
+
+  /**
+   * Runs {@code work} for each key of {@code keys} that was not handled, keys of one scope in
+   * rising order, as {@link #executeInOrder(IdempotencyKey, Codec, Work)} does one, but in one
+   * transaction whose commit raises the floor once, to the last key: one commit for them all (a
+   * poll's records of one partition). A work that throws rolls back every key's writes. If
+   * another caller raised the floor meanwhile, everything is rolled back and the keys above the
+   * new floor are run again. Without a transaction each key is claimed and run by itself.
+   *
+   * @return how many keys' work ran and committed
+   * @throws E what {@code work} throws: every key's writes rolled back, the floor unchanged
+   * @throws IllegalArgumentException if the keys are not sequence keys of one scope in rising
+   *     order
+   * @throws InProgressException if other callers kept raising the floor while these keys ran
+   */
+  <E extends Exception> int executeInOrder(List<IdempotencyKey> keys, InOrderWork<E> work)
+      throws E;
 
   /**
    * Holds a key that the caller claimed ({@code token} from {@link IdempotencyStore#claim}): starts

@@ -1,5 +1,7 @@
 package io.idemkey.execution;
 
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
 import io.idemkey.store.ClaimResult;
 import io.idemkey.store.Fingerprint;
 import io.idemkey.store.IdempotencyKey;
@@ -9,7 +11,9 @@ import io.idemkey.store.StoreTransaction;
 import io.idemkey.store.StoreUnavailableException;
 import io.idemkey.store.StoredResponse;
 import io.idemkey.store.TransactionAbortedException;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CountDownLatch;
@@ -29,8 +33,13 @@ import java.util.concurrent.TimeUnit;
  */
 final class StoreExecutor implements IdempotentExecutor {
 
+  /** How often keys taken in order are run again when other runs raised their floor. */
+  private static final int MAX_IN_ORDER_ATTEMPTS = 3;
   /** The status a stored work result is recorded with: the store keeps responses. */
   static final int RESULT_STATUS = 200;
+  /** What a transaction of a key taken in order commits with: it stores no response. */
+  private static final StoredResponse IN_ORDER_SETTLED =
+      new StoredResponse(RESULT_STATUS, List.of(), new byte[0], false);
 
   private final IdempotencyStore store;
   private final LeaseRenewals renewals;
@@ -38,6 +47,11 @@ final class StoreExecutor implements IdempotentExecutor {
   private final OnInFlight onInFlight;
   private final Duration waitTimeout;
   private final StepListener stepListener;
+  /**
+   * The floors of the scopes whose keys were taken in order, as last seen or raised here: lower
+   * bounds of the stored floors, which only rise.
+   */
+  private final Cache<String, Long> floors = Caffeine.newBuilder().maximumSize(10_000).build();
 
   StoreExecutor(
       IdempotencyStore store, Duration lease, boolean transactional, OnInFlight onInFlight,
@@ -169,6 +183,124 @@ final class StoreExecutor implements IdempotentExecutor {
     } finally {
       held.close();
     }
+  }
+
+  @Override
+  public <T, E extends Exception> Outcome<T> executeInOrder(
+      IdempotencyKey key, Codec<T> codec, Work<T, E> work) throws E {
+    Objects.requireNonNull(key, "key");
+    Objects.requireNonNull(codec, "codec");
+    Objects.requireNonNull(work, "work");
+    if (!transactional) {
+      return execute(key, inOrderFingerprint(key), codec, work);
+    }
+    List<T> result = new ArrayList<>(1);
+    List<IdempotencyKey> keys = List.of(key);
+    int ran = runInOrder(keys, risingNumbers(keys), (index, attempt) ->
+        result.add(Objects.requireNonNull(work.run(attempt), "the work's result")));
+    return ran == 1
+        ? new Outcome<>(Outcome.Kind.EXECUTED, result.get(0))
+        : new Outcome<>(Outcome.Kind.USED_UP, null);
+  }
+
+  @Override
+  public <E extends Exception> int executeInOrder(List<IdempotencyKey> keys, InOrderWork<E> work)
+      throws E {
+    Objects.requireNonNull(work, "work");
+    long[] numbers = risingNumbers(keys);
+    if (transactional) {
+      return runInOrder(keys, numbers, work);
+    }
+    int ran = 0;
+    for (int i = 0; i < numbers.length; i++) {
+      int index = i;
+      Outcome<Boolean> outcome = execute(keys.get(i), inOrderFingerprint(keys.get(i)),
+          Codec.none(), attempt -> {
+            work.run(index, attempt);
+            return Boolean.TRUE;
+          });
+      if (outcome.kind() == Outcome.Kind.EXECUTED) {
+        ran++;
+      }
+    }
+    return ran;
+  }
+
+  /**
+   * Runs the keys above the scope's floor in one transaction that raises it to the last; when
+   * another run raised it meanwhile, reads it and runs what is left again.
+   */
+  private <E extends Exception> int runInOrder(
+      List<IdempotencyKey> keys, long[] numbers, InOrderWork<E> work) throws E {
+    IdempotencyKey first = keys.get(0);
+    IdempotencyKey last = keys.get(keys.size() - 1);
+    Long known = floors.getIfPresent(first.scope());
+    for (int attempt = 1; ; attempt++) {
+      if (known == null) {
+        known = store.floor(first);
+        raiseKnownFloor(first, known);
+      }
+      int from = 0;
+      while (from < numbers.length && numbers[from] <= known) {
+        from++;
+      }
+      if (from == numbers.length) {
+        return 0;
+      }
+      if (attempt > MAX_IN_ORDER_ATTEMPTS) {
+        throw new InProgressException("other runs kept raising the floor of the keys' scope while"
+            + " these ran (" + MAX_IN_ORDER_ATTEMPTS + " times): is its log read by two consumers?",
+            Duration.ofSeconds(1));
+      }
+      boolean advanced;
+      try (StoreTransaction transaction = store.beginInOrder(keys.get(from), last)) {
+        try (RequestTransactions.Binding bound = RequestTransactions.bind(transaction)) {
+          for (int i = from; i < numbers.length; i++) {
+            IdempotencyKey key = keys.get(i);
+            work.run(i, new InOrderAttempt(key, transaction,
+                KeySteps.holding(null, key, inOrderFingerprint(key), 0, stepListener)));
+          }
+        }
+        advanced = transaction.commit(IN_ORDER_SETTLED);
+      }
+      if (advanced) {
+        raiseKnownFloor(first, numbers[numbers.length - 1]);
+        return numbers.length - from;
+      }
+      known = null; // another run raised it: what it ran is done, the rest runs again
+    }
+  }
+
+  /** The keys' numbers, checked: sequence keys of one scope, rising. */
+  private static long[] risingNumbers(List<IdempotencyKey> keys) {
+    if (keys.isEmpty()) {
+      throw new IllegalArgumentException("no keys to run in order");
+    }
+    String scope = keys.get(0).scope();
+    long[] numbers = new long[keys.size()];
+    for (int i = 0; i < numbers.length; i++) {
+      IdempotencyKey key = keys.get(i);
+      numbers[i] = key.requireSequenceNumber();
+      if (!key.scope().equals(scope) || (i > 0 && numbers[i] <= numbers[i - 1])) {
+        throw new IllegalArgumentException("keys run in order are of one scope and rising; key "
+            + i + " is " + (key.scope().equals(scope) ? "not above the one before it" : "of another"
+            + " scope"));
+      }
+    }
+    return numbers;
+  }
+
+  /** A key taken in order is the same work by itself: its fingerprint is its own digest. */
+  static Fingerprint inOrderFingerprint(IdempotencyKey key) {
+    return Fingerprint.of(
+        "idemkey-in-order".getBytes(StandardCharsets.UTF_8),
+        key.scope().getBytes(StandardCharsets.UTF_8),
+        key.key().getBytes(StandardCharsets.UTF_8));
+  }
+
+  /** Notes that the floor of the key's scope has reached {@code floor}; it only rises. */
+  private void raiseKnownFloor(IdempotencyKey key, long floor) {
+    floors.asMap().merge(key.scope(), floor, Math::max);
   }
 
   private void releaseQuietly(IdempotencyKey key, long token) {

@@ -40,6 +40,16 @@ abstract class DelegatingStore implements IdempotencyStore {
   }
 
   @Override
+  public long floor(IdempotencyKey key) {
+    return delegate.floor(key);
+  }
+
+  @Override
+  public StoreTransaction beginInOrder(IdempotencyKey first, IdempotencyKey last) {
+    return delegate.beginInOrder(first, last);
+  }
+
+  @Override
   public StepStore steps() {
     return delegate.steps();
   }

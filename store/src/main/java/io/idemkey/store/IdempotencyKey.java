@@ -65,7 +65,7 @@ public record IdempotencyKey(String scope, String key) {
    *
    * @throws IllegalArgumentException if the key is not a sequence key
    */
-  long requireSequenceNumber() {
+  public long requireSequenceNumber() {
     long number = sequenceNumber(key);
     if (number < 0) {
       throw new IllegalArgumentException("a sequence key is a non-negative decimal integer of at"

@@ -63,6 +63,42 @@ public interface IdempotencyStore extends AutoCloseable {
   StoreTransaction beginTransaction(IdempotencyKey key, long token);
 
   /**
+   * The floor of {@code key}'s scope (SPEC §13): the highest sequence key of the scope that counts
+   * as used without a record of its own, or -1 if the scope has none. It only rises.
+   *
+   * @throws IllegalArgumentException if {@code key} is not a sequence key
+   * @throws UnsupportedOperationException if this store does not keep sequence keys
+   * @throws StoreUnavailableException if the store cannot be reached
+   */
+  default long floor(IdempotencyKey key) {
+    throw new UnsupportedOperationException(
+        "this idempotency store keeps no floors; build it with StoreBuilder.sequenceKeys(true)");
+  }
+
+  /**
+   * Opens a transaction for sequence keys that one caller at a time takes in rising order per
+   * scope (a log's offsets), here the keys {@code first} to {@code last} of one scope, run one
+   * after another in it: no row is kept per key; instead the commit raises the scope's floor to
+   * {@code last}, in the same commit as the caller's writes, if the floor is below {@code first}.
+   * A second caller running the same keys meanwhile (a consumer that lost its partition and still
+   * runs) waits at the floor's row for the first to commit, finds the floor raised, and commits
+   * nothing. The transaction begins when its connection is first asked for; its {@code commit}
+   * stores no response, returns false (everything rolled back) if the floor had reached {@code
+   * first}, and, when its outcome is unknown (the reply lost), throws {@link
+   * StoreUnavailableException}: the floor then says whether it landed. Its {@code release} rolls
+   * back; it has no step store.
+   *
+   * @throws IllegalArgumentException if the keys are not sequence keys of one scope, {@code
+   *     first} at most {@code last}
+   * @throws UnsupportedOperationException if this store does not keep sequence keys in the
+   *     application's database
+   */
+  default StoreTransaction beginInOrder(IdempotencyKey first, IdempotencyKey last) {
+    throw new UnsupportedOperationException(
+        "this idempotency store keeps no floors; build it with StoreBuilder.sequenceKeys(true)");
+  }
+
+  /**
    * The results of the steps that requests holding keys of this store made (SPEC §12), kept
    * beside the keys. Stores built by {@link StoreBuilder} have one.
    *

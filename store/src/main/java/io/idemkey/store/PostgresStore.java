@@ -16,6 +16,8 @@ import java.time.OffsetDateTime;
 import java.util.HexFormat;
 import java.util.concurrent.Executor;
 import javax.sql.DataSource;
+import org.postgresql.util.PSQLException;
+import org.postgresql.util.ServerErrorMessage;
 
 /**
  * The dedup store in PostgreSQL, shared by every application node that uses the same table.
@@ -87,6 +89,7 @@ final class PostgresStore implements IdempotencyStore {
   /** The default bound on each statement when none is given. */
   static final Duration DEFAULT_STATEMENT_TIMEOUT = Duration.ofSeconds(5);
   private static final String IN_FAILED_TRANSACTION = "25P02";
+  private static final String CHECK_VIOLATION = "23514";
   private static final Executor DIRECT = Runnable::run;
 
   private final StoreConnections connections;
@@ -116,6 +119,8 @@ final class PostgresStore implements IdempotencyStore {
   private final String renewSql;
   private final String readTokenSql;
   private final String lockSql;
+  private final String floorSql;
+  private final String advanceSql;
   /**
    * Whether request transactions lock their key's row: null until the first one has looked at
    * its isolation level (a pool gives all its connections the same).
@@ -285,6 +290,16 @@ final class PostgresStore implements IdempotencyStore {
             + "   WHERE k.ctid IN (SELECT ctid FROM target) RETURNING 1)"
             + " SELECT EXISTS (SELECT 1 FROM marked), EXISTS (SELECT 1 FROM " + t + inProgress + ")";
     this.readTokenSql = "SELECT state FROM " + t + byToken;
+    // Keys taken in order (beginInOrder): the scope's floor, and its rise to the last key run if
+    // it is below the first. The rise locks the floor's row until the commit: a second
+    // transaction running the same keys waits there, then finds the floor raised and fails.
+    this.floorSql = "SELECT floor FROM " + table.qualifiedFloorsTable() + " WHERE scope = ?";
+    // A floor that has reached the key is set to -1, which its CHECK refuses: the statement
+    // fails, so that a COMMIT sent in the same round trip does not run (see advance).
+    this.advanceSql =
+        "INSERT INTO " + table.qualifiedFloorsTable() + " AS f (scope, floor) VALUES (?, ?)"
+            + " ON CONFLICT (scope) DO UPDATE SET floor ="
+            + " CASE WHEN f.floor < ?::bigint THEN excluded.floor ELSE -1 END";
     // One purger at a time across nodes: the batch's transaction-level advisory lock (see
     // purgeExpired); the lock's name is the first parameter of both forms.
     String purgeLock = " CROSS JOIN (SELECT pg_try_advisory_xact_lock(hashtext(?)) AS locked) l";
@@ -680,15 +695,79 @@ final class PostgresStore implements IdempotencyStore {
     return new Transaction(key, token);
   }
 
+  @Override
+  public long floor(IdempotencyKey key) {
+    requireSequenceKeys();
+    key.requireSequenceNumber();
+    return connections.run("floor", connection -> {
+      try (PreparedStatement statement = connection.prepareStatement(floorSql)) {
+        statement.setString(1, storedScope(key.scope()));
+        try (ResultSet row = statement.executeQuery()) {
+          return row.next() ? row.getLong(1) : -1L;
+        }
+      }
+    });
+  }
+
+  /** A transaction for keys taken in order: see the interface, and {@link #advanceSql}. */
+  @Override
+  public StoreTransaction beginInOrder(IdempotencyKey first, IdempotencyKey last) {
+    requireSequenceKeys();
+    long from = first.requireSequenceNumber();
+    long to = last.requireSequenceNumber();
+    if (!first.scope().equals(last.scope()) || from > to) {
+      throw new IllegalArgumentException("keys taken in order in one transaction are of one scope,"
+          + " the first at most the last; were " + from + " and " + to + " of "
+          + (first.scope().equals(last.scope()) ? "one scope" : "two scopes"));
+    }
+    return new Transaction(first, 0, from, to);
+  }
+
+  private void requireSequenceKeys() {
+    if (!sequenceKeys) {
+      throw new UnsupportedOperationException("the keys of " + table + " are not sequence keys:"
+          + " build the store with StoreBuilder.sequenceKeys(true)");
+    }
+  }
+
+  /**
+   * Raises the floor of the key's scope to {@code last} if it is below {@code first}, running
+   * {@code then} (more SQL, sent in the same round trip) if it rose; whether it rose. In a
+   * transaction, a floor that had reached {@code first} leaves the transaction failed: the caller
+   * rolls back.
+   */
+  private boolean advance(
+      Connection connection, IdempotencyKey key, long first, long last, String then)
+      throws SQLException {
+    try (PreparedStatement statement = connection.prepareStatement(advanceSql + then)) {
+      statement.setString(1, storedScope(key.scope()));
+      statement.setLong(2, last);
+      statement.setLong(3, first);
+      statement.execute();
+      return true;
+    } catch (PSQLException e) {
+      ServerErrorMessage refused = e.getServerErrorMessage();
+      if (CHECK_VIOLATION.equals(e.getSQLState()) && refused != null
+          && table.floorsTable().equals(refused.getTable())) {
+        return false;
+      }
+      throw e;
+    }
+  }
+
   /**
    * The request's transaction: begun when the application first asks for its connection, on one
    * of the requests' pool; the application's writes, then the token-guarded completion, then one
-   * commit. A request that never asked completes its key as {@link #complete} does. Not
-   * thread-safe: it belongs to the request.
+   * commit. A request that never asked completes its key as {@link #complete} does. For a key
+   * taken in order ({@link #beginInOrder}), the floor's rise instead of the completion, and no
+   * row of the key's to lock or release. Not thread-safe: it belongs to the request.
    */
   private final class Transaction implements StoreTransaction {
     private final IdempotencyKey key;
     private final long token;
+    /** The first and last keys' numbers when keys are taken in order, else -1. */
+    private final long inOrder;
+    private final long inOrderLast;
     /** Null until begun, and after close. */
     private Connection connection;
     private Connection forApplication;
@@ -698,8 +777,14 @@ final class PostgresStore implements IdempotencyStore {
     private boolean closed;
 
     Transaction(IdempotencyKey key, long token) {
+      this(key, token, -1, -1);
+    }
+
+    Transaction(IdempotencyKey key, long token, long inOrder, long inOrderLast) {
       this.key = key;
       this.token = token;
+      this.inOrder = inOrder;
+      this.inOrderLast = inOrderLast;
     }
 
     /**
@@ -744,6 +829,9 @@ final class PostgresStore implements IdempotencyStore {
 
     /** Locks the key's row above READ COMMITTED (class comment); false if it is not held. */
     private boolean lockKey(Connection taken) throws SQLException {
+      if (inOrder >= 0) {
+        return true;
+      }
       int previousTimeout = StoreConnections.boundNetworkTimeout(taken, statementTimeoutMillis);
       try {
         Boolean lock = lockKeyRows;
@@ -784,6 +872,9 @@ final class PostgresStore implements IdempotencyStore {
     public boolean commit(StoredResponse response) {
       if (lost) {
         return false;
+      }
+      if (inOrder >= 0) {
+        return commitInOrder();
       }
       if (connection == null) {
         return complete(key, token, response); // the application never asked for a connection
@@ -827,11 +918,42 @@ final class PostgresStore implements IdempotencyStore {
     }
 
     /**
+     * Commits a key taken in order: the floor's rise and the COMMIT sent together, one round trip
+     * ({@link #advanceSql}): a floor that had reached the key fails the rise, and the COMMIT with
+     * it does not run. Bounded as a commit is. An outcome that is unknown (no reply) is not looked
+     * up here: the floor says it, and the caller's next call reads it.
+     */
+    private boolean commitInOrder() {
+      if (connection == null) { // the application never asked for a connection
+        return connections.run("advance", c -> advance(c, key, inOrder, inOrderLast, ""));
+      }
+      int previousTimeout = 0;
+      try {
+        previousTimeout = StoreConnections.boundNetworkTimeout(connection, commitTimeoutMillis);
+        return advance(connection, key, inOrder, inOrderLast, "; COMMIT");
+      } catch (SQLException e) {
+        rollback();
+        connections.noteFailure(e);
+        if (handlersFailure(e)) {
+          throw new TransactionAbortedException("the transaction of a key taken in order on "
+              + table + " was rolled back by an error of its own: " + e.getMessage(), e);
+        }
+        throw connections.unavailable("commit", e);
+      } finally {
+        StoreConnections.restoreNetworkTimeout(connection, previousTimeout);
+      }
+    }
+
+    /**
      * Rolls back and releases the key: on this transaction's connection when it has one (its
      * lock is gone with the rollback), else on the node's.
      */
     @Override
     public boolean release() {
+      if (inOrder >= 0) {
+        rollback(); // no row of the key's: nothing else to release
+        return true;
+      }
       if (connection != null) {
         rollback();
         try {
@@ -853,6 +975,10 @@ final class PostgresStore implements IdempotencyStore {
      */
     @Override
     public StepStore steps() {
+      if (inOrder >= 0) {
+        throw new UnsupportedOperationException(
+            "a key taken in order has no row of its own to keep step results under");
+      }
       return new StepStore() {
         @Override
         public java.util.Optional<byte[]> find(

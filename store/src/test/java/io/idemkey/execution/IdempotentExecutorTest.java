@@ -327,4 +327,328 @@ class IdempotentExecutorTest {
     assertThat(redelivered.value()).isNull();
     assertThat(runs).hasValue(0);
   }
+
+  long rows(String sql) throws SQLException {
+    try (Connection c = TestDatabase.dataSource().getConnection();
+        Statement s = c.createStatement();
+        ResultSet rows = s.executeQuery(sql)) {
+      rows.next();
+      return rows.getLong(1);
+    }
+  }
+
+  @Test
+  void executeInOrder_transactional_runsEachOffsetOnceAndKeepsOnlyTheFloor() throws Exception {
+    table = TestDatabase.freshTable();
+    IdempotencyStore offsets = store(true);
+    IdempotentExecutor inOrder =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    AtomicInteger runs = new AtomicInteger();
+
+    for (int offset = 0; offset < 5; offset++) {
+      String payment = "o" + offset;
+      Outcome<String> done = inOrder.executeInOrder(new IdempotencyKey("orders/0", "" + offset),
+          Codec.text(), a -> {
+            runs.incrementAndGet();
+            insert(a.connection().orElseThrow(), ledger, payment);
+            return payment;
+          });
+      assertThat(done.kind()).isEqualTo(Outcome.Kind.EXECUTED);
+      assertThat(done.value()).isEqualTo(payment);
+    }
+    // Redelivered: to this executor (its floor known) and to a new one (the floor read).
+    IdempotentExecutor restarted =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    for (IdempotentExecutor consumer : List.of(inOrder, restarted)) {
+      Outcome<String> again = consumer.executeInOrder(new IdempotencyKey("orders/0", "3"),
+          Codec.text(), a -> "ran again " + runs.incrementAndGet());
+      assertThat(again.kind()).isEqualTo(Outcome.Kind.USED_UP);
+      assertThat(again.value()).isNull();
+    }
+
+    assertThat(runs).hasValue(5);
+    assertThat(ledgerRows()).isEqualTo(5);
+    assertThat(offsets.floor(new IdempotencyKey("orders/0", "0"))).isEqualTo(4);
+    assertThat(rows("SELECT count(*) FROM " + table.qualifiedTable())).isZero();
+    assertThat(rows("SELECT count(*) FROM " + table.qualifiedFloorsTable())).isEqualTo(1);
+  }
+
+  @Test
+  void executeInOrder_workFails_rolledBackAndTheFloorUnchangedSoItRunsAgain() throws Exception {
+    table = TestDatabase.freshTable();
+    IdempotencyStore offsets = store(true);
+    IdempotentExecutor inOrder =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    IdempotencyKey offset7 = new IdempotencyKey("orders/1", "7");
+
+    assertThatThrownBy(() -> inOrder.executeInOrder(offset7, Codec.none(), a -> {
+      insert(a.connection().orElseThrow(), ledger, "o7");
+      throw new IllegalStateException("the ledger refused it");
+    })).isInstanceOf(IllegalStateException.class);
+    assertThat(ledgerRows()).isZero();
+    assertThat(offsets.floor(offset7)).isEqualTo(-1);
+
+    Outcome<Boolean> retried = inOrder.executeInOrder(offset7, Codec.none(), a -> {
+      insert(a.connection().orElseThrow(), ledger, "o7");
+      return true;
+    });
+
+    assertThat(retried.kind()).isEqualTo(Outcome.Kind.EXECUTED);
+    assertThat(ledgerRows()).isEqualTo(1);
+    assertThat(offsets.floor(offset7)).isEqualTo(7);
+  }
+
+  /**
+   * A consumer that lost its partition and still runs an offset, while the new owner runs the
+   * same offset: the first to commit counts; the other, waiting at the floor's row, finds it
+   * raised and commits nothing.
+   */
+  @Test
+  void executeInOrder_twoConsumersRunOneOffset_oneCommitsAndTheOtherRollsBack() throws Exception {
+    table = TestDatabase.freshTable();
+    IdempotencyStore offsets = store(true);
+    IdempotentExecutor oldOwner =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    IdempotentExecutor newOwner =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    IdempotencyKey offset12 = new IdempotencyKey("orders/2", "12");
+    CountDownLatch oldWrote = new CountDownLatch(1);
+    CountDownLatch newCommitted = new CountDownLatch(1);
+    ExecutorService threads = Executors.newSingleThreadExecutor();
+    try {
+      Future<Outcome<Boolean>> stale = threads.submit(() ->
+          oldOwner.executeInOrder(offset12, Codec.none(), a -> {
+            insert(a.connection().orElseThrow(), ledger, "o12-by-old");
+            oldWrote.countDown();
+            assertThat(newCommitted.await(30, TimeUnit.SECONDS)).isTrue();
+            return true;
+          }));
+      assertThat(oldWrote.await(30, TimeUnit.SECONDS)).isTrue();
+
+      Outcome<Boolean> fresh = newOwner.executeInOrder(offset12, Codec.none(),
+          a -> {
+            insert(a.connection().orElseThrow(), ledger, "o12-by-new");
+            return true;
+          });
+      newCommitted.countDown();
+
+      assertThat(fresh.kind()).isEqualTo(Outcome.Kind.EXECUTED);
+      assertThat(stale.get(30, TimeUnit.SECONDS).kind()).isEqualTo(Outcome.Kind.USED_UP);
+    } finally {
+      threads.shutdownNow();
+    }
+    assertThat(rows("SELECT count(*) FROM " + ledger + " WHERE payment = 'o12-by-new'"))
+        .isEqualTo(1);
+    assertThat(ledgerRows()).isEqualTo(1);
+  }
+
+  /**
+   * Both consumers past their writes at once: the second's rise waits at the floor's row until
+   * the first commits, then finds it raised.
+   */
+  @Test
+  void executeInOrder_manyConsumersRaceEachOffset_eachOffsetCommittedOnce() throws Exception {
+    table = TestDatabase.freshTable();
+    IdempotencyStore offsets = store(true);
+    int consumers = 4;
+    int offsetsRun = 40;
+    List<IdempotentExecutor> executors = new ArrayList<>();
+    for (int c = 0; c < consumers; c++) {
+      executors.add(executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true)));
+    }
+    AtomicInteger executed = new AtomicInteger();
+    ExecutorService threads = Executors.newFixedThreadPool(consumers);
+    try {
+      for (int offset = 0; offset < offsetsRun; offset++) {
+        IdempotencyKey key = new IdempotencyKey("orders/3", Integer.toString(offset));
+        CyclicBarrier together = new CyclicBarrier(consumers);
+        List<Future<?>> runs = new ArrayList<>();
+        for (int c = 0; c < consumers; c++) {
+          IdempotentExecutor consumer = executors.get(c);
+          String payment = "o" + offset + "-by-" + c;
+          runs.add(threads.submit(() -> {
+            together.await(30, TimeUnit.SECONDS);
+            Outcome<Boolean> outcome = consumer.executeInOrder(key, Codec.none(), a -> {
+                  insert(a.connection().orElseThrow(), ledger, payment);
+                  return true;
+                });
+            if (outcome.kind() == Outcome.Kind.EXECUTED) {
+              executed.incrementAndGet();
+            }
+            return null;
+          }));
+        }
+        for (Future<?> run : runs) {
+          run.get(60, TimeUnit.SECONDS);
+        }
+      }
+    } finally {
+      threads.shutdownNow();
+    }
+
+    assertThat(executed).hasValue(offsetsRun);
+    assertThat(ledgerRows()).isEqualTo(offsetsRun);
+    for (int offset = 0; offset < offsetsRun; offset++) {
+      assertThat(rows("SELECT count(*) FROM " + ledger + " WHERE payment LIKE 'o" + offset
+          + "-by-%'")).as("offset %d", offset).isEqualTo(1);
+    }
+  }
+
+  @Test
+  void executeInOrder_notTransactional_claimsTheKeyAsExecuteDoes() throws Exception {
+    table = TestDatabase.freshTable();
+    IdempotencyStore offsets = store(true);
+    IdempotentExecutor inOrder = executor(IdempotentExecutor.builder(offsets).lease(LEASE));
+    IdempotencyKey offset3 = new IdempotencyKey("orders/4", "3");
+
+    Outcome<String> first =
+        inOrder.executeInOrder(offset3, Codec.text(), a -> "charged");
+    Outcome<String> again =
+        inOrder.executeInOrder(offset3, Codec.text(), a -> "charged twice");
+
+    assertThat(first.kind()).isEqualTo(Outcome.Kind.EXECUTED);
+    assertThat(again.kind()).isEqualTo(Outcome.Kind.REPLAYED);
+    assertThat(again.value()).isEqualTo("charged");
+    assertThat(rows("SELECT count(*) FROM " + table.qualifiedTable())).isEqualTo(1);
+  }
+
+  @Test
+  void executeInOrder_opaqueStoreOrKey_refusedWithAClearError() {
+    IdempotentExecutor opaque =
+        executor(IdempotentExecutor.builder(store).lease(LEASE).transactional(true));
+    assertThatThrownBy(() -> opaque.executeInOrder(new IdempotencyKey("orders/5", "1"),
+        Codec.none(), a -> true))
+        .isInstanceOf(UnsupportedOperationException.class)
+        .hasMessageContaining("sequenceKeys(true)");
+
+    table = TestDatabase.freshTable();
+    IdempotentExecutor sequence =
+        executor(IdempotentExecutor.builder(store(true)).lease(LEASE).transactional(true));
+    assertThatThrownBy(() -> sequence.executeInOrder(new IdempotencyKey("orders/5", "x1"),
+        Codec.none(), a -> true))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("sequence key");
+  }
+
+  static List<IdempotencyKey> offsets(String scope, int from, int to) {
+    List<IdempotencyKey> keys = new ArrayList<>();
+    for (int offset = from; offset <= to; offset++) {
+      keys.add(new IdempotencyKey(scope, Integer.toString(offset)));
+    }
+    return keys;
+  }
+
+  @Test
+  void executeInOrderList_runsTheKeysAboveTheFloorInOneCommit() throws Exception {
+    table = TestDatabase.freshTable();
+    IdempotencyStore offsets = store(true);
+    IdempotentExecutor inOrder =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    List<IdempotencyKey> first = offsets("orders/6", 0, 9);
+
+    int ran = inOrder.executeInOrder(first, (index, attempt) -> {
+      assertThat(attempt.key()).isEqualTo(first.get(index));
+      insert(attempt.connection().orElseThrow(), ledger, "o" + attempt.key().key());
+    });
+    List<IdempotencyKey> overlapping = offsets("orders/6", 5, 14); // 5 to 9 delivered again
+    List<String> runAgain = new ArrayList<>();
+    IdempotentExecutor restarted =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    int ranAgain = restarted.executeInOrder(overlapping, (index, attempt) -> {
+          runAgain.add(attempt.key().key());
+          insert(attempt.connection().orElseThrow(), ledger, "o" + attempt.key().key());
+        });
+
+    assertThat(ran).isEqualTo(10);
+    assertThat(ranAgain).isEqualTo(5);
+    assertThat(runAgain).containsExactly("10", "11", "12", "13", "14");
+    assertThat(ledgerRows()).isEqualTo(15);
+    assertThat(offsets.floor(first.get(0))).isEqualTo(14);
+    assertThat(inOrder.executeInOrder(first, (index, attempt) -> {
+      throw new AssertionError("ran again");
+    })).isZero();
+  }
+
+  @Test
+  void executeInOrderList_oneWorkFails_everyKeysWritesRolledBack() throws Exception {
+    table = TestDatabase.freshTable();
+    IdempotencyStore offsets = store(true);
+    IdempotentExecutor inOrder =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    List<IdempotencyKey> keys = offsets("orders/7", 20, 24);
+
+    assertThatThrownBy(() -> inOrder.executeInOrder(keys, (index, attempt) -> {
+      insert(attempt.connection().orElseThrow(), ledger, "o" + attempt.key().key());
+      if (index == 3) {
+        throw new SQLException("the ledger refused o23");
+      }
+    })).isInstanceOf(SQLException.class).hasMessageContaining("o23");
+
+    assertThat(ledgerRows()).isZero();
+    assertThat(offsets.floor(keys.get(0))).isEqualTo(-1);
+  }
+
+  /**
+   * A consumer that lost its partition still runs a poll's records 0 to 9 while the new owner
+   * commits 0 to 3: the stale run's commit finds the floor raised, and it runs 4 to 9 again.
+   */
+  @Test
+  void executeInOrderList_anotherRunCommittedSomeKeys_theRestRunAgainEachOnce() throws Exception {
+    table = TestDatabase.freshTable();
+    IdempotencyStore offsets = store(true);
+    IdempotentExecutor stale =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    IdempotentExecutor owner =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    CountDownLatch staleWrote = new CountDownLatch(1);
+    CountDownLatch ownerCommitted = new CountDownLatch(1);
+    ExecutorService thread = Executors.newSingleThreadExecutor();
+    try {
+      Future<Integer> staleRun = thread.submit(() ->
+          stale.executeInOrder(offsets("orders/8", 0, 9), (index, attempt) -> {
+            insert(attempt.connection().orElseThrow(), ledger,
+                "o" + attempt.key().key() + "-by-stale");
+            if (index == 9 && staleWrote.getCount() > 0) {
+              staleWrote.countDown();
+              assertThat(ownerCommitted.await(30, TimeUnit.SECONDS)).isTrue();
+            }
+          }));
+      assertThat(staleWrote.await(30, TimeUnit.SECONDS)).isTrue();
+      int ownerRan = owner.executeInOrder(offsets("orders/8", 0, 3), (index, attempt) ->
+          insert(attempt.connection().orElseThrow(), ledger,
+              "o" + attempt.key().key() + "-by-owner"));
+      ownerCommitted.countDown();
+
+      assertThat(ownerRan).isEqualTo(4);
+      assertThat(staleRun.get(30, TimeUnit.SECONDS)).isEqualTo(6);
+    } finally {
+      thread.shutdownNow();
+    }
+    for (int offset = 0; offset <= 9; offset++) {
+      assertThat(rows("SELECT count(*) FROM " + ledger + " WHERE payment LIKE 'o" + offset
+          + "-by-%'")).as("offset %d", offset).isEqualTo(1);
+    }
+    assertThat(rows("SELECT count(*) FROM " + ledger + " WHERE payment LIKE '%-by-owner'"))
+        .isEqualTo(4);
+  }
+
+  @Test
+  void executeInOrderList_keysNotRisingOrOfTwoScopes_refused() {
+    table = TestDatabase.freshTable();
+    IdempotentExecutor inOrder =
+        executor(IdempotentExecutor.builder(store(true)).lease(LEASE).transactional(true));
+    List<IdempotencyKey> falling =
+        List.of(new IdempotencyKey("orders/9", "5"), new IdempotencyKey("orders/9", "4"));
+    List<IdempotencyKey> twoScopes =
+        List.of(new IdempotencyKey("orders/9", "5"), new IdempotencyKey("orders/10", "6"));
+
+    assertThatThrownBy(() -> inOrder.executeInOrder(falling, (index, attempt) -> {}))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("key 1 is not above the one before it");
+    assertThatThrownBy(() -> inOrder.executeInOrder(twoScopes, (index, attempt) -> {}))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("key 1 is of another scope");
+    assertThatThrownBy(() -> inOrder.executeInOrder(List.of(), (index, attempt) -> {}))
+        .isInstanceOf(IllegalArgumentException.class);
+  }
 }
