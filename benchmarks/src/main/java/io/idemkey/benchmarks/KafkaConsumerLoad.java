@@ -95,8 +95,8 @@ public final class KafkaConsumerLoad {
       Migrations.migrate(dataSource, offsets);
       Migrations.migrate(dataSource, headers);
 
-      String[] variants =
-          stringArgument(args, "--variants", "plain,bare-tx,offsets,bare-poll,offsets-poll,header").split(",");
+      String[] variants = stringArgument(
+          args, "--variants", "plain,bare-tx,offsets,bare-poll,offsets-poll,header").split(",");
       Map<String, List<Double>> rates = new java.util.LinkedHashMap<>();
       for (String variant : variants) {
         rates.put(variant, new ArrayList<>());
@@ -240,7 +240,8 @@ public final class KafkaConsumerLoad {
    */
   static void storeRowsAfter(DataSource dataSource, int count, int partitions) throws Exception {
     for (boolean transactional : new boolean[] {true, false}) {
-      TableName table = new TableName("public", "million_offsets_" + (transactional ? "tx" : "claims"));
+      TableName table =
+          new TableName("public", "million_offsets_" + (transactional ? "tx" : "claims"));
       Migrations.migrate(dataSource, table);
       Duration ttl = Duration.ofSeconds(2);
       com.zaxxer.hikari.HikariConfig poolConfig = new com.zaxxer.hikari.HikariConfig();
@@ -274,7 +275,8 @@ public final class KafkaConsumerLoad {
           thread.join();
         }
         String mode = transactional ? "transactional" : "not transactional";
-        System.out.printf("%s: %d offsets on %d partitions in %.0f s: %d key rows + %d floor rows%n",
+        System.out.printf(
+            "%s: %d offsets on %d partitions in %.0f s: %d key rows + %d floor rows%n",
             mode, (long) (count / partitions) * partitions, partitions,
             (System.nanoTime() - started) / 1e9, rows(table.qualifiedTable(), dataSource),
             rows(table.qualifiedFloorsTable(), dataSource));

@@ -5,7 +5,6 @@ import io.idemkey.execution.IdempotentExecutor;
 import io.idemkey.execution.Outcome;
 import io.idemkey.store.Fingerprint;
 import io.idemkey.store.IdempotencyKey;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -35,9 +34,12 @@ final class KeyedRecordProcessor implements RecordProcessor {
     Objects.requireNonNull(record, "record");
     Objects.requireNonNull(handler, "handler");
     IdempotencyKey key = keys.keyOf(group, record);
+    // A record's value is not compared (the consumer sees it deserialised): the key alone says
+    // "same event".
     return keys.sequence()
         ? executor.executeInOrder(key, codec, attempt -> handler.handle(record, attempt))
-        : executor.execute(key, fingerprint(key), codec, attempt -> handler.handle(record, attempt));
+        : executor.execute(
+            key, Fingerprint.ofKey(key), codec, attempt -> handler.handle(record, attempt));
   }
 
   @Override
@@ -69,18 +71,6 @@ final class KeyedRecordProcessor implements RecordProcessor {
           (index, attempt) -> effect.accept(polled.get(index), attempt));
     }
     return ran;
-  }
-
-  /**
-   * The fingerprint of a header key: its own digest, the same for every delivery of it. A
-   * record's value is not compared (the consumer sees it deserialised); the key alone says "same
-   * event".
-   */
-  static Fingerprint fingerprint(IdempotencyKey key) {
-    return Fingerprint.of(
-        "idemkey-record".getBytes(StandardCharsets.UTF_8),
-        key.scope().getBytes(StandardCharsets.UTF_8),
-        key.key().getBytes(StandardCharsets.UTF_8));
   }
 
   @Override

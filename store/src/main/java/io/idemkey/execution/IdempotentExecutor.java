@@ -75,14 +75,16 @@ public interface IdempotentExecutor extends AutoCloseable {
    * the result, there is no lease, and the work's steps are not stored: each run calls with the
    * same derived key, for the other service to deduplicate. The floor is read once per scope and
    * then kept in memory, so a key below it is answered without a database call. Without a
-   * transaction the key is claimed as by {@link #execute}, its fingerprint the key's own (the work's
-   * effects are outside the database, so only a claim keeps two callers from running it at once).
+   * transaction the key is claimed as by {@link #execute}, its fingerprint the key's own
+   * ({@code Fingerprint.ofKey}): the work's effects are outside the database, so only a claim
+   * keeps two callers from running it at once.
    *
    * @return {@link Outcome.Kind#EXECUTED} with the result; {@link Outcome.Kind#USED_UP}, with no
    *     result, if the key was handled (or, when not transactional, {@code execute}'s outcome)
    * @throws E what {@code work} throws: its writes rolled back, the floor unchanged
    * @throws IllegalArgumentException if {@code key} is not a sequence key
-   * @throws UnsupportedOperationException if the store does not keep sequence keys
+   * @throws UnsupportedOperationException in transactional mode, if the store does not keep
+   *     sequence keys
    * @throws TransactionAbortedException as for {@link #execute}: nothing was committed
    * @throws StoreUnavailableException if the store cannot be reached: nothing was committed,
    *     unless the commit landed and only its reply was lost; either way the key may be run

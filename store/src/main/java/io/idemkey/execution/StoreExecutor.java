@@ -11,7 +11,6 @@ import io.idemkey.store.StoreTransaction;
 import io.idemkey.store.StoreUnavailableException;
 import io.idemkey.store.StoredResponse;
 import io.idemkey.store.TransactionAbortedException;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -192,7 +191,7 @@ final class StoreExecutor implements IdempotentExecutor {
     Objects.requireNonNull(codec, "codec");
     Objects.requireNonNull(work, "work");
     if (!transactional) {
-      return execute(key, inOrderFingerprint(key), codec, work);
+      return execute(key, Fingerprint.ofKey(key), codec, work);
     }
     List<T> result = new ArrayList<>(1);
     List<IdempotencyKey> keys = List.of(key);
@@ -214,7 +213,7 @@ final class StoreExecutor implements IdempotentExecutor {
     int ran = 0;
     for (int i = 0; i < numbers.length; i++) {
       int index = i;
-      Outcome<Boolean> outcome = execute(keys.get(i), inOrderFingerprint(keys.get(i)),
+      Outcome<Boolean> outcome = execute(keys.get(i), Fingerprint.ofKey(keys.get(i)),
           Codec.none(), attempt -> {
             work.run(index, attempt);
             return Boolean.TRUE;
@@ -258,7 +257,7 @@ final class StoreExecutor implements IdempotentExecutor {
           for (int i = from; i < numbers.length; i++) {
             IdempotencyKey key = keys.get(i);
             work.run(i, new InOrderAttempt(key, transaction,
-                KeySteps.holding(null, key, inOrderFingerprint(key), 0, stepListener)));
+                KeySteps.holding(null, key, Fingerprint.ofKey(key), 0, stepListener)));
           }
         }
         advanced = transaction.commit(IN_ORDER_SETTLED);
@@ -288,14 +287,6 @@ final class StoreExecutor implements IdempotentExecutor {
       }
     }
     return numbers;
-  }
-
-  /** A key taken in order is the same work by itself: its fingerprint is its own digest. */
-  static Fingerprint inOrderFingerprint(IdempotencyKey key) {
-    return Fingerprint.of(
-        "idemkey-in-order".getBytes(StandardCharsets.UTF_8),
-        key.scope().getBytes(StandardCharsets.UTF_8),
-        key.key().getBytes(StandardCharsets.UTF_8));
   }
 
   /** Notes that the floor of the key's scope has reached {@code floor}; it only rises. */

@@ -1,6 +1,7 @@
 package io.idemkey.store;
 
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
@@ -30,6 +31,17 @@ public record Fingerprint(byte[] sha256) {
           "fingerprint must be " + LENGTH + " bytes, was " + sha256.length);
     }
     sha256 = sha256.clone();
+  }
+
+  /**
+   * The fingerprint of work that its key alone names (a message whose key says "same event"):
+   * the key's own digest, the same for every call with it.
+   */
+  public static Fingerprint ofKey(IdempotencyKey key) {
+    return of(
+        "idemkey-key".getBytes(StandardCharsets.UTF_8),
+        key.scope().getBytes(StandardCharsets.UTF_8),
+        key.key().getBytes(StandardCharsets.UTF_8));
   }
 
   /**

@@ -930,7 +930,11 @@ final class PostgresStore implements IdempotencyStore {
       int previousTimeout = 0;
       try {
         previousTimeout = StoreConnections.boundNetworkTimeout(connection, commitTimeoutMillis);
-        return advance(connection, key, inOrder, inOrderLast, "; COMMIT");
+        if (advance(connection, key, inOrder, inOrderLast, "; COMMIT")) {
+          return true;
+        }
+        rollback(); // the floor had reached the first key: the transaction failed, nothing ran
+        return false;
       } catch (SQLException e) {
         rollback();
         connections.noteFailure(e);
