@@ -14,10 +14,12 @@ public interface RecordKeys {
   /**
    * The record's place in the log: the scope is (consumer group, topic, partition) and the key
    * is the offset, a sequence key (SPEC §13). Needs a store built with {@code
-   * StoreBuilder.sequenceKeys(true)}, on a table of its own: beyond {@code ttl} a partition costs
-   * one row, its floor, the highest offset processed and purged. A redelivered record is
-   * skipped. Covers redeliveries of one record (a crash before the offset commit, a rebalance),
-   * not a producer that sent the same event twice: that is two records.
+   * StoreBuilder.sequenceKeys(true)}, on a table of its own. In transactional mode a partition
+   * costs one row, its floor, the highest offset handled, raised in each record's commit, and no
+   * row per record; without a transaction each record is claimed and kept for {@code ttl}, then
+   * folded into the floor. A redelivered record is skipped. A partition's records are handled in
+   * order, one at a time. Covers redeliveries of one record (a crash before the offset commit, a
+   * rebalance), not a producer that sent the same event twice: that is two records.
    */
   static RecordKeys offsets() {
     return OffsetKeys.INSTANCE;
