@@ -74,7 +74,10 @@ public interface IdempotentExecutor extends AutoCloseable {
    * its partition in a rebalance and still runs), rolls everything back. Nothing is stored of
    * the result, there is no lease, and the work's steps are not stored: each run calls with the
    * same derived key, for the other service to deduplicate. The floor is read once per scope and
-   * then kept in memory, so a key below it is answered without a database call. Without a
+   * then kept in memory, so a key below it is answered without a database call; it is read again
+   * whenever a run fails, so that a run that failed because another caller had committed the key
+   * meanwhile (its writes met the other's rows, or its commit's reply was lost) is {@link
+   * Outcome.Kind#USED_UP}, not a failure. Without a
    * transaction the key is claimed as by {@link #execute}, its fingerprint the key's own
    * ({@code Fingerprint.ofKey}): the work's effects are outside the database, so only a claim
    * keeps two callers from running it at once.

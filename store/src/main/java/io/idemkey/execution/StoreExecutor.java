@@ -261,6 +261,26 @@ final class StoreExecutor implements IdempotentExecutor {
           }
         }
         advanced = transaction.commit(IN_ORDER_SETTLED);
+      } catch (StoreUnavailableException e) {
+        floors.invalidate(first.scope()); // the commit may have landed: the next call reads it
+        throw e;
+      } catch (Exception e) {
+        // The work or the commit failed: if another run committed these keys meanwhile (its
+        // rows made ours fail), that is a lost race, not a failure.
+        floors.invalidate(first.scope());
+        long now;
+        try {
+          now = store.floor(first);
+        } catch (RuntimeException unread) {
+          e.addSuppressed(unread);
+          throw e;
+        }
+        raiseKnownFloor(first, now);
+        if (now < numbers[from]) {
+          throw e;
+        }
+        known = now;
+        continue;
       }
       if (advanced) {
         raiseKnownFloor(first, numbers[numbers.length - 1]);

@@ -921,7 +921,7 @@ final class PostgresStore implements IdempotencyStore {
      * Commits a key taken in order: the floor's rise and the COMMIT sent together, one round trip
      * ({@link #advanceSql}): a floor that had reached the key fails the rise, and the COMMIT with
      * it does not run. Bounded as a commit is. An outcome that is unknown (no reply) is not looked
-     * up here: the floor says it, and the caller's next call reads it.
+     * up here: the floor says it, and the executor reads it again before its next call runs.
      */
     private boolean commitInOrder() {
       if (connection == null) { // the application never asked for a connection

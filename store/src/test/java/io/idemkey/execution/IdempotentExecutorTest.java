@@ -13,6 +13,9 @@ import io.idemkey.store.StoreBuilder;
 import io.idemkey.store.StoreUnavailableException;
 import io.idemkey.store.StoredResponse;
 import io.idemkey.store.TestDatabase;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.lang.reflect.Proxy;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -29,7 +32,9 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import javax.sql.DataSource;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -650,5 +655,164 @@ class IdempotentExecutorTest {
         .hasMessageContaining("key 1 is of another scope");
     assertThatThrownBy(() -> inOrder.executeInOrder(List.of(), (index, attempt) -> {}))
         .isInstanceOf(IllegalArgumentException.class);
+  }
+
+  /**
+   * A consumer that had owned a partition before (its floor seen at 0) is handed it again after
+   * another committed offsets 1 to 3: its handler's insert of offset 1, keyed by the record,
+   * fails on the other's row; the floor read again says the record was handled.
+   */
+  @Test
+  void executeInOrder_staleFloorAndAUniqueRow_readsTheFloorAgainAndIsUsedUp() throws Exception {
+    table = TestDatabase.freshTable();
+    IdempotencyStore offsets = store(true);
+    IdempotentExecutor returning =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    IdempotentExecutor other =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    InOrderWork<SQLException> ledgerRow = (index, attempt) ->
+        insert(attempt.connection().orElseThrow(), ledger, "o" + attempt.key().key());
+    returning.executeInOrder(offsets("orders/11", 0, 0), ledgerRow);
+    other.executeInOrder(offsets("orders/11", 1, 3), ledgerRow);
+
+    Outcome<Boolean> single = returning.executeInOrder(new IdempotencyKey("orders/11", "1"),
+        Codec.none(), attempt -> {
+          insert(attempt.connection().orElseThrow(), ledger, "o1");
+          return true;
+        });
+    int ran = returning.executeInOrder(offsets("orders/11", 2, 4), ledgerRow);
+
+    assertThat(single.kind()).isEqualTo(Outcome.Kind.USED_UP);
+    assertThat(ran).isEqualTo(1); // 4 only
+    assertThat(ledgerRows()).isEqualTo(5);
+    assertThat(offsets.floor(new IdempotencyKey("orders/11", "0"))).isEqualTo(4);
+  }
+
+  /**
+   * Two consumers run one offset whose ledger row is keyed by the record: the second's insert
+   * waits for the first's row, then fails once the first commits; the floor says it was handled.
+   */
+  @Test
+  void executeInOrder_raceOnAUniqueRow_theLoserIsUsedUp() throws Exception {
+    table = TestDatabase.freshTable();
+    IdempotencyStore offsets = store(true);
+    IdempotentExecutor first =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    IdempotentExecutor second =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    IdempotencyKey offset7 = new IdempotencyKey("orders/12", "7");
+    CountDownLatch firstWrote = new CountDownLatch(1);
+    CountDownLatch commit = new CountDownLatch(1);
+    ExecutorService threads = Executors.newFixedThreadPool(2);
+    try {
+      Future<Outcome<Boolean>> winner = threads.submit(() ->
+          first.executeInOrder(offset7, Codec.none(), a -> {
+            insert(a.connection().orElseThrow(), ledger, "o7");
+            firstWrote.countDown();
+            assertThat(commit.await(30, TimeUnit.SECONDS)).isTrue();
+            return true;
+          }));
+      assertThat(firstWrote.await(30, TimeUnit.SECONDS)).isTrue();
+      Future<Outcome<Boolean>> loser = threads.submit(() ->
+          second.executeInOrder(offset7, Codec.none(), a -> {
+            insert(a.connection().orElseThrow(), ledger, "o7"); // waits for the first's row
+            return true;
+          }));
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (rows("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+          + " AND query LIKE 'INSERT INTO " + ledger + "%'") == 0) {
+        assertThat(System.nanoTime()).as("the second insert waits").isLessThan(deadline);
+        Thread.sleep(20);
+      }
+      commit.countDown();
+
+      assertThat(winner.get(30, TimeUnit.SECONDS).kind()).isEqualTo(Outcome.Kind.EXECUTED);
+      assertThat(loser.get(30, TimeUnit.SECONDS).kind()).isEqualTo(Outcome.Kind.USED_UP);
+    } finally {
+      commit.countDown();
+      threads.shutdownNow();
+    }
+    assertThat(ledgerRows()).isEqualTo(1);
+  }
+
+  /**
+   * The commit of an offset lands but its reply is lost: the caller is told the store is away,
+   * and its next call reads the floor instead of running the handler again.
+   */
+  @Test
+  void executeInOrder_commitReplyLost_theRetryReadsTheFloorAndIsUsedUp() throws Exception {
+    table = TestDatabase.freshTable();
+    AtomicBoolean loseReply = new AtomicBoolean();
+    DataSource losing = losingCommitReplies(TestDatabase.dataSource(), loseReply);
+    IdempotencyStore offsets = StoreBuilder.postgres(losing).tableName(table).migrate(false)
+        .clock(clock).lease(LEASE).sequenceKeys(true).purgeInterval(Duration.ZERO).build();
+    closing.add(offsets);
+    IdempotentExecutor consumer =
+        executor(IdempotentExecutor.builder(offsets).lease(LEASE).transactional(true));
+    AtomicInteger runs = new AtomicInteger();
+    Work<Boolean, SQLException> ledgerRow = attempt -> {
+      runs.incrementAndGet();
+      insert(attempt.connection().orElseThrow(), ledger, "o5");
+      return true;
+    };
+    consumer.executeInOrder(new IdempotencyKey("orders/13", "4"), Codec.none(), a -> true);
+    IdempotencyKey offset5 = new IdempotencyKey("orders/13", "5");
+
+    loseReply.set(true);
+    assertThatThrownBy(() -> consumer.executeInOrder(offset5, Codec.none(), ledgerRow))
+        .isInstanceOf(StoreUnavailableException.class);
+    Outcome<Boolean> retried = consumer.executeInOrder(offset5, Codec.none(), ledgerRow);
+
+    assertThat(offsets.floor(offset5)).isEqualTo(5); // it had landed
+    assertThat(retried.kind()).isEqualTo(Outcome.Kind.USED_UP);
+    assertThat(runs).hasValue(1);
+    assertThat(ledgerRows()).isEqualTo(1);
+  }
+
+  /**
+   * {@code source}, whose statements that end with {@code ; COMMIT} run, and then, once {@code
+   * lose} is set, report a broken connection (08006), as a connection that broke after the
+   * server committed would.
+   */
+  static DataSource losingCommitReplies(DataSource source, AtomicBoolean lose) {
+    return (DataSource) Proxy.newProxyInstance(IdempotentExecutorTest.class.getClassLoader(),
+        new Class<?>[] {DataSource.class}, (proxy, method, args) -> {
+          if (method.getName().equals("isWrapperFor")) {
+            return false; // so that the store takes its connections here, not from the pool
+          }
+          if (method.getName().equals("unwrap")) {
+            throw new SQLException("not a wrapper");
+          }
+          Object result = forward(method, source, args);
+          if (!method.getName().equals("getConnection")) {
+            return result;
+          }
+          Connection connection = (Connection) result;
+          return Proxy.newProxyInstance(IdempotentExecutorTest.class.getClassLoader(),
+              new Class<?>[] {Connection.class}, (c, m, a) -> {
+                Object made = forward(m, connection, a);
+                if (!m.getName().equals("prepareStatement")
+                    || !((String) a[0]).endsWith("; COMMIT")) {
+                  return made;
+                }
+                PreparedStatement statement = (PreparedStatement) made;
+                return Proxy.newProxyInstance(IdempotentExecutorTest.class.getClassLoader(),
+                    new Class<?>[] {PreparedStatement.class}, (st, sm, sa) -> {
+                      Object done = forward(sm, statement, sa);
+                      if (sm.getName().equals("execute") && lose.getAndSet(false)) {
+                        throw new SQLException("the reply was lost (injected)", "08006");
+                      }
+                      return done;
+                    });
+              });
+        });
+  }
+
+  static Object forward(Method method, Object target, Object[] args) throws Throwable {
+    try {
+      return method.invoke(target, args);
+    } catch (InvocationTargetException e) {
+      throw e.getCause();
+    }
   }
 }
