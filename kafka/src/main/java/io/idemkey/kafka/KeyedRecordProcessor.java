@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.common.TopicPartition;
 
 /**
  * The {@link RecordProcessor}: a record's key from its {@link RecordKeys}, run through the
@@ -57,18 +58,20 @@ final class KeyedRecordProcessor implements RecordProcessor {
       return ran;
     }
     // The records of each partition, in the order polled: one run of keys in order each.
-    Map<String, List<ConsumerRecord<K, V>>> byScope = new LinkedHashMap<>();
-    Map<String, List<IdempotencyKey>> keysByScope = new LinkedHashMap<>();
+    Map<TopicPartition, List<ConsumerRecord<K, V>>> byPartition = new LinkedHashMap<>();
     for (ConsumerRecord<K, V> record : records) {
-      IdempotencyKey key = keys.keyOf(group, Objects.requireNonNull(record, "record"));
-      byScope.computeIfAbsent(key.scope(), s -> new ArrayList<>()).add(record);
-      keysByScope.computeIfAbsent(key.scope(), s -> new ArrayList<>()).add(key);
+      Objects.requireNonNull(record, "record");
+      byPartition.computeIfAbsent(new TopicPartition(record.topic(), record.partition()),
+          p -> new ArrayList<>()).add(record);
     }
     int ran = 0;
-    for (Map.Entry<String, List<ConsumerRecord<K, V>>> partition : byScope.entrySet()) {
-      List<ConsumerRecord<K, V>> polled = partition.getValue();
-      ran += executor.executeInOrder(keysByScope.get(partition.getKey()),
-          (index, attempt) -> effect.accept(polled.get(index), attempt));
+    for (List<ConsumerRecord<K, V>> polled : byPartition.values()) {
+      List<IdempotencyKey> inOrder = new ArrayList<>(polled.size());
+      for (ConsumerRecord<K, V> record : polled) {
+        inOrder.add(keys.keyOf(group, record));
+      }
+      ran += executor.executeInOrder(
+          inOrder, (index, attempt) -> effect.accept(polled.get(index), attempt));
     }
     return ran;
   }
